@@ -1,0 +1,45 @@
+# Two commands on a fresh machine: `make lab` and `make test`.
+# Both create .venv if it is missing and install the kit with its pinned dependencies.
+
+PYTHON ?= python3
+VENV := .venv
+VPY := $(VENV)/bin/python
+STAMP := $(VENV)/.kit-installed
+# Prefer this venv's kernels over any user-wide "python3" kernelspec pointing elsewhere.
+export JUPYTER_PATH := $(CURDIR)/$(VENV)/share/jupyter
+export RAY_USAGE_STATS_ENABLED := 0
+LAB_ARGS ?=
+PYTEST_ARGS ?=
+
+.PHONY: lab test test-fast notebooks lint doctor bench-ray clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; v = sys.version_info[:2]; sys.exit(0 if (3, 10) <= v <= (3, 12) else "Python 3.10-3.12 is needed, found %d.%d: run make with PYTHON=python3.11 (or install one)" % v)'
+	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install --quiet --upgrade pip
+	$(VPY) -m pip install --quiet -e .
+	@touch $(STAMP)
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab --ServerApp.ip=127.0.0.1 $(LAB_ARGS) notebooks/00_welcome_and_doctor.ipynb
+
+test: $(STAMP)
+	$(VPY) -m pytest $(PYTEST_ARGS)
+
+test-fast: $(STAMP)
+	$(VPY) -m pytest -m "not notebook" $(PYTEST_ARGS)
+
+notebooks: $(STAMP)
+	$(VPY) -m kit notebooks generate
+
+lint: $(STAMP)
+	$(VPY) -m ruff check kit tests
+
+doctor: $(STAMP)
+	$(VPY) -m kit doctor
+
+bench-ray: $(STAMP)
+	$(VPY) -m kit bench ray
+
+clean:
+	rm -rf build

@@ -1,0 +1,40 @@
+"""``python -m kit <command>``: the kit's command line.
+
+Each command lives in the module of its concept and is imported only when used,
+so ``python -m kit doctor`` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+#: command -> "module:function"; the function takes argv (list[str]) and returns an exit code.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "doctor": ("kit.doctor:cli", "preflight checks with a fix for each problem (--json for organisers)"),
+    "notebooks": ("kit.notebooks:cli", "generate notebooks/ from solutions/, check they are current"),
+    "bench": ("kit.bench:cli", "benchmarks that print ratios measured side by side"),
+}
+
+
+def usage() -> str:
+    lines = ["usage: python -m kit <command> [options]", "", "commands:"]
+    lines += [f"  {name:<10} {help_text}" for name, (_, help_text) in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage())
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"unknown command {name!r}\n\n{usage()}", file=sys.stderr)
+        return 2
+    module_name, _, function = COMMANDS[name][0].partition(":")
+    return int(getattr(importlib.import_module(module_name), function)(rest) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
