@@ -12,13 +12,13 @@ from __future__ import annotations
 import importlib
 
 __version__ = "0.1.0"
-_SUBMODULES = {
-    "bench", "doctor", "exercises", "manifests", "notebooks", "profile", "raydemo", "raylocal",
-    "resources", "versions",
-}
 
 
 def __getattr__(name: str):
-    if name in _SUBMODULES:
+    """Import submodules on first use, so `import kit` stays fast: `kit.doctor.report()`."""
+    try:
         return importlib.import_module(f"kit.{name}")
-    raise AttributeError(f"module 'kit' has no attribute {name!r}")
+    except ModuleNotFoundError as error:
+        if error.name == f"kit.{name}":
+            raise AttributeError(f"module 'kit' has no attribute {name!r}") from None
+        raise

@@ -186,3 +186,37 @@ def _wait_for_ray_processes(temp_dir: Path, timeout: float = 10.0) -> None:
     for proc in alive:  # Ray normally exits by itself; never leave an orphan behind
         proc.kill()
     psutil.wait_procs(alive, timeout=5)
+
+
+def connect_cluster(address: str | None = None) -> RayInfo:
+    """Connect to a RayCluster on Kubernetes through Ray Client (``ray://``, port 10001).
+
+    Forward the head's client port first (``kit.manifests`` names the service), and put the
+    cluster's token in ``RAY_AUTH_TOKEN`` (KubeRay keeps it in a Secret when ``authOptions.mode``
+    is ``token``). Not exercised against a real cluster in this repository's CI.
+    """
+    import ray
+
+    address = address or os.environ.get("RAY_ADDRESS") or "ray://127.0.0.1:10001"
+    if ray.is_initialized():
+        return _info(ray, token_path(), default_temp_dir(), reused=True, seconds=0.0)
+    os.environ[MODE_ENV] = "token"
+    began = time.perf_counter()
+    try:
+        ray.init(address=address)
+    except (ConnectionError, RuntimeError) as error:
+        raise ConnectionError(
+            f"cannot reach Ray at {address}: {error}. Forward the head's client port with "
+            "`kubectl port-forward svc/kit-raycluster-head-svc 10001:10001` and set RAY_AUTH_TOKEN "
+            "from the cluster's auth Secret, or set RAY_ADDRESS."
+        ) from error
+    return _info(ray, token_path(), default_temp_dir(), reused=False, seconds=time.perf_counter() - began)
+
+
+def for_profile(profile_name: str, dashboard: bool = False) -> RayInfo:
+    """Local Ray for PROFILE='local'; the cluster's Ray (via Ray Client) for 'kind' and 'cluster'."""
+    from kit import profile
+
+    if profile.resolve(profile_name).on_kubernetes:
+        return connect_cluster()
+    return start(dashboard=dashboard)

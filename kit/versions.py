@@ -23,6 +23,7 @@ PYTHON_PINS: dict[str, str] = {
     "kubernetes": "35.0.0",  # both Kubeflow SDKs need kubernetes<36
     "kserve": "0.20.0",
     "jupyterlab": "4.6.6",
+    "ipywidgets": "8.1.9",  # progress bars in notebooks (tqdm.auto, Ray)
     "ipykernel": "7.4.0",
     "papermill": "2.7.0",
     "nbval": "0.11.0",

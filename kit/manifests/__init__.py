@@ -1,0 +1,28 @@
+"""Kubernetes resources as plain dicts, built from the same config a local run uses.
+
+A builder returns a dict; writing YAML, validating and applying are separate steps
+that any caller can compose (``to_yaml`` below, the validator, the cluster helpers).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterable
+
+import yaml
+
+
+def to_yaml(docs: dict | Iterable[dict]) -> str:
+    """One or more resources as a multi-document YAML string, keys in the order built."""
+    items = [docs] if isinstance(docs, dict) else list(docs)
+    return "---\n".join(yaml.safe_dump(doc, sort_keys=False, default_flow_style=False) for doc in items)
+
+
+def __getattr__(name: str):
+    """Builders are submodules imported on use: ``kit.manifests.ray.raycluster()``."""
+    try:
+        return importlib.import_module(f"{__name__}.{name}")
+    except ModuleNotFoundError as error:
+        if error.name == f"{__name__}.{name}":
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+        raise

@@ -1,0 +1,124 @@
+"""Small Ray programs that stage 02 measures and draws: timelines, concurrency, retries.
+
+They are real Ray tasks and actors; the kit keeps them here so the notebook shows
+the idea in a few lines and the exercise checks can run a learner's answer.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+import ray
+
+
+def busy(seconds: float) -> None:
+    """Keep one CPU busy for ``seconds`` (pure-Python work, so the GIL is really held)."""
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        sum(range(1000))
+
+
+@ray.remote
+def timed_work(seconds: float) -> dict:
+    """A task that burns CPU and says which worker process ran it, and when."""
+    start = time.time()
+    busy(seconds)
+    return {"pid": os.getpid(), "start": start, "end": time.time()}
+
+
+@dataclass(frozen=True)
+class Timeline:
+    records: list[dict]
+    serial_seconds: float
+    parallel_seconds: float
+
+    @property
+    def speedup(self) -> float:
+        return self.serial_seconds / self.parallel_seconds
+
+    @property
+    def workers(self) -> int:
+        return len({r["pid"] for r in self.records})
+
+
+def run_timeline(n_tasks: int = 8, seconds: float = 0.25) -> Timeline:
+    """Run ``n_tasks`` CPU-bound tasks one after another in this process, then in parallel on Ray."""
+    began = time.perf_counter()
+    for _ in range(n_tasks):
+        busy(seconds)
+    serial = time.perf_counter() - began
+    ray.get(timed_work.remote(0.0))  # warm a worker so start-up is not counted as work
+    began = time.perf_counter()
+    records = ray.get([timed_work.remote(seconds) for _ in range(n_tasks)])
+    return Timeline(records, serial, time.perf_counter() - began)
+
+
+def max_concurrency(records: list[dict]) -> int:
+    """The largest number of tasks whose [start, end) intervals overlap."""
+    events = sorted([(r["start"], 1) for r in records] + [(r["end"], -1) for r in records])
+    running = peak = 0
+    for _, step in events:
+        running += step
+        peak = max(peak, running)
+    return peak
+
+
+def run_with_options(options: dict, n_tasks: int = 4, seconds: float = 0.3) -> list[dict]:
+    """Run ``n_tasks`` timed tasks with ``.options(**options)``."""
+    return ray.get([timed_work.options(**options).remote(seconds) for _ in range(n_tasks)])
+
+
+def plot_timeline(timeline: Timeline, title: str = "Ray tasks on local workers"):
+    """A Gantt chart: one row per worker process, one bar per task."""
+    import matplotlib.pyplot as plt
+
+    t0 = min(r["start"] for r in timeline.records)
+    pids = sorted({r["pid"] for r in timeline.records})
+    fig, ax = plt.subplots(figsize=(7, 0.6 * len(pids) + 1.4))
+    for row, pid in enumerate(pids):
+        bars = [(r["start"] - t0, r["end"] - r["start"]) for r in timeline.records if r["pid"] == pid]
+        ax.broken_barh(bars, (row - 0.35, 0.7), edgecolor="white")
+    ax.set_yticks(range(len(pids)), [f"worker pid {p}" for p in pids])
+    ax.set_xlabel("seconds since the first task started")
+    ax.set_title(
+        f"{title}: serial {timeline.serial_seconds:.2f} s → Ray {timeline.parallel_seconds:.2f} s "
+        f"(×{timeline.speedup:.1f})"
+    )
+    fig.tight_layout()
+    return fig
+
+
+@ray.remote
+class AttemptCounter:
+    """Counts attempts across retries: an actor's state outlives the tasks that call it."""
+
+    def __init__(self) -> None:
+        self.attempts = 0
+
+    def bump(self) -> int:
+        self.attempts += 1
+        return self.attempts
+
+    def count(self) -> int:
+        return self.attempts
+
+
+@ray.remote(max_retries=0)
+def flaky_divide(counter, a: float, b: float, failures: int = 2) -> float:
+    """Fails with a (simulated) network error on its first ``failures`` attempts, then divides."""
+    attempt = ray.get(counter.bump.remote())
+    if attempt <= failures:
+        raise ConnectionError(f"attempt {attempt}: simulated network blip")
+    return a / b
+
+
+def run_flaky(options: dict, failures: int = 2) -> tuple[float, int]:
+    """Run :func:`flaky_divide` with ``options``; return (result, attempts it took)."""
+    counter = AttemptCounter.remote()
+    try:
+        result = ray.get(flaky_divide.options(**options).remote(counter, 1.0, 4.0, failures))
+        return result, ray.get(counter.count.remote())
+    finally:
+        ray.kill(counter)

@@ -1,0 +1,43 @@
+"""Shared test setup: the notebook time/memory table printed at the end of `make test`."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import harness
+import pytest
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if not harness.RUNS:
+        return
+    path = harness.write_report(harness.RUNS)
+    terminalreporter.section("notebook time and memory (whole process tree, PSS)")
+    terminalreporter.write_line(harness.report_table(harness.RUNS))
+    terminalreporter.write_line(f"written to {path}")
+
+
+@pytest.fixture(scope="session")
+def local_ray(tmp_path_factory):
+    """One local Ray for the unit tests that need it (starting Ray costs 10-15 s on 2 cores).
+
+    Uses its own token file and session directory, and proves on teardown that
+    ``kit.raylocal.stop()`` leaves no Ray process and no session files behind.
+    """
+    from kit import raylocal
+
+    saved = {key: os.environ.get(key) for key in (raylocal.TOKEN_ENV, raylocal.TEMP_ENV)}
+    os.environ[raylocal.TOKEN_ENV] = str(tmp_path_factory.mktemp("ray-auth") / "auth_token")
+    os.environ[raylocal.TEMP_ENV] = tempfile.mkdtemp(prefix="kt-")  # short: Ray's sockets live here
+    info = raylocal.start()
+    yield info
+    raylocal.stop()
+    leftover = raylocal.ray_processes(info.temp_dir)
+    assert not leftover, f"Ray processes outlived kit.raylocal.stop(): {leftover}"
+    assert not info.temp_dir.exists(), f"{info.temp_dir} outlived kit.raylocal.stop()"
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
