@@ -362,7 +362,7 @@ def crd_urls() -> dict[str, str]:
 Opener = Callable[..., Any]
 
 
-def fetch(dest: Path | str | None = None, *, opener: Opener = urllib.request.urlopen,
+def fetch(dest: Path | str | None = None, *, opener: Opener | None = None,
           timeout: float = 30.0) -> list[Path]:
     """Download the pinned CRD files into ``dest`` (default: the user cache dir); return their paths.
 
@@ -371,6 +371,7 @@ def fetch(dest: Path | str | None = None, *, opener: Opener = urllib.request.url
     """
     target = Path(dest) if dest is not None else user_cache_dir()
     target.mkdir(parents=True, exist_ok=True)
+    opener = opener or urllib.request.urlopen
     written = []
     for name, url in crd_urls().items():
         try:

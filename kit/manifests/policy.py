@@ -99,16 +99,15 @@ def _pod_or_containers(path: PathParts, pod_context: dict[str, Any], containers:
     pod_value = pod_context.get(key)
     if pod_value is not None and not good(pod_value):
         found.append(((*path, "securityContext", key), f"{expected} {_RESTRICTED}"))
-    pod_ok = pod_value is not None and good(pod_value)
     unset = []
     for rel, _, container in containers:
         value = _mapping(container.get("securityContext")).get(key)
         where = (*path, *rel, "securityContext", key)
         if value is not None and not good(value):
             found.append((where, f"{expected} {_RESTRICTED}"))
-        elif value is None and not pod_ok:
+        elif value is None and pod_value is None:  # a bad pod value is reported once, above
             unset.append(where)
-    if unset and pod_value is None and len(unset) == len(containers):
+    if unset and len(unset) == len(containers):
         found.append(((*path, "securityContext", key),
                       f"{expected} in the pod securityContext or in every container {_RESTRICTED}"))
     else:

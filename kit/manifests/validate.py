@@ -498,7 +498,7 @@ def server_dry_run(paths: Sequence[str], *, kubectl: str = "kubectl", run: Runne
         return [Problem("-", "-", "", f"server dry-run: {kubectl} not found on PATH")]
     try:
         probe = run([kubectl, "version", "-o", "json", "--request-timeout=5s"],
-                    capture_output=True, text=True, timeout=timeout)
+                    stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         probe = None
     if probe is None or probe.returncode != 0 or '"serverVersion"' not in (probe.stdout or ""):
@@ -509,7 +509,7 @@ def server_dry_run(paths: Sequence[str], *, kubectl: str = "kubectl", run: Runne
         command = [kubectl, "apply", "--dry-run=server", "-f", path]
         if Path(path).is_dir():
             command.append("--recursive")
-        result = run(command, capture_output=True, text=True, timeout=timeout)
+        result = run(command, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
         if result.returncode != 0:
             lines = [line for line in (result.stderr or "").splitlines() if line.strip()]
             problems += [Problem(path, "-", "", f"server dry-run: {line}") for line in lines or ["failed"]]
