@@ -100,6 +100,8 @@ INVALID_CASES = [
      f"does not match the kit's Ray version {RAY}"),
     ("ray-version-field.yaml", "spec.rayVersion", f"does not match the kit's Ray version {RAY}"),
     ("duplicate.yaml", "metadata.name", "defined twice"),
+    ("duplicate-key.yaml", "", "duplicate key 'epochs'"),
+    ("bad-format.yaml", "spec.ttlSecondsAfterFinished", "2147483648 is not a valid int32"),
 ]
 
 

@@ -34,7 +34,7 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources as importlib_resources
 from pathlib import Path
@@ -64,7 +64,24 @@ QUEUED_KINDS = frozenset({
     ("trainer.kubeflow.org", "TrainJob"), ("kubeflow.org", "PyTorchJob"),
 })
 
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class StrictLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """A safe YAML loader that refuses duplicate keys: PyYAML keeps the last silently, kubectl refuses."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if not isinstance(key, Hashable):
+                continue  # SafeConstructor reports unhashable keys itself
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (the first value would be silently lost)",
+                    key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
 _RAY_IMAGE_REPO = re.compile(r"(^|/)rayproject/ray(-[a-z]+)?$")
 _RAY_TAG = re.compile(rf"^{re.escape(RAY)}(-|$)")
 _MAX_LISTED_FIELDS = 25
@@ -128,9 +145,9 @@ def load_file(path: Path) -> tuple[list[Document], list[Problem]]:
     """The non-empty YAML documents of one file; an empty file or bad YAML is a problem."""
     try:
         with path.open(encoding="utf-8") as stream:
-            bodies = list(yaml.load_all(stream, Loader=_Loader))
+            bodies = list(yaml.load_all(stream, Loader=StrictLoader))
     except (yaml.YAMLError, UnicodeDecodeError) as error:
-        return [], [Problem(str(path), "-", "", f"not valid YAML: {error}")]
+        return [], [Problem(str(path), "-", "", "not valid YAML: " + " ".join(str(error).split()))]
     documents = [Document(str(path), i, body) for i, body in enumerate(bodies) if body is not None]
     if not documents:
         return [], [Problem(str(path), "-", "", "empty file: no YAML document to validate")]
@@ -236,8 +253,18 @@ def _validator(index: crds.CRDIndex, api_version: str, kind: str,
     key = (str(index.directory), api_version, kind)
     if key not in _validators:
         cls = jsonschema.Draft202012Validator
-        _validators[key] = cls(schema, format_checker=cls.FORMAT_CHECKER)
+        _validators[key] = cls(schema, format_checker=_format_checker())
     return _validators[key]
+
+
+def _format_checker() -> jsonschema.FormatChecker:
+    """Draft 2020-12 formats plus the OpenAPI integer formats the CRDs use (int32, int64)."""
+    checker = jsonschema.FormatChecker()
+    checker.checkers = dict(jsonschema.Draft202012Validator.FORMAT_CHECKER.checkers)
+    for name, bits in (("int32", 32), ("int64", 64)):
+        low, high = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+        checker.checks(name)(lambda value, low=low, high=high: not _ints(value) or low <= value <= high)
+    return checker
 
 
 def _builtin_problems(body: dict[str, Any]) -> list[tuple[PathParts, str]]:
@@ -301,6 +328,8 @@ def describe_error(error: jsonschema.ValidationError) -> list[tuple[PathParts, s
         return [(path, f"expected {_or_list(value)}, got {_type_name(instance)} {_short(instance)}")]
     if error.validator == "enum":
         return [(path, f"expected one of {', '.join(map(repr, value))}; got {_short(instance)}")]
+    if error.validator == "format":
+        return [(path, f"{_short(instance)} is not a valid {value}")]
     if error.validator == "pattern":
         return [(path, f"{_short(instance)} does not match the required pattern {value}")]
     return [(path, error.message)]
