@@ -340,8 +340,13 @@ def _index_of(directory: str) -> CRDIndex:
 
 
 def load_index(directory: Path | str | None = None) -> CRDIndex:
-    """The CRD index of ``directory`` (default: :func:`find_crd_dir`); cached per directory."""
-    chosen = Path(directory) if directory is not None else find_crd_dir()
+    """The CRD index of ``directory`` (default: :func:`find_crd_dir`); cached per directory.
+
+    Raises :class:`CRDDirNotFoundError` when the directory holds no ``*.yaml`` file.
+    """
+    chosen = Path(directory).expanduser() if directory is not None else find_crd_dir()
+    if not chosen.is_dir() or not any(chosen.glob("*.yaml")):
+        raise CRDDirNotFoundError(f"no CRD files (*.yaml) in {chosen}")
     return _index_of(str(chosen.resolve()))
 
 

@@ -175,7 +175,10 @@ def validate_paths(paths: Iterable[Path | str], *, queue: str | None = None, pol
 
 def check(documents: Sequence[Document], *, queue: str | None = None, policy: bool = True,
           crd_dir: Path | str | None = None) -> list[Problem]:
-    """All checks on documents that belong together (one set for the cross-document rules)."""
+    """All checks on documents that belong together (one set for the cross-document rules).
+
+    Raises :class:`kit.manifests.crds.CRDDirNotFoundError` when no CRD directory is found.
+    """
     index = crds.load_index(crd_dir)
     problems: list[Problem] = []
     for document in documents:
