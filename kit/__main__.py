@@ -14,6 +14,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "doctor": ("kit.doctor:cli", "preflight checks with a fix for each problem (--json for organisers)"),
     "notebooks": ("kit.notebooks:cli", "generate notebooks/ from solutions/, check they are current"),
     "bench": ("kit.bench:cli", "benchmarks that print ratios measured side by side"),
+    "validate": ("kit.manifests.validate:cli", "offline checks of manifests: schemas, rules, policy"),
 }
 
 
