@@ -50,3 +50,13 @@ def test_queue_label_and_yaml_round_trip():
 def test_impossible_worker_bounds_fail_fast(workers, low, high):
     with pytest.raises(ValueError, match="min_workers <= workers <= max_workers"):
         ray_manifests.raycluster(workers=workers, min_workers=low, max_workers=high)
+
+
+@pytest.mark.parametrize(
+    "options", [{}, {"gpu_workers": 1, "autoscaling": True, "max_workers": 4, "queue": "team-a"}]
+)
+def test_raycluster_passes_the_kuberay_crd_and_restricted_policy(options):
+    from kit.manifests import validate
+
+    problems = validate.validate_documents([ray_manifests.raycluster(**options)], "raycluster")
+    assert problems == [], "\n".join(map(str, problems))

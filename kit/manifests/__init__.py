@@ -1,7 +1,11 @@
 """Kubernetes resources as plain dicts, built from the same config a local run uses.
 
 A builder returns a dict; writing YAML, validating and applying are separate steps
-that any caller can compose (``to_yaml`` below, the validator, the cluster helpers).
+that any caller can compose. Submodules are imported on use: builders (``ray``,
+``pods``), ``crds`` (the upstream CRD schemas as JSON Schema), ``validate``
+(``python -m kit validate``: schemas and the checks they cannot express), ``policy``
+(Pod Security ``restricted`` and the kit's Ray rules), ``problems`` (what a check
+reports) and ``traverse`` (finding pod specs, containers and Ray cluster specs).
 """
 
 from __future__ import annotations
