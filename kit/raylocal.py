@@ -119,6 +119,7 @@ def start(num_cpus: int | None = None, dashboard: bool = False, quiet: bool = Tr
     store = object_store_bytes(limits.memory_bytes)
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     temp_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    print(f"Starting local Ray with {cpus} CPU(s): about 15 s on 2 cores, once per notebook ...", flush=True)
     began = time.perf_counter()
     ray.init(
         address="local",
