@@ -74,7 +74,9 @@ def _arrays(dataset: str, samples: int, seed: int):
     raise ValueError(f"dataset must be one of {', '.join(DATASETS)}; got {dataset!r}")
 
 
-def build_split(dataset: str = "digits", samples: int = 20_000, test_fraction: float = 0.2, seed: int = 0) -> Split:
+def build_split(
+    dataset: str = "digits", samples: int = 20_000, test_fraction: float = 0.2, seed: int = 0
+) -> Split:
     """Load or generate a data set and split it, stratified and seeded, into train and test tensors."""
     import numpy as np
     from sklearn.model_selection import train_test_split
@@ -101,7 +103,9 @@ def build_split(dataset: str = "digits", samples: int = 20_000, test_fraction: f
     )
 
 
-def cache_path(dataset: str, samples: int, test_fraction: float, seed: int, directory: Path | None = None) -> Path:
+def cache_path(
+    dataset: str, samples: int, test_fraction: float, seed: int, directory: Path | None = None
+) -> Path:
     """File name of a materialised split: every parameter that changes the data is in the name."""
     from kit.paths import work_dir
 
@@ -128,7 +132,9 @@ def load_split(path: str | Path) -> Split:
     return Split(**data)
 
 
-def train_loader(split: Split, batch_size: int, rank: int = 0, world_size: int = 1, seed: int = 0) -> DataLoader:
+def train_loader(
+    split: Split, batch_size: int, rank: int = 0, world_size: int = 1, seed: int = 0
+) -> DataLoader:
     """This rank's shard of the training set, reshuffled each epoch (call ``sampler.set_epoch``).
 
     ``DistributedSampler`` gives every rank the same number of samples, padding the

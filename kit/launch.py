@@ -88,9 +88,15 @@ class LaunchResult:
         return median(times) if times else None
 
 
-def prepare(config: TrainConfig | dict | None, workers: int, **overrides: Any) -> TrainConfig:
-    """Validate for this machine and materialise the data so that workers only load a file."""
-    cfg = as_config(config, workers=workers, **overrides)
+def prepare(config: TrainConfig | dict | None, workers: int, local: bool = True) -> TrainConfig:
+    """Validate (for this machine when ``local``) and materialise the data so workers only load a file.
+
+    Not ``local`` (Ray Train inside a RayJob): the workers are on other pods, so neither this
+    machine's CPUs nor a file on its disk mean anything to them.
+    """
+    cfg = as_config(config, workers=workers)
+    if not local:
+        return cfg
     check_machine(cfg)
     if not cfg.data_path:
         path = data.materialize(cfg.dataset, cfg.samples, cfg.test_fraction, cfg.seed)
@@ -112,10 +118,12 @@ def child_env(workers: int, **extra: str) -> dict[str, str]:
 
 
 def run_in_process(config: TrainConfig | dict | None = None) -> LaunchResult:
-    """One worker in this process (the notebook's kernel): the baseline every other launcher is compared to."""
+    """One worker in this process (the notebook's kernel): the baseline for the other launchers."""
     cfg = prepare(config, workers=1)
     if cfg.crash_at_epoch:
-        raise ConfigError("crash_at_epoch", "the drill would kill this process; use run_torchrun or run_ray_train")
+        raise ConfigError(
+            "crash_at_epoch", "the drill would kill this process; use run_torchrun or run_ray_train"
+        )
     began = time.time()
     result = train_func(cfg.to_dict())
     return LaunchResult(
@@ -224,6 +232,21 @@ def run_torchrun(config: TrainConfig | dict | None = None, nproc: int = 2, max_r
 # --------------------------------------------------------------------------- Ray Train
 
 
+#: Ray Train V2 settings for a laptop or a 2-CPU notebook server (applied unless already set):
+#: no preemption-watcher actor (there is no spot instance here) and prints passed through once
+#: instead of twice (Ray's print patch logs each line and prints it).
+RAY_TRAIN_SMALL_MACHINE_ENV = {
+    "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0",
+    "RAY_TRAIN_ENABLE_PRINT_PATCH": "0",
+}
+
+
+def ray_train_loop(config: dict) -> dict:
+    """What each Ray Train worker runs. Ray passes ``train_loop_config`` only to a function with a
+    *required* parameter, and :func:`train_func`'s is optional, hence this one-line adapter."""
+    return train_func(config)
+
+
 def run_ray_train(config: TrainConfig | dict | None = None, num_workers: int = 2, max_failures: int = 0,
                   storage_path: str | Path | None = None, name: str | None = None,
                   num_to_keep: int = 2) -> LaunchResult:
@@ -233,10 +256,14 @@ def run_ray_train(config: TrainConfig | dict | None = None, num_workers: int = 2
     keeping the newest ``num_to_keep``; after a worker failure Ray restarts the worker group
     up to ``max_failures`` times and ``train_func`` resumes from the last checkpoint.
     """
-    cfg = prepare(config, workers=num_workers)
+    local = "RAY_ADDRESS" not in os.environ  # inside a RayJob, Ray Train joins the job's cluster instead
+    cfg = prepare(config, workers=num_workers, local=local)
     from kit import raylocal
 
-    raylocal.start()
+    if local:
+        for key, value in RAY_TRAIN_SMALL_MACHINE_ENV.items():
+            os.environ.setdefault(key, value)
+        raylocal.start()
     import ray.train
     from ray.train.torch import TorchTrainer
 
@@ -244,7 +271,7 @@ def run_ray_train(config: TrainConfig | dict | None = None, num_workers: int = 2
     storage = Path(storage_path) if storage_path else paths.work_dir("ray_results")
     use_gpu = cfg.device == "cuda" or (cfg.device == "auto" and resources.detect().gpus >= num_workers)
     trainer = TorchTrainer(
-        train_func,
+        ray_train_loop,
         train_loop_config=cfg.to_dict(),
         scaling_config=ray.train.ScalingConfig(num_workers=num_workers, use_gpu=use_gpu,
                                                resources_per_worker={"CPU": 1}),
@@ -396,7 +423,8 @@ def run_kubeflow_local(config: TrainConfig | dict | None = None, num_procs: int 
             if status in ("Complete", "Failed"):
                 break
             if time.monotonic() > deadline:
-                raise LaunchError(f"Kubeflow local job {job} still {status} after {timeout_s:g} s", seen[-TAIL_LINES:])
+                message = f"Kubeflow local job {job} still {status} after {timeout_s:g} s"
+                raise LaunchError(message, seen[-TAIL_LINES:])
             time.sleep(poll_s)
     finally:
         if status not in ("Complete", "Failed"):
@@ -419,3 +447,33 @@ def run_kubeflow_local(config: TrainConfig | dict | None = None, num_procs: int 
         output=seen[-TAIL_LINES:],
         details={"job": job, "venv_and_install_s": first_seen.get("installed")},
     )
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m kit.launch {in-process,torchrun,ray} --workers N --config JSON`` (RayJob entrypoint)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m kit.launch", description=main.__doc__)
+    parser.add_argument("launcher", choices=["in-process", "torchrun", "ray"])
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--max-failures", type=int, default=0, help="Ray Train retries")
+    parser.add_argument("--storage-path", default=None, help="Ray Train storage (shared by all pods)")
+    parser.add_argument("--config", default="{}", help="TrainConfig fields as JSON")
+    args = parser.parse_args(argv)
+    config = json.loads(args.config)
+    if args.launcher == "in-process":
+        result = run_in_process(config)
+    elif args.launcher == "torchrun":
+        result = run_torchrun(config, nproc=args.workers)
+    else:
+        result = run_ray_train(config, num_workers=args.workers, max_failures=args.max_failures,
+                               storage_path=args.storage_path)
+    print(RESULT_PREFIX + json.dumps({"history": result.history, "checkpoint": result.checkpoint}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

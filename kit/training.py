@@ -77,16 +77,16 @@ class TrainConfig:
         if not _is_number(self.lr) or not self.lr > 0 or not math.isfinite(self.lr):
             raise ConfigError("lr", f"must be a number > 0, got {self.lr!r}")
         if not _is_number(self.test_fraction) or not 0 < self.test_fraction < 1:
-            raise ConfigError("test_fraction", f"must be between 0 and 1 (exclusive), got {self.test_fraction!r}")
+            raise ConfigError("test_fraction", f"must be in (0, 1), got {self.test_fraction!r}")
         _choice("model", self.model, MODELS)
         _choice("dataset", self.dataset, DATASETS)
         _choice("device", self.device, DEVICES)
         if not isinstance(self.bf16, bool):
             raise ConfigError("bf16", f"must be True or False, got {self.bf16!r}")
         if self.crash_at_epoch and not self.crash_marker:
-            raise ConfigError("crash_marker", "is needed with crash_at_epoch (a file path that makes it crash once)")
+            raise ConfigError("crash_marker", "is needed with crash_at_epoch (the drill crashes once)")
         if self.crash_at_epoch > self.epochs:
-            raise ConfigError("crash_at_epoch", f"{self.crash_at_epoch} is after the last epoch ({self.epochs})")
+            raise ConfigError("crash_at_epoch", f"{self.crash_at_epoch} > epochs ({self.epochs})")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
@@ -309,6 +309,15 @@ def _maybe_crash(config: TrainConfig, runtime: Runtime, epoch: int) -> None:
     marker = Path(config.crash_marker)
     if marker.exists():
         return
+    if runtime.on_ray:
+        # Ray Train V2 collects reports when its controller polls the workers (every 2 s); a crash
+        # right after a report could lose it. Wait until the last checkpoint is committed, as it
+        # would be in a real run whose epochs take longer than the poll interval.
+        import ray.train
+
+        ray.train.get_all_reported_checkpoints(
+            consistency_mode=ray.train.CheckpointConsistencyMode.COMMITTED, timeout_s=60
+        )
     marker.parent.mkdir(parents=True, exist_ok=True)
     marker.write_text(f"rank {runtime.rank} crashed in epoch {epoch}\n")
     print(f"[fault drill] rank {runtime.rank} exits in the middle of epoch {epoch}", flush=True)
@@ -376,7 +385,8 @@ def _train(cfg: TrainConfig, runtime: Runtime) -> dict[str, Any]:
 
     torch.manual_seed(cfg.seed)
     split = _load_data(cfg)
-    model = models.build_model(cfg.model, split.num_features, split.num_classes, cfg.hidden).to(runtime.device)
+    model = models.build_model(cfg.model, split.num_features, split.num_classes, cfg.hidden)
+    model = model.to(runtime.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     state = _resume_state(cfg, runtime)
     start_epoch, history = 0, []
@@ -454,7 +464,7 @@ def _train(cfg: TrainConfig, runtime: Runtime) -> dict[str, Any]:
         "train_started_unix": train_started,
         "on_ray": runtime.on_ray,
     }
-    if runtime.is_chief and "TORCHELASTIC_RUN_ID" in os.environ:  # started by torchrun: the launcher reads this
+    if runtime.is_chief and "TORCHELASTIC_RUN_ID" in os.environ:  # torchrun started us: a launcher reads it
         print(RESULT_PREFIX + json.dumps(result), flush=True)
     return result
 

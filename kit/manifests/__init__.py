@@ -1,0 +1,1 @@
+"""Kubernetes manifests as plain dicts: builders (validation and policy live in sibling modules)."""
