@@ -44,7 +44,7 @@ from kit.training import (
 )
 
 LineCallback = Callable[[str], None]
-TAIL_LINES = 40
+TAIL_LINES = 80  # torchrun alone prints ~40 lines of its own traceback after a rank fails
 
 
 def print_line(line: str) -> None:
@@ -415,7 +415,7 @@ def run_kubeflow_local(config: TrainConfig | dict | None = None, num_procs: int 
             status = client.get_job(job).status
             lines = list(client.get_job_logs(job))
             for line in lines[len(seen):]:
-                if "Successfully installed" in line:
+                if "Successfully installed" in line and "torch-" in line:
                     first_seen.setdefault("installed", time.time() - began)
                 if on_line:
                     on_line(line)
