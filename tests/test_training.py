@@ -131,3 +131,12 @@ def test_checkpoint_resume_continues_at_the_next_epoch(tmp_path):
 def test_parse_output_reads_metrics_and_result_lines():
     lines = ['noise', 'KIT_METRICS {"epoch": 1}', '[rank0]: KIT_METRICS {"epoch": 2}', 'KIT_RESULT {"ok": 1}']
     assert parse_output(lines) == ([{"epoch": 1}, {"epoch": 2}], {"ok": 1})
+
+
+def test_gpucheck_explains_a_missing_gpu(capsys):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA: run python -m kit.gpucheck instead")
+    from kit import gpucheck
+
+    assert gpucheck.main() == 1
+    assert "sees no CUDA device" in capsys.readouterr().err
