@@ -2,7 +2,7 @@
 
 ``train``: the same :func:`kit.training.train_func` and worker count under torchrun and
 Ray Train, alternating A/B (order swapped each round), medians of steady-state epoch
-times (first epoch of each run dropped), their ratio against the goal
+times (first epoch of each run dropped; both checkpoint every epoch), their ratio against the goal
 (Ray / torchrun <= 1.10), each launcher's start-up time (call -> first training step;
 starting the local Ray itself is reported apart), and 1 vs 2 worker throughput. Prints a
 table with the machine, writes ``bench/train.json`` and ``bench/train.png`` under the
@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import tempfile
 import time
 from statistics import median
 from typing import Any
@@ -70,8 +71,10 @@ def bench_train(quick: bool = False, rounds: int | None = None, workers: int = 2
         for round_index in range(rounds):
             order = ["torchrun", "ray-train"] if round_index % 2 == 0 else ["ray-train", "torchrun"]
             for name in order:
-                if name == "torchrun":
-                    runs[name].append(launch.run_torchrun(config, nproc=workers, on_line=quiet))
+                if name == "torchrun":  # checkpoint every epoch too, as Ray Train does: the same work
+                    with tempfile.TemporaryDirectory(dir=paths.work_dir("bench")) as checkpoints:
+                        same_work = dict(config, checkpoint_dir=checkpoints)
+                        runs[name].append(launch.run_torchrun(same_work, nproc=workers, on_line=quiet))
                 else:
                     runs[name].append(launch.run_ray_train(config, num_workers=workers))
     finally:
