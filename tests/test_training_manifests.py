@@ -102,3 +102,14 @@ def test_rayjob_token_auth_pinned_image_tmp_ray_and_cleanup():
 def test_builders_validate_the_config_first():
     with pytest.raises(ConfigError, match=r"TrainConfig\.epochs"):
         manifests.rayjob({"epochs": 0})
+
+
+def test_trainjob_resources_per_node_count_for_the_node_container():
+    """Trainer applies resourcesPerNode to the `node` container; without it the policy must object."""
+    from kit.manifests import policy, training
+
+    job = training.trainjob({})
+    assert policy.check_policy([job]) == []
+    del job["spec"]["trainer"]["resourcesPerNode"]
+    problems = policy.check_policy([job])
+    assert any("missing resources" in p.message for p in problems)
