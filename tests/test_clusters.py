@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -234,3 +235,24 @@ def test_install_check_and_only_select_steps():
 def test_install_without_dry_run_says_what_is_missing():
     result = _install()
     assert result.returncode == 1 and "kubectl not found" in result.stderr
+
+
+# --------------------------------------------------------------------------- the real-cluster lane
+
+
+def test_test_cluster_lane_is_wired_but_not_part_of_make_test():
+    script = ROOT / "test-cluster.sh"
+    assert script.stat().st_mode & 0o100, "clusters/test-cluster.sh must be executable"
+    assert subprocess.run([BASH, "-n", str(script)], capture_output=True).returncode == 0
+    text = script.read_text()
+    assert "trap finish EXIT" in text and "kind delete cluster" in text and "-p PROFILE kind" in text
+    assert "clusters/install-operators.sh" in text and "kit cluster diagnostics" in text
+    makefile = (ROOT.parent / "Makefile").read_text()
+    assert "test-cluster: $(STAMP)\n\tPY=$(VPY) clusters/test-cluster.sh" in makefile
+    assert "test-cluster" not in makefile.split("\ntest:", 1)[1].split("\n\n", 1)[0]
+
+
+def test_test_cluster_lane_stops_early_naming_missing_tools():
+    result = subprocess.run([BASH, str(ROOT / "test-cluster.sh")], capture_output=True, text=True, timeout=60,
+                            env={"PATH": "/nonexistent", "PY": sys.executable})
+    assert result.returncode == 2 and "make test-cluster needs: docker kind kubectl" in result.stderr
