@@ -120,6 +120,11 @@ def total_requests(doc: dict) -> dict[str, float]:
     return total
 
 
+def describe_requests(requests: Mapping[str, float]) -> str:
+    """``{"cpu": 4.0, "memory": 8589934592.0}`` -> ``cpu 4, memory 8Gi``."""
+    return ", ".join(f"{resource} {_fmt(amount, resource)}" for resource, amount in requests.items())
+
+
 @dataclass(frozen=True)
 class Admission:
     """One workload's fate in :func:`simulate_admission`."""
