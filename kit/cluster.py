@@ -501,7 +501,7 @@ HINTS: tuple[tuple[str, str], ...] = (
      "an image cannot be pulled: check its name and tag (kit.versions.IMAGES) and that the nodes reach the "
      "registry; on kind, preload it with `kind load docker-image IMAGE --name cnai-kit`"),
     (r"OOMKilled", "a container ran out of memory and was killed: raise its memory (requests = limits) or use less"),
-    (r"CrashLoopBackOff|Error, exit", "a container keeps failing: read its log tail below "
+    (r"CrashLoopBackOff|Error, exit", "a container keeps failing: read its log tail above "
                                       "(and `kubectl logs --previous POD -c CONTAINER`)"),
     (r"Insufficient (cpu|memory|nvidia.com/gpu)", "no node has room for a pod: lower its requests, add nodes, or "
                                                   "give Docker more CPUs/memory (kind)"),
