@@ -37,9 +37,10 @@ from typing import Any
 
 import yaml
 
+from kit.manifests.kueue import QUEUE_LABEL
+
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 FIELD_MANAGER = "cnai-kit"
-QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 
 # --------------------------------------------------------------------------- which cluster
 

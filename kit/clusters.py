@@ -31,7 +31,7 @@ from typing import Any
 import yaml
 
 from kit import operators, versions
-from kit.manifests import core, kueue, ray, runtime, to_yaml
+from kit.manifests import core, kueue, ray, runtime, to_yaml, training
 
 REPO = Path(__file__).resolve().parent.parent
 CLUSTERS = REPO / "clusters"
@@ -108,6 +108,9 @@ BASE: dict[str, Builder] = {
     "torch-distributed-restricted.yaml": lambda size: runtime.torch_distributed_restricted(),
     "raycluster.yaml": raycluster,
     "job.yaml": example_job,
+    "trainjob.yaml": lambda size: training.trainjob(
+        namespace=NAMESPACE, queue=LOCAL_QUEUE, runtime=runtime.NAME, gpus=1 if size.gpus else 0),
+    "rayjob.yaml": lambda size: training.rayjob(namespace=NAMESPACE, queue=LOCAL_QUEUE, workers=size.ray_workers),
 }
 
 #: clusters/standalone/<file> -> builder: for clusters without Kueue (validated on their own).
@@ -115,6 +118,8 @@ STANDALONE: dict[str, Builder] = {
     # Autoscaling needs a cluster that may change size, which Kueue's fixed gangs do not allow.
     "raycluster-autoscaling.yaml": lambda size: ray.raycluster(
         "kit-raycluster-autoscaling", NAMESPACE, workers=1, min_workers=0, max_workers=4, autoscaling=True),
+    # Legacy training-operator v1 (kubeflow.org/v1): install-operators.sh does not install it.
+    "pytorchjob-legacy.yaml": lambda size: training.pytorchjob(namespace=NAMESPACE),
 }
 
 

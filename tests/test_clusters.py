@@ -256,3 +256,19 @@ def test_test_cluster_lane_stops_early_naming_missing_tools():
     result = subprocess.run([BASH, str(ROOT / "test-cluster.sh")], capture_output=True, text=True, timeout=60,
                             env={"PATH": "/nonexistent", "PY": sys.executable})
     assert result.returncode == 2 and "make test-cluster needs: docker kind kubectl" in result.stderr
+
+
+def test_validate_command_builds_each_kustomization_and_passes_on_clusters(capsys):
+    from kit.__main__ import main
+
+    assert main(["validate", str(clusters.CLUSTERS)]) == 0
+    out = capsys.readouterr().out
+    assert "all valid" in out and "set aside 1 kind cluster config" in out
+
+
+def test_a_broken_kustomization_is_a_problem(tmp_path):
+    from kit.manifests import validate
+
+    (tmp_path / "kustomization.yaml").write_text("resources: [missing.yaml]\n")
+    [loaded, loose] = validate.load_sets([tmp_path])[0]
+    assert "kustomize build failed" in loaded.problems[0].message and not loose.documents

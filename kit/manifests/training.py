@@ -19,44 +19,14 @@ import shlex
 from typing import Any
 
 from kit import versions
+from kit.manifests import pods
+from kit.manifests.kueue import QUEUE_LABEL
 from kit.training import TrainConfig, as_config
 
 #: Image for torchrun-based jobs: the torch version of the kit's lock. It must also contain the
 #: ``kit`` package (``pip install`` the repository in a Dockerfile FROM it).
 TRAIN_IMAGE = f"pytorch/pytorch:{versions.TORCH}-cuda13.0-cudnn9-runtime"
 RUNTIME = "torch-distributed"  # the default ClusterTrainingRuntime of Kubeflow Trainer
-QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
-RUN_AS_USER = 1000
-
-
-def resource_requirements(cpu: str, memory: str, gpus: int = 0) -> dict[str, Any]:
-    """Requests equal to limits (Guaranteed QoS), plus ``nvidia.com/gpu`` when asked."""
-    amounts: dict[str, Any] = {"cpu": cpu, "memory": memory}
-    if gpus:
-        amounts["nvidia.com/gpu"] = gpus
-    return {"requests": dict(amounts), "limits": dict(amounts)}
-
-
-def restricted_pod_security() -> dict[str, Any]:
-    """Pod-level ``securityContext`` for Pod Security ``restricted``."""
-    return {
-        "runAsNonRoot": True,
-        "runAsUser": RUN_AS_USER,
-        "runAsGroup": RUN_AS_USER,
-        "fsGroup": RUN_AS_USER,
-        "seccompProfile": {"type": "RuntimeDefault"},
-    }
-
-
-def restricted_container_security() -> dict[str, Any]:
-    """Container-level ``securityContext`` for Pod Security ``restricted``."""
-    return {
-        "runAsNonRoot": True,
-        "runAsUser": RUN_AS_USER,
-        "allowPrivilegeEscalation": False,
-        "capabilities": {"drop": ["ALL"]},
-        "seccompProfile": {"type": "RuntimeDefault"},
-    }
 
 
 def _metadata(name: str, namespace: str | None, queue: str | None) -> dict[str, Any]:
@@ -88,8 +58,10 @@ def trainjob(
     memory: str = "2Gi",
     gpus: int = 0,
     queue: str | None = None,
+    runtime: str = RUNTIME,
 ) -> dict[str, Any]:
-    """A Kubeflow Trainer v2 ``TrainJob`` on the ``torch-distributed`` ClusterTrainingRuntime.
+    """A Kubeflow Trainer v2 ``TrainJob`` on a ClusterTrainingRuntime (upstream ``torch-distributed``
+    by default; ``clusters/`` uses the kit's ``torch-distributed-restricted``).
 
     The runtime's torch policy sets torchrun's ``PET_*`` variables (nodes, processes per
     node, master address); the command is torchrun running :mod:`kit.training_entry`.
@@ -97,9 +69,9 @@ def trainjob(
     """
     config_json = _config_json(config, num_nodes * procs_per_node)
     pod_patch = {
-        "securityContext": restricted_pod_security(),
+        "securityContext": pods.restricted_pod_security_context(),
         "containers": [
-            {"name": "node", "securityContext": restricted_container_security(),
+            {"name": "node", "securityContext": pods.restricted_security_context(),
              "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}]},
         ],
         "volumes": [_tmp_volume()],
@@ -110,14 +82,14 @@ def trainjob(
         "metadata": _metadata(name, namespace, queue),
         "spec": {
             "runtimeRef": {
-                "apiGroup": "trainer.kubeflow.org", "kind": "ClusterTrainingRuntime", "name": RUNTIME,
+                "apiGroup": "trainer.kubeflow.org", "kind": "ClusterTrainingRuntime", "name": runtime,
             },
             "trainer": {
                 "image": image,
                 "command": ["torchrun", "-m", "kit.training_entry", config_json],
                 "numNodes": num_nodes,
                 "numProcPerNode": procs_per_node,
-                "resourcesPerNode": resource_requirements(cpu, memory, gpus),
+                "resourcesPerNode": pods.resources(cpu, memory, gpus),
             },
             "runtimePatches": [
                 {
@@ -141,14 +113,14 @@ def _torch_pod_template(container_name: str, image: str, command: list[str], cpu
                         gpus: int) -> dict[str, Any]:
     return {
         "spec": {
-            "securityContext": restricted_pod_security(),
+            "securityContext": pods.restricted_pod_security_context(),
             "containers": [
                 {
                     "name": container_name,
                     "image": image,
                     "command": command,
-                    "resources": resource_requirements(cpu, memory, gpus),
-                    "securityContext": restricted_container_security(),
+                    "resources": pods.resources(cpu, memory, gpus),
+                    "securityContext": pods.restricted_security_context(),
                     "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
                 }
             ],
@@ -198,13 +170,13 @@ def pytorchjob(
 def _ray_pod_template(container_name: str, image: str, cpu: str, memory: str, gpus: int) -> dict[str, Any]:
     return {
         "spec": {
-            "securityContext": restricted_pod_security(),
+            "securityContext": pods.restricted_pod_security_context(),
             "containers": [
                 {
                     "name": container_name,
                     "image": image,
-                    "resources": resource_requirements(cpu, memory, gpus),
-                    "securityContext": restricted_container_security(),
+                    "resources": pods.resources(cpu, memory, gpus),
+                    "securityContext": pods.restricted_security_context(),
                     "volumeMounts": [{"name": "ray-tmp", "mountPath": "/tmp/ray"}],
                 }
             ],
@@ -252,13 +224,13 @@ def rayjob(
             "submitterPodTemplate": {
                 "spec": {
                     "restartPolicy": "Never",
-                    "securityContext": restricted_pod_security(),
+                    "securityContext": pods.restricted_pod_security_context(),
                     "containers": [
                         {
                             "name": "ray-job-submitter",
                             "image": image,
-                            "resources": resource_requirements("500m", "512Mi"),
-                            "securityContext": restricted_container_security(),
+                            "resources": pods.resources("500m", "512Mi"),
+                            "securityContext": pods.restricted_security_context(),
                         }
                     ],
                 }
