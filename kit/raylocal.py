@@ -29,6 +29,8 @@ OBJECT_STORE_BYTES = 128 * resources.MiB
 TOKEN_ENV = "RAY_AUTH_TOKEN_PATH"
 MODE_ENV = "RAY_AUTH_MODE"
 TEMP_ENV = "KIT_RAY_TMPDIR"
+#: ray.init gives its raylet a fixed 30 s to register; on an overloaded machine try once more.
+START_ATTEMPTS = 2
 
 
 @dataclass(frozen=True)
@@ -129,7 +131,7 @@ def start(num_cpus: int | None = None, dashboard: bool = False, quiet: bool = Tr
     temp_dir.mkdir(exist_ok=True, mode=0o700)
     print(f"Starting local Ray with {cpus} CPU(s): about 15 s on 2 cores, once per notebook ...", flush=True)
     began = time.perf_counter()
-    ray.init(
+    options = dict(
         address="local",
         num_cpus=cpus,
         num_gpus=limits.gpus,
@@ -141,6 +143,17 @@ def start(num_cpus: int | None = None, dashboard: bool = False, quiet: bool = Tr
         logging_level="ERROR" if quiet else "INFO",
         log_to_driver=True,
     )
+    for attempt in range(1, START_ATTEMPTS + 1):
+        try:
+            ray.init(**options)
+            break
+        except Exception as error:  # Ray raises a bare Exception when its raylet registers too late
+            if "timed out during startup" not in str(error) or attempt == START_ATTEMPTS:
+                raise
+            # Ray waits a fixed 30 s for its raylet; an overloaded machine can need longer. Clean up, retry.
+            print(f"Ray was slow to start on a busy machine ({error}); retrying once ...", flush=True)
+            ray.shutdown()
+            _wait_for_ray_processes(temp_dir)
     return _info(ray, path, temp_dir, reused=False, seconds=time.perf_counter() - began)
 
 

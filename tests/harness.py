@@ -130,7 +130,7 @@ def _describe(proc: psutil.Process) -> str:
 
 def ray_log_tail(ray_dir: Path, files: int = 4, lines: int = 15) -> str:
     """The last lines of the newest non-empty Ray logs under ``ray_dir``."""
-    logs = [p for p in ray_dir.glob("session_*/logs/*") if p.is_file() and p.stat().st_size]
+    logs = [p for p in ray_dir.glob("**/session_*/logs/*") if p.is_file() and p.stat().st_size]
     logs.sort(key=lambda p: p.stat().st_mtime, reverse=True)
     parts = []
     for log in logs[:files]:

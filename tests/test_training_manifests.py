@@ -67,7 +67,7 @@ def test_trainjob_references_the_torch_runtime_and_runs_the_kit_entry():
     assert trainer["numNodes"] == 2 and trainer["numProcPerNode"] == 2
     assert trainer["command"][:3] == ["torchrun", "-m", "kit.training_entry"]
     assert json.loads(trainer["command"][3])["workers"] == 4
-    assert trainer["resourcesPerNode"]["limits"]["nvidia.com/gpu"] == 1
+    assert trainer["resourcesPerNode"]["limits"]["nvidia.com/gpu"] == "1"
     assert versions.TORCH in trainer["image"]
 
 
