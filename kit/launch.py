@@ -196,6 +196,17 @@ def stream_command(command: list[str], env: dict[str, str], on_line: LineCallbac
     return lines
 
 
+@contextlib.contextmanager
+def private_tmpdir(env: dict[str, str], prefix: str = "kit-torchrun-") -> Iterator[dict[str, str]]:
+    """``env`` with its own ``TMPDIR``, removed afterwards: torchrun leaves ``torchelastic_*`` directories
+    (and torch its ``torchinductor_<user>`` cache) in the temp dir, which would outlive the run."""
+    directory = tempfile.mkdtemp(prefix=prefix)
+    try:
+        yield dict(env, TMPDIR=directory)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
 def torchrun_command(config: TrainConfig, nproc: int, max_restarts: int = 0) -> list[str]:
     """The torchrun command line that runs :func:`train_func` in ``nproc`` processes on this machine."""
     return [
@@ -213,7 +224,8 @@ def run_torchrun(config: TrainConfig | dict | None = None, nproc: int = 2, max_r
     """
     cfg = prepare(config, workers=nproc)
     began = time.time()
-    lines = stream_command(torchrun_command(cfg, nproc, max_restarts), child_env(nproc), on_line, timeout_s)
+    with private_tmpdir(child_env(nproc)) as env:
+        lines = stream_command(torchrun_command(cfg, nproc, max_restarts), env, on_line, timeout_s)
     live_history, result = parse_output(lines)
     if result is None:
         raise LaunchError("torchrun finished but rank 0 printed no KIT_RESULT line", lines[-TAIL_LINES:])
