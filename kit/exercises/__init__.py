@@ -25,6 +25,7 @@ STAGE_MODULES = (
     "kit.exercises.stage01",
     "kit.exercises.stage02",
     "kit.exercises.stage03",
+    "kit.exercises.stage04",
 )
 
 
