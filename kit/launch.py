@@ -378,6 +378,24 @@ def _this_python_first() -> Iterator[None]:
         os.environ["PATH"] = old
 
 
+#: Public name of :func:`_this_python_first`, for notebooks that drive ``TrainerClient`` themselves.
+this_python_first = _this_python_first
+
+
+def delete_local_job(client, job_name: str) -> None:
+    """Delete a local Kubeflow job and leave nothing behind: its processes (when it still runs) and its venv."""
+    try:
+        status = client.get_job(job_name).status
+    except ValueError:  # already deleted
+        status = "Deleted"
+    if status not in ("Complete", "Failed", "Deleted"):
+        _kill_job_processes(job_name)
+    if status != "Deleted":
+        client.delete_job(job_name)
+    for leftover in Path(tempfile.gettempdir()).glob(f"{job_name}*"):  # the venv, when the job failed
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
 def _kill_job_processes(job_name: str) -> None:
     """Terminate the processes of a local Kubeflow job (its bash, pip, torchrun and workers)."""
     import psutil

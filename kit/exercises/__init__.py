@@ -26,6 +26,8 @@ STAGE_MODULES = (
     "kit.exercises.stage02",
     "kit.exercises.stage03",
     "kit.exercises.stage04",
+    "kit.exercises.stage05",
+    "kit.exercises.stage06",
 )
 
 
