@@ -58,6 +58,8 @@ IMAGES: dict[str, str] = {
     "ray": f"rayproject/ray:{RAY}-py311-cpu",
     "ray-gpu": f"rayproject/ray:{RAY}-py311-gpu",
     "kserve-base": "python:3.11-slim",
+    # the kit's predictor (kit.serving.kserve_model) on kserve-base, with the pins above installed
+    "kit-serving": "ghcr.io/cloud-native-ai-kit/kit-serving:0.1.0",
 }
 
 #: Ports the kit uses locally (the doctor checks that they are free).
