@@ -99,7 +99,10 @@ def bench_ray(repeat: int = 2) -> dict:
     return data
 
 
-BENCHMARKS: dict[str, Callable[..., dict]] = {"ray": bench_ray}
+BENCHMARKS: dict[str, Callable[..., dict]] = {
+    "ray": bench_ray,
+    "serve": lambda repeat: __import__("kit.bench_serve", fromlist=["bench_serve"]).bench_serve(repeat),
+}
 
 
 def cli(argv: list[str]) -> int:

@@ -178,5 +178,34 @@ def kserve_server(model_dir: str | Path, port: int | None = None, name: str | No
     return ServerProcess("kit.serving.kserve_model", args, port=port, ready_path="/v2/health/ready", name="kserve")
 
 
+def v2_request(instances: list[list[float]]) -> dict:
+    """The Open Inference Protocol v2 body for ``instances`` (one FP32 tensor named ``pixels``)."""
+    flat = [float(x) for row in instances for x in row]
+    return {"inputs": [{"name": INPUT_NAME, "shape": [len(instances), len(instances[0]) if instances else 0],
+                        "datatype": "FP32", "data": flat}]}
+
+
+def client_infer(base_url: str, instances: list[list[float]], model_name: str = "digits") -> list[int]:
+    """Predict through KServe's own v2 client (``kserve.InferenceRESTClient``); return the labels."""
+    import numpy as np
+    from kserve import InferenceRESTClient, InferInput, InferRequest, RESTConfig
+
+    from kit.serving.loadgen import run_sync
+
+    tensor = InferInput(name=INPUT_NAME, shape=[len(instances), len(instances[0])], datatype="FP32")
+    tensor.set_data_from_numpy(np.asarray(instances, dtype=np.float32), binary_data=False)
+    request = InferRequest(model_name=model_name, infer_inputs=[tensor])
+
+    async def call():
+        client = InferenceRESTClient(RESTConfig(protocol="v2", timeout=30))
+        try:
+            return await client.infer(base_url, request, model_name=model_name)
+        finally:
+            await client.close()
+
+    response = run_sync(call())
+    return response.outputs[0].as_numpy().tolist()
+
+
 if __name__ == "__main__":
     main()
