@@ -30,8 +30,9 @@ __all__ = ["CLASSIFIER", "INGRESS", "ServeApp", "ServeConfig", "build_app", "dep
            "serve_config_v2", "shutdown"]
 
 HOST = "127.0.0.1"
-#: Serve logs one access line per request by default: too much for a notebook under load.
-QUIET_LOGS = {"log_level": "WARNING", "enable_access_log": False}
+#: Serve logs one access line per request by default, and warns from every replica when one dies:
+#: too much for a notebook under load (the drill reports what was lost instead).
+QUIET_LOGS = {"log_level": "ERROR", "enable_access_log": False}
 
 
 @serve.deployment
@@ -121,6 +122,9 @@ def app_builder(args: dict):
 
 def start_serve(request_timeout_s: float = ServeConfig.request_timeout_s, port: int | None = None) -> str:
     """Start Serve's HTTP proxy on 127.0.0.1 (idempotent); return its base URL."""
+    import logging
+
+    logging.getLogger("ray.serve").setLevel(logging.WARNING)  # the driver's "connecting to Serve" lines
     port = port or versions.PORTS["ray-serve"]
     serve.start(http_options={"host": HOST, "port": port, "request_timeout_s": request_timeout_s},
                 logging_config=QUIET_LOGS)

@@ -30,9 +30,13 @@ def time_forward(network, batch: int, features: int = 64, repeats: int = 20) -> 
 
 def quantize_dynamic(network):
     """int8 weights for every Linear layer, activations quantized on the fly (CPU only)."""
+    import warnings
+
     import torch
 
-    return torch.ao.quantization.quantize_dynamic(network, {torch.nn.Linear}, dtype=torch.qint8)
+    with warnings.catch_warnings():  # torch 2.13 warns that its quantized tensors are deprecated (still work)
+        warnings.filterwarnings("ignore", message=".*quantized tensor creation functions.*")
+        return torch.ao.quantization.quantize_dynamic(network, {torch.nn.Linear}, dtype=torch.qint8)
 
 
 def agreement(a, b, features: int = 64, rows: int = 256) -> float:
