@@ -186,6 +186,11 @@ def kill_replica(app: str, deployment: str = CLASSIFIER) -> str:
     return names[0]
 
 
+def _healthy(app_name: str) -> bool:
+    status = serve.status().applications.get(app_name)
+    return status is not None and all(d.status == "HEALTHY" for d in status.deployments.values())
+
+
 @dataclass(frozen=True)
 class DrillResult:
     """What the replica-kill drill measured."""
@@ -202,15 +207,18 @@ class DrillResult:
         return self.load.errors
 
     def __str__(self) -> str:
-        back = f"{self.replicas_back_s:.1f} s" if self.replicas_back_s is not None else "not within the run"
+        back = f"{self.replicas_back_s:.1f} s" if self.replicas_back_s is not None else "not yet (still starting)"
         return (f"killed {self.killed.split('#')[-1]} at {self.kill_at_s:.1f} s: {self.lost} of "
                 f"{sum(self.load.statuses.values())} requests failed {dict(self.load.statuses)}; serving again "
                 f"after {self.recovery_s:.2f} s; replica replaced after {back}")
 
 
 def kill_drill(app: ServeApp, body: dict, duration_s: float = 6.0, kill_at_s: float = 2.0,
-               concurrency: int = 4) -> DrillResult:
-    """Load ``app`` while one classifier replica is killed; count the lost requests and time recovery."""
+               concurrency: int = 4, settle_s: float = 30.0) -> DrillResult:
+    """Load ``app`` while one classifier replica is killed; count the lost requests and time recovery.
+
+    After the load run, waits (up to ``settle_s``) until the replacement replica is healthy.
+    """
     import threading
 
     from kit.serving import loadgen
@@ -229,6 +237,11 @@ def kill_drill(app: ServeApp, body: dict, duration_s: float = 6.0, kill_at_s: fl
             replicas_back = time.monotonic() - killed_at
         time.sleep(0.2)
     runner.join()
+    deadline = time.monotonic() + settle_s
+    while replicas_back is None and time.monotonic() < deadline:  # wait for the replacement to be healthy
+        if len(set(replica_actor_names(app.name)) - {killed}) >= before and _healthy(app.name):
+            replicas_back = time.monotonic() - killed_at
+        time.sleep(0.2)
     load = box["result"]
     kill_t = kill_at_s
     failures = [t for t, ok in load.timeline if not ok and t >= kill_t - 0.5]
