@@ -13,7 +13,7 @@ LAB_ARGS ?=
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 PYTEST_ARGS ?=
 
-.PHONY: lab test test-fast notebooks lint doctor bench-ray clean
+.PHONY: lab test test-fast test-gpu test-cluster manifests notebooks lint doctor bench-ray bench-train clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; v = sys.version_info[:2]; sys.exit(0 if (3, 10) <= v <= (3, 12) else "Python 3.10-3.12 is needed, found %d.%d: run make with PYTHON=python3.11 (or install one)" % v)'
@@ -32,6 +32,15 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(VPY) -m pytest -m "not notebook" $(PYTEST_ARGS)
 
+# The real-cluster lane (not part of `make test`): kind cluster, operators, curriculum with
+# PROFILE=kind, then diagnostics and deletion, whatever happens. Needs Docker and kind (`make doctor`).
+test-cluster: $(STAMP)
+	PY=$(VPY) clusters/test-cluster.sh
+
+# Regenerate clusters/ (YAML, kustomize overlays, kind config, install script) from the kit.
+manifests: $(STAMP)
+	$(VPY) -m kit manifests write
+
 notebooks: $(STAMP)
 	$(VPY) -m kit notebooks generate
 
@@ -43,6 +52,13 @@ doctor: $(STAMP)
 
 bench-ray: $(STAMP)
 	$(VPY) -m kit bench ray
+
+bench-train: $(STAMP)
+	$(VPY) -m kit bench train
+
+# On a machine with an NVIDIA GPU: single-process and torchrun training on CUDA, fp32 vs bf16.
+test-gpu: $(STAMP)
+	$(VPY) -m kit.gpucheck
 
 clean:
 	rm -rf build

@@ -4,7 +4,9 @@ One module per concept: ``versions`` (the version lock), ``resources`` (cgroup-a
 CPUs/memory/GPUs), ``raylocal`` (local Ray), ``doctor`` (preflight checks),
 ``profile`` (local / kind / cluster), ``exercises`` (checks, hints, skip-ahead),
 ``notebooks`` (solutions -> learner notebooks), ``manifests`` (Kubernetes resources
-as plain dicts), ``bench`` (benchmarks). Submodules are imported on use.
+as plain dicts), ``clusters`` (the generated clusters/ directory), ``operators`` (the
+pinned operator install), ``cluster`` (apply, wait, diagnostics, port-forward on a real
+cluster), ``bench`` (benchmarks). Submodules are imported on use.
 """
 
 from __future__ import annotations

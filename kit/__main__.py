@@ -15,6 +15,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "notebooks": ("kit.notebooks:cli", "generate notebooks/ from solutions/, check they are current"),
     "bench": ("kit.bench:cli", "benchmarks that print ratios measured side by side"),
     "validate": ("kit.manifests.validate:cli", "offline checks of manifests: schemas, rules, policy"),
+    "manifests": ("kit.clusters:cli", "write clusters/ from the kit's builders, or check it is current"),
+    "cluster": ("kit.cluster:cli", "profile, apply, wait, diagnostics and port-forward on a cluster"),
 }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -181,17 +182,43 @@ def check_kubectl() -> Check:
     return Check("kubectl", OK, f"{kubectl} ({client})")
 
 
-def check_kind_lane() -> Check:
-    """What `make test-cluster` (a throw-away kind cluster) needs: Docker and kind."""
-    missing = [tool for tool in ("docker", "kind", "kubectl") if not shutil.which(tool)]
+#: Where to get each tool the kind lane needs.
+KIND_LANE_TOOLS: dict[str, str] = {
+    "docker": "https://docs.docker.com/get-docker/ (or Podman with KIND_EXPERIMENTAL_PROVIDER=podman)",
+    "kind": f"https://kind.sigs.k8s.io/docs/user/quick-start/#installation (version {versions.KIND} or newer)",
+    "kubectl": "https://kubernetes.io/docs/tasks/tools/",
+}
+
+
+def _version_tuple(text: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in re.findall(r"\d+", text)[:3])
+
+
+def check_kind_lane(which: Callable[[str], str | None] = shutil.which, run: Callable[..., object] = subprocess.run
+                    ) -> Check:
+    """What `make test-cluster` (a throw-away kind cluster) needs: Docker running, kind new enough, kubectl."""
+    name = "kind lane (make test-cluster)"
+    missing = [tool for tool in KIND_LANE_TOOLS if not which(tool)]
     if missing:
-        return Check(
-            "kind lane",
-            INFO,
-            f"`make test-cluster` needs {', '.join(missing)} (optional; the local profile needs none)",
-            "install Docker and kind (https://kind.sigs.k8s.io) to run the curriculum on a local cluster",
-        )
-    return Check("kind lane", OK, "docker, kind and kubectl found: `make test-cluster` can run")
+        return Check(name, INFO, f"needs {', '.join(missing)} (optional: the local profile needs none of them)",
+                     "; ".join(f"{tool}: {KIND_LANE_TOOLS[tool]}" for tool in missing))
+
+    def output(*command: str) -> str | None:
+        try:
+            result = run(list(command), capture_output=True, text=True, timeout=15)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return result.stdout.strip() if result.returncode == 0 else None
+
+    if output("docker", "info", "--format", "{{.ServerVersion}}") is None:
+        return Check(name, WARN, "docker is installed but its daemon does not answer",
+                     "start Docker Desktop, or `sudo systemctl start docker`; check `docker info` works as you")
+    kind_version = output("kind", "version") or ""
+    found = re.search(r"v\d+\.\d+\.\d+", kind_version)
+    if not found or _version_tuple(found.group()) < _version_tuple(versions.KIND):
+        return Check(name, WARN, f"kind {found.group() if found else 'of unknown version'} is older than "
+                                 f"{versions.KIND}, which the pinned node image needs", KIND_LANE_TOOLS["kind"])
+    return Check(name, OK, f"docker running, kind {found.group()}, kubectl found: `make test-cluster` can run")
 
 
 def check_cluster(timeout: float = 5.0) -> list[Check]:

@@ -8,7 +8,6 @@ to Kubernetes: a throw-away kind cluster or the cluster of your kube context.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 PROFILES = ("local", "kind", "cluster")
@@ -40,14 +39,10 @@ def resolve(name: str) -> Profile:
 
 
 def detect() -> str:
-    """The profile this environment suggests: in-cluster or kind context -> that, else local."""
-    if os.environ.get("KUBERNETES_SERVICE_HOST"):
-        return "cluster"
-    try:
-        from kubernetes import config
+    """The profile this environment suggests: in-cluster or a cluster context -> that, else local.
 
-        kubeconfig = os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
-        _, active = config.list_kube_config_contexts(config_file=kubeconfig)
-    except Exception:  # no kubeconfig at all
-        return "local"
-    return "kind" if active and active.get("name", "").startswith("kind-") else "cluster"
+    See :func:`kit.cluster.detect` for the rules and for the context it found.
+    """
+    from kit import cluster
+
+    return cluster.detect().profile

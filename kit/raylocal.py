@@ -10,6 +10,7 @@ authentication on: Ray's Jobs API runs arbitrary code by design (CVE-2023-48022,
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
 import secrets
@@ -52,12 +53,18 @@ class RayInfo:
         )
 
 
-def default_temp_dir() -> Path:
-    """Short per-user path for Ray's sessions (Ray's unix sockets must stay under ~107 characters)."""
+def temp_root() -> Path:
+    """Where the kit's Ray sessions live: ``$KIT_RAY_TMPDIR`` or a short per-user path."""
     override = os.environ.get(TEMP_ENV)
-    if override:
-        return Path(override)
-    return Path(tempfile.gettempdir()) / f"kit-ray-{getpass.getuser()}"
+    return Path(override) if override else Path(tempfile.gettempdir()) / f"kit-ray-{getpass.getuser()}"
+
+
+def default_temp_dir() -> Path:
+    """This process's Ray session directory, so two notebooks never stop each other's Ray.
+
+    Kept short on purpose: Ray's unix sockets live below it and must stay under ~107 characters.
+    """
+    return temp_root() / str(os.getpid())
 
 
 def token_path() -> Path:
@@ -118,7 +125,9 @@ def start(num_cpus: int | None = None, dashboard: bool = False, quiet: bool = Tr
     cpus = num_cpus or limits.cpu_slots
     store = object_store_bytes(limits.memory_bytes)
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    temp_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    temp_dir.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    temp_dir.mkdir(exist_ok=True, mode=0o700)
+    print(f"Starting local Ray with {cpus} CPU(s): about 15 s on 2 cores, once per notebook ...", flush=True)
     began = time.perf_counter()
     ray.init(
         address="local",
@@ -163,13 +172,15 @@ def stop(remove_logs: bool = True) -> None:
     _wait_for_ray_processes(temp_dir)
     if remove_logs and temp_dir.exists():
         shutil.rmtree(temp_dir, ignore_errors=True)
+        with contextlib.suppress(OSError):  # the shared root goes once no session is left in it
+            temp_dir.parent.rmdir()
 
 
 def ray_processes(temp_dir: Path | None = None) -> list:
     """Processes that belong to a local Ray started under ``temp_dir`` (default: the kit's)."""
     import psutil
 
-    marker = str(temp_dir or default_temp_dir())
+    marker = f"{temp_dir or default_temp_dir()}{os.sep}"
     found = []
     for proc in psutil.process_iter(["cmdline"]):
         cmdline = " ".join(proc.info.get("cmdline") or [])

@@ -50,7 +50,11 @@ OPERATORS: dict[str, str] = {
     "training-operator": "v1.9.4",  # legacy, shown only as the older API
     "kueue": "v0.19.2",
     "kserve": "v0.20.0",
+    "cert-manager": "v1.17.0",  # KServe's webhooks need it; the version KServe's own installer pins
 }
+
+#: kind (Kubernetes in Docker) for ``make test-cluster``; its node image is pinned by digest in IMAGES.
+KIND = "v0.31.0"
 
 #: Container images. The Ray image must match the client's Ray version exactly:
 #: a client/cluster mismatch is the most common KubeRay failure users report.
@@ -58,6 +62,11 @@ IMAGES: dict[str, str] = {
     "ray": f"rayproject/ray:{RAY}-py311-cpu",
     "ray-gpu": f"rayproject/ray:{RAY}-py311-gpu",
     "kserve-base": "python:3.11-slim",
+    "python": "python:3.11-slim",  # plain batch Jobs in stage 01
+    # The image upstream's torch-distributed ClusterTrainingRuntime uses, at the kit's torch version.
+    "pytorch": f"pytorch/pytorch:{TORCH}-cuda13.0-cudnn9-runtime",
+    # The node image kind v0.31.0 was released with (Kubernetes 1.35.0), pinned by digest.
+    "kind-node": "kindest/node:v1.35.0@sha256:452d707d4862f52530247495d180205e029056831160e22870e37e3f6c1ac31f",
     # the kit's predictor (kit.serving.kserve_model) on kserve-base, with the pins above installed
     "kit-serving": "ghcr.io/cloud-native-ai-kit/kit-serving:0.1.0",
 }

@@ -107,3 +107,29 @@ def test_cli_json_and_exit_status(monkeypatch, capsys):
     monkeypatch.setattr(doctor, "run_checks", lambda: [doctor.Check("memory", doctor.FAIL, "0.5 GiB", "more")])
     assert doctor.cli([]) == 1
     assert "1 problem(s) block the curriculum" in capsys.readouterr().out
+
+
+# --- the kind lane: what `make test-cluster` needs -------------------------------------
+
+
+def _lane(tools: set[str], answers: dict[str, tuple[int, str]]):
+    def run(command, **kwargs):
+        code, out = answers.get(command[0], (0, ""))
+        return subprocess.CompletedProcess(command, code, out, "")
+
+    return doctor.check_kind_lane(which=lambda tool: f"/usr/bin/{tool}" if tool in tools else None, run=run)
+
+
+def test_kind_lane_names_each_missing_tool_with_where_to_get_it():
+    check = _lane({"kubectl"}, {})
+    assert check.status == doctor.INFO and "needs docker, kind" in check.detail
+    assert "docker: https://docs.docker.com" in check.fix and "kind: https://kind.sigs.k8s.io" in check.fix
+
+
+def test_kind_lane_needs_a_running_docker_daemon_and_a_recent_kind():
+    everything = {"docker", "kind", "kubectl"}
+    assert "daemon does not answer" in _lane(everything, {"docker": (1, "")}).detail
+    old = _lane(everything, {"docker": (0, "27.0.1"), "kind": (0, "kind v0.20.0 go1.20.4 linux/amd64")})
+    assert old.status == doctor.WARN and f"older than {versions.KIND}" in old.detail
+    ready = _lane(everything, {"docker": (0, "27.0.1"), "kind": (0, f"kind {versions.KIND} go1.24 linux/amd64")})
+    assert ready.status == doctor.OK and "can run" in ready.detail

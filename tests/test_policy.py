@@ -3,31 +3,14 @@
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 
 import pytest
-import yaml
+from manifest_fixtures import POLICY, VALID, by_kind, load
 
 from kit.manifests import crds, traverse
 from kit.manifests.policy import check_policy
 from kit.manifests.problems import format_path
 from kit.manifests.validate import validate_paths
-
-FIXTURES = Path(__file__).parent / "fixtures" / "manifests"
-VALID = FIXTURES / "valid"
-POLICY = FIXTURES / "policy"
-
-
-def load(path: Path) -> list[dict]:
-    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc is not None]
-
-
-def by_kind(kind: str) -> dict:
-    for path in sorted(VALID.glob("*.yaml")):
-        for doc in load(path):
-            if doc["kind"] == kind:
-                return copy.deepcopy(doc)
-    raise LookupError(kind)
 
 
 def problems_of(doc: dict) -> list[tuple[str, str]]:

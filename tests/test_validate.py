@@ -7,12 +7,11 @@ import json
 import shutil
 import subprocess
 import urllib.error
-from pathlib import Path
 
 import jsonschema
 import kubernetes_validate.utils
 import pytest
-import yaml
+from manifest_fixtures import FIXTURES, INVALID, VALID, by_kind, load
 
 from kit.__main__ import main
 from kit.manifests import crds, traverse
@@ -26,24 +25,6 @@ from kit.manifests.validate import (
     validate_paths,
 )
 from kit.versions import IMAGES, OPERATORS, RAY
-
-FIXTURES = Path(__file__).parent / "fixtures" / "manifests"
-VALID = FIXTURES / "valid"
-INVALID = FIXTURES / "invalid"
-
-
-def load(path: Path) -> list[dict]:
-    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc is not None]
-
-
-def by_kind(kind: str) -> dict:
-    """A deep copy of the valid fixture of ``kind``."""
-    for path in sorted(VALID.glob("*.yaml")):
-        for doc in load(path):
-            if doc["kind"] == kind:
-                return copy.deepcopy(doc)
-    raise LookupError(kind)
-
 
 # --------------------------------------------------------------------------- valid fixtures
 

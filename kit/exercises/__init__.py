@@ -20,7 +20,10 @@ from dataclasses import dataclass
 from typing import Any
 
 #: Modules that register a stage's exercises, imported on first use.
-STAGE_MODULES = ("kit.exercises.stage00", "kit.exercises.stage02", "kit.exercises.stage07", "kit.exercises.stage08")
+STAGE_MODULES = (
+    "kit.exercises.stage00", "kit.exercises.stage01", "kit.exercises.stage02", "kit.exercises.stage07",
+    "kit.exercises.stage08",
+)
 
 
 class NotYetRight(AssertionError):

@@ -129,6 +129,17 @@ def find_crd_dir() -> Path:
     )
 
 
+def describe() -> str:
+    """One line for learners: where the CRD schemas come from, or exactly how to get them."""
+    try:
+        directory = find_crd_dir()
+    except CRDDirNotFoundError as error:
+        return "CRD schemas: MISSING, so custom resources cannot be validated.\n" + str(error).splitlines()[-1]
+    origin = next((o for o, path in candidate_dirs() if path == directory), "")
+    count = len(list(directory.glob("*.yaml")))
+    return f"CRD schemas: {count} files in {directory} ({origin})"
+
+
 # --------------------------------------------------------------------------- OpenAPI -> JSON Schema
 
 

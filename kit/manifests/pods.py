@@ -23,6 +23,17 @@ def restricted_security_context(uid: int = RAY_UID) -> dict:
     }
 
 
+def restricted_pod_security_context(uid: int = RAY_UID) -> dict:
+    """Pod-level securityContext accepted by the PSS ``restricted`` profile."""
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": uid,
+        "runAsGroup": uid,
+        "fsGroup": uid,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
 def resources(cpu: str, memory: str, gpus: int = 0) -> dict:
     """Requests equal to limits (Guaranteed QoS: no surprise evictions mid-training)."""
     amount = {"cpu": cpu, "memory": memory}
@@ -58,15 +69,7 @@ def container(
 
 def pod_template(containers: list[dict], volumes: list[dict] | None = None, labels: dict | None = None) -> dict:
     """A pod template whose pod-level securityContext also satisfies ``restricted``."""
-    spec: dict = {
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": RAY_UID,
-            "fsGroup": RAY_UID,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
-        "containers": containers,
-    }
+    spec: dict = {"securityContext": restricted_pod_security_context(), "containers": containers}
     if volumes:
         spec["volumes"] = volumes
     template: dict = {"spec": spec}

@@ -22,6 +22,7 @@ it sets no securityContext at all.
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -58,7 +59,7 @@ def check_policy(docs: Iterable[Any], source: str = "<documents>") -> list[Probl
 def policy_problems(doc: dict[str, Any]) -> list[tuple[PathParts, str]]:
     """(field path, what is expected) for every policy rule one resource breaks."""
     found: list[tuple[PathParts, str]] = []
-    for path, pod in traverse.pod_specs(doc):
+    for path, pod in traverse.pod_specs(as_trainer_applies_it(doc)):
         found += pod_problems(path, pod)
     for base, cluster in traverse.ray_cluster_specs(doc):
         found += ray_cluster_problems(base, cluster)
@@ -66,6 +67,20 @@ def policy_problems(doc: dict[str, Any]) -> list[tuple[PathParts, str]]:
     found += env_problems(doc)
     found += secret_problems(doc)
     return found
+
+
+def as_trainer_applies_it(doc: dict[str, Any]) -> dict[str, Any]:
+    """A TrainJob as Kubeflow Trainer runs it: ``spec.trainer.resourcesPerNode`` becomes the
+    resources of the trainer's ``node`` container (the CRD has no resources field in the pod patch)."""
+    per_node = _mapping(_mapping(doc.get("spec")).get("trainer")).get("resourcesPerNode")
+    if doc.get("kind") != "TrainJob" or not per_node:
+        return doc
+    doc = copy.deepcopy(doc)
+    for _, pod in traverse.pod_specs(doc):
+        for _, _, container in traverse.containers(pod):
+            if container.get("name") == "node" and "resources" not in container:
+                container["resources"] = per_node
+    return doc
 
 
 # --------------------------------------------------------------------------- Pod Security restricted

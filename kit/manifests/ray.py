@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from kit import versions
 from kit.manifests import pods
+from kit.manifests.kueue import QUEUE_LABEL
 
 API_VERSION = "ray.io/v1"
-QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 _RAY_TMP = {"name": "ray-tmp", "mountPath": "/tmp/ray"}
 
 

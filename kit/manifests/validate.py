@@ -44,6 +44,7 @@ import jsonschema
 import yaml
 
 from kit.manifests import crds, traverse
+from kit.manifests.kueue import QUEUE_LABEL
 from kit.manifests.policy import check_policy
 from kit.manifests.problems import PathParts, Problem, format_path, resource_name
 from kit.versions import IMAGES, RAY
@@ -57,7 +58,6 @@ KUBERNETES_VERSION = "1.37.0"
 #: ray-operator/apis/ray/v1/rayjob_types.go (SidecarMode since v1.5.0) and the Ray docs.
 SUBMISSION_MODES = ("K8sJobMode", "HTTPMode", "InteractiveMode", "SidecarMode")
 
-QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 #: (API group, kind) of the workloads Kueue admits in the kit.
 QUEUED_KINDS = frozenset({
     ("ray.io", "RayJob"), ("ray.io", "RayCluster"), ("ray.io", "RayService"),
@@ -112,6 +112,8 @@ class Loaded:
     documents: list[Document] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
 
+KIND_API = "kind.x-k8s.io/"
+
 
 # --------------------------------------------------------------------------- reading files
 
@@ -139,6 +141,56 @@ def load_paths(paths: Iterable[Path | str]) -> Loaded:
             loaded.documents += documents
             loaded.problems += problems
     return loaded
+
+
+def kustomize_roots(paths: Iterable[Path | str]) -> list[Path]:
+    """Directories under ``paths`` that hold a ``kustomization.yaml``: each is built and checked as one set."""
+    roots = {k.parent for given in map(Path, paths) if given.is_dir() for k in given.rglob("kustomization.yaml")}
+    return sorted(roots)
+
+
+def load_kustomization(root: Path, kubectl: str = "kubectl") -> Loaded:
+    """``kubectl kustomize root``, parsed: what the cluster would receive from this directory."""
+    loaded = Loaded(files=[str(root / "kustomization.yaml")])
+    source = f"{root} (kustomize build)"
+    if not shutil.which(kubectl):
+        loaded.problems.append(Problem(source, "-", "", "kubectl is needed to build a kustomization"))
+        return loaded
+    out = subprocess.run([kubectl, "kustomize", str(root)], capture_output=True, text=True,
+                         stdin=subprocess.DEVNULL, timeout=120)
+    if out.returncode:
+        loaded.problems.append(Problem(source, "-", "", "kustomize build failed: " + out.stderr.strip()))
+        return loaded
+    bodies = [b for b in yaml.safe_load_all(out.stdout) if b is not None]
+    loaded.documents = [Document(source, i, body) for i, body in enumerate(bodies)]
+    return loaded
+
+
+def _is_kind_config(document: Document) -> bool:
+    return isinstance(document.body, dict) and str(document.body.get("apiVersion", "")).startswith(KIND_API)
+
+
+def load_sets(paths: Iterable[Path | str]) -> tuple[list[Loaded], int]:
+    """The sets checked together: each kustomization built, then the files outside any kustomization.
+
+    kind's own cluster config (``kind.x-k8s.io``) is not a Kubernetes resource: it is counted and
+    left to ``kind``. Returns the sets and how many such configs were set aside.
+    """
+    paths = [Path(p) for p in paths]
+    roots = kustomize_roots(paths)
+    sets = [load_kustomization(root) for root in roots]
+    loose = Loaded()
+    for given in paths:
+        for path in manifest_files(given) if given.exists() else [given]:
+            if any(root == path.parent or root in path.parents for root in roots):
+                continue  # part of a kustomization: checked as built
+            single = load_paths([path])
+            loose.files += single.files
+            loose.documents += single.documents
+            loose.problems += single.problems
+    skipped = sum(map(_is_kind_config, loose.documents))
+    loose.documents = [d for d in loose.documents if not _is_kind_config(d)]
+    return [*sets, loose], skipped
 
 
 def load_file(path: Path) -> tuple[list[Document], list[Problem]]:
@@ -598,16 +650,23 @@ def cli(argv: list[str]) -> int:
     if missing:
         print(f"no such file or directory: {', '.join(missing)}", file=sys.stderr)
         return 2
-    loaded = load_paths(args.paths)
+    sets, kind_configs = load_sets(args.paths)
+    problems: list[Problem] = []
     try:
-        problems = loaded.problems + check(loaded.documents, queue=args.queue, policy=not args.no_policy,
-                                           crd_dir=args.crd_dir)
+        for loaded in sets:
+            problems += loaded.problems
+            if loaded.documents:
+                problems += check(loaded.documents, queue=args.queue, policy=not args.no_policy,
+                                  crd_dir=args.crd_dir)
     except crds.CRDDirNotFoundError as error:
         print(error, file=sys.stderr)
         return 2
     if args.server_dry_run:
         problems += server_dry_run(args.paths)
-    _report(problems, len(loaded.documents), len(loaded.files), as_json=args.json)
+    if kind_configs and not args.json:
+        print(f"(set aside {kind_configs} kind cluster config(s): not Kubernetes resources)")
+    resources = sum(len(s.documents) for s in sets)
+    _report(problems, resources, sum(len(s.files) for s in sets), as_json=args.json)
     return 1 if problems else 0
 
 

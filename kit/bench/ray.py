@@ -1,56 +1,14 @@
-"""Benchmarks behind ``python -m kit bench <name>``: measured side by side in one run.
-
-Each benchmark prints the machine it ran on, a table of medians and the ratios
-the issues set goals for, and saves JSON under ``build/bench/``. They are not
-tests: timings on a shared 2-core machine are reported, never asserted.
-"""
+"""``python -m kit bench ray``: local Ray start-up, cold (fresh process), warm (restart) and reuse."""
 
 from __future__ import annotations
 
-import json
-import platform
+import argparse
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
-from pathlib import Path
 
-from kit import resources, versions
-
-OUT = Path(__file__).resolve().parent.parent / "build" / "bench"
-
-
-def machine() -> dict:
-    """What the figures were measured on."""
-    found = resources.detect()
-    return {
-        "cpus": found.cpus,
-        "memory_gib": round(found.memory_gib, 1),
-        "gpus": list(found.gpu_names),
-        "cpu_model": _cpu_model(),
-        "python": platform.python_version(),
-        "ray": versions.RAY,
-        "torch": versions.TORCH,
-    }
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def save(name: str, data: dict) -> Path:
-    OUT.mkdir(parents=True, exist_ok=True)
-    path = OUT / f"{name}.json"
-    path.write_text(json.dumps({"machine": machine(), **data}, indent=2))
-    return path
-
+from kit.bench import machine, save
 
 _COLD_START = """
 import time
@@ -99,18 +57,8 @@ def bench_ray(repeat: int = 2) -> dict:
     return data
 
 
-BENCHMARKS: dict[str, Callable[..., dict]] = {
-    "ray": bench_ray,
-    "serve": lambda repeat: __import__("kit.bench_serve", fromlist=["bench_serve"]).bench_serve(repeat),
-}
-
-
 def cli(argv: list[str]) -> int:
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m kit bench", description=__doc__)
-    parser.add_argument("name", choices=sorted(BENCHMARKS))
+    parser = argparse.ArgumentParser(prog="python -m kit bench ray", description=__doc__)
     parser.add_argument("--repeat", type=int, default=2, help="runs per measurement (medians are reported)")
-    args = parser.parse_args(argv)
-    BENCHMARKS[args.name](repeat=args.repeat)
+    bench_ray(parser.parse_args(argv).repeat)
     return 0

@@ -16,12 +16,13 @@ Two model configurations:
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
-from kit import bench
+from kit.bench import machine, save
 from kit.serving import artifact, loadgen
 
 SMALL = (128,)
@@ -90,7 +91,7 @@ def bench_serve(repeat: int = 2, seconds: float = 4.0, concurrency: int = CONCUR
         "KServe v1 / baseline (goal >= 0.8)": ratio("KServe v1 (small)", base),
         "KServe v2 / baseline (goal >= 0.8)": ratio("KServe v2 (small)", base),
     }
-    print(f"machine: {bench.machine()}")
+    print(f"machine: {machine()}")
     print(f"closed loop, {concurrency} concurrent clients, {seconds:g} s per run, {repeat} alternating rounds, "
           "1 row per request; medians")
     print(markdown_table(rows))
@@ -99,7 +100,7 @@ def bench_serve(repeat: int = 2, seconds: float = 4.0, concurrency: int = CONCUR
         print(f"{name}: {value}")
     data = {"concurrency": concurrency, "seconds_per_run": seconds, "repeat": repeat, "rows": rows,
             "goals": goals, "wall_seconds": round(time.perf_counter() - began, 1)}
-    print(f"saved {bench.save('serve', data)} ({data['wall_seconds']} s)")
+    print(f"saved {save('serve', data)} ({data['wall_seconds']} s)")
     return data
 
 
@@ -118,3 +119,13 @@ def markdown_table(rows: dict[str, dict]) -> str:
         lines.append(f"| {label} | {row['throughput_rps']:.0f} | {row['p50_ms']:.1f} | {row['p95_ms']:.1f} | "
                      f"{row['p99_ms']:.1f} | {row['errors']} |")
     return "\n".join(lines)
+
+
+def cli(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m kit bench serve", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeat", type=int, default=2, help="alternating rounds (medians are reported)")
+    parser.add_argument("--seconds", type=float, default=4.0, help="seconds per load run")
+    args = parser.parse_args(argv)
+    bench_serve(args.repeat, args.seconds)
+    return 0

@@ -1,0 +1,257 @@
+"""Training resources as plain dicts: a Trainer v2 TrainJob, a legacy PyTorchJob, a KubeRay RayJob.
+
+All three run the kit's one training function (:func:`kit.training.train_func`) in
+an image that has ``torch`` and the ``kit`` package; the RayJob uses Ray's image,
+pinned to the client's Ray version. Every pod template is Pod Security
+``restricted``: non-root uid 1000, no privilege escalation, all capabilities
+dropped, seccomp ``RuntimeDefault``, cpu and memory requests and limits. Ray pods
+get an ``emptyDir`` at ``/tmp/ray`` (Ray writes its sessions there; the image's
+file system is not writable for uid 1000 everywhere).
+
+Field names follow the CRDs of Kubeflow Trainer v2.3.0, training-operator v1.9.4
+and KubeRay v1.7.0. Writing YAML, validating and applying are separate steps.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from typing import Any
+
+from kit import versions
+from kit.manifests import pods
+from kit.manifests.kueue import QUEUE_LABEL
+from kit.training import TrainConfig, as_config
+
+#: Image for torchrun-based jobs: the torch version of the kit's lock. It must also contain the
+#: ``kit`` package (``pip install`` the repository in a Dockerfile FROM it).
+TRAIN_IMAGE = f"pytorch/pytorch:{versions.TORCH}-cuda13.0-cudnn9-runtime"
+RUNTIME = "torch-distributed"  # the default ClusterTrainingRuntime of Kubeflow Trainer
+
+
+def _metadata(name: str, namespace: str | None, queue: str | None) -> dict[str, Any]:
+    metadata: dict[str, Any] = {"name": name, "labels": {"app.kubernetes.io/part-of": "cloud-native-ai-kit"}}
+    if namespace:
+        metadata["namespace"] = namespace
+    if queue:
+        metadata["labels"][QUEUE_LABEL] = queue
+    return metadata
+
+
+def _config_json(config: TrainConfig | dict | None, workers: int) -> str:
+    cfg = as_config(config, workers=workers)
+    return json.dumps(cfg.to_dict(), separators=(",", ":"))
+
+
+def _tmp_volume(name: str = "tmp") -> dict[str, Any]:
+    return {"name": name, "emptyDir": {}}
+
+
+def trainjob(
+    config: TrainConfig | dict | None = None,
+    name: str = "kit-train",
+    namespace: str | None = None,
+    num_nodes: int = 1,
+    procs_per_node: int = 1,
+    image: str = TRAIN_IMAGE,
+    cpu: str = "1",
+    memory: str = "2Gi",
+    gpus: int = 0,
+    queue: str | None = None,
+    runtime: str = RUNTIME,
+) -> dict[str, Any]:
+    """A Kubeflow Trainer v2 ``TrainJob`` on a ClusterTrainingRuntime (upstream ``torch-distributed``
+    by default; ``clusters/`` uses the kit's ``torch-distributed-restricted``).
+
+    The runtime's torch policy sets torchrun's ``PET_*`` variables (nodes, processes per
+    node, master address); the command is torchrun running :mod:`kit.training_entry`.
+    Pod security is applied with a ``runtimePatches`` entry on the runtime's ``node`` job.
+    """
+    config_json = _config_json(config, num_nodes * procs_per_node)
+    pod_patch = {
+        "securityContext": pods.restricted_pod_security_context(),
+        "containers": [
+            {"name": "node", "securityContext": pods.restricted_security_context(),
+             "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}]},
+        ],
+        "volumes": [_tmp_volume()],
+    }
+    return {
+        "apiVersion": "trainer.kubeflow.org/v1alpha1",
+        "kind": "TrainJob",
+        "metadata": _metadata(name, namespace, queue),
+        "spec": {
+            "runtimeRef": {
+                "apiGroup": "trainer.kubeflow.org", "kind": "ClusterTrainingRuntime", "name": runtime,
+            },
+            "trainer": {
+                "image": image,
+                "command": ["torchrun", "-m", "kit.training_entry", config_json],
+                "numNodes": num_nodes,
+                "numProcPerNode": procs_per_node,
+                "resourcesPerNode": pods.resources(cpu, memory, gpus),
+            },
+            "runtimePatches": [
+                {
+                    "manager": "cloud-native-ai-kit",
+                    "trainingRuntimeSpec": {
+                        "template": {
+                            "spec": {
+                                "replicatedJobs": [
+                                    {"name": "node", "template": {"spec": {"template": {"spec": pod_patch}}}}
+                                ]
+                            }
+                        }
+                    },
+                }
+            ],
+        },
+    }
+
+
+def _torch_pod_template(container_name: str, image: str, command: list[str], cpu: str, memory: str,
+                        gpus: int) -> dict[str, Any]:
+    return {
+        "spec": {
+            "securityContext": pods.restricted_pod_security_context(),
+            "containers": [
+                {
+                    "name": container_name,
+                    "image": image,
+                    "command": command,
+                    "resources": pods.resources(cpu, memory, gpus),
+                    "securityContext": pods.restricted_security_context(),
+                    "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+                }
+            ],
+            "volumes": [_tmp_volume()],
+        }
+    }
+
+
+def pytorchjob(
+    config: TrainConfig | dict | None = None,
+    name: str = "kit-train",
+    namespace: str | None = None,
+    workers: int = 1,
+    procs_per_node: int = 1,
+    image: str = TRAIN_IMAGE,
+    cpu: str = "1",
+    memory: str = "2Gi",
+    gpus: int = 0,
+    queue: str | None = None,
+) -> dict[str, Any]:
+    """A legacy training-operator v1 ``PyTorchJob`` (kubeflow.org/v1): one Master plus ``workers`` Workers.
+
+    Shown as the older API next to :func:`trainjob`. The operator sets the torchrun
+    variables; the container must be named ``pytorch``.
+    """
+    config_json = _config_json(config, (1 + workers) * procs_per_node)
+    command = ["torchrun", "-m", "kit.training_entry", config_json]
+    replica = {
+        "restartPolicy": "OnFailure",
+        "template": _torch_pod_template("pytorch", image, command, cpu, memory, gpus),
+    }
+    specs: dict[str, Any] = {"Master": {"replicas": 1, **replica}}
+    if workers:
+        specs["Worker"] = {"replicas": workers, **replica}
+    return {
+        "apiVersion": "kubeflow.org/v1",
+        "kind": "PyTorchJob",
+        "metadata": _metadata(name, namespace, queue),
+        "spec": {
+            "nprocPerNode": str(procs_per_node),
+            "runPolicy": {"cleanPodPolicy": "None", "ttlSecondsAfterFinished": 3600},
+            "pytorchReplicaSpecs": specs,
+        },
+    }
+
+
+def _ray_pod_template(container_name: str, image: str, cpu: str, memory: str, gpus: int) -> dict[str, Any]:
+    return {
+        "spec": {
+            "securityContext": pods.restricted_pod_security_context(),
+            "containers": [
+                {
+                    "name": container_name,
+                    "image": image,
+                    "resources": pods.resources(cpu, memory, gpus),
+                    "securityContext": pods.restricted_security_context(),
+                    "volumeMounts": [{"name": "ray-tmp", "mountPath": "/tmp/ray"}],
+                }
+            ],
+            "volumes": [_tmp_volume("ray-tmp")],
+        }
+    }
+
+
+def rayjob(
+    config: TrainConfig | dict | None = None,
+    name: str = "kit-ray-train",
+    namespace: str | None = None,
+    workers: int = 2,
+    image: str | None = None,
+    cpu: str = "1",
+    memory: str = "2Gi",
+    gpus: int = 0,
+    storage_path: str = "/tmp/ray/kit-results",
+    max_failures: int = 0,
+    queue: str | None = None,
+    ttl_seconds_after_finished: int = 600,
+) -> dict[str, Any]:
+    """A KubeRay ``RayJob`` that starts a RayCluster (token auth on), runs Ray Train on it, then deletes it.
+
+    The entrypoint is ``python -m kit.launch ray ...`` (:func:`kit.launch.run_ray_train`);
+    the image is Ray's own, pinned to the client's Ray version, and must contain ``torch``
+    and ``kit``. ``storage_path`` must be shared by all pods (a ReadWriteMany volume or
+    ``s3://...``) when Ray Train should resume from checkpoints across pods.
+    """
+    image = image or versions.IMAGES["ray-gpu" if gpus else "ray"]
+    config_json = _config_json(config, workers)
+    entrypoint = shlex.join([
+        "python", "-m", "kit.launch", "ray", "--workers", str(workers), "--max-failures", str(max_failures),
+        "--storage-path", storage_path, "--config", config_json,
+    ])
+    return {
+        "apiVersion": "ray.io/v1",
+        "kind": "RayJob",
+        "metadata": _metadata(name, namespace, queue),
+        "spec": {
+            "entrypoint": entrypoint,
+            "submissionMode": "K8sJobMode",
+            "shutdownAfterJobFinishes": True,
+            "ttlSecondsAfterFinished": ttl_seconds_after_finished,
+            "submitterPodTemplate": {
+                "spec": {
+                    "restartPolicy": "Never",
+                    "securityContext": pods.restricted_pod_security_context(),
+                    "containers": [
+                        {
+                            "name": "ray-job-submitter",
+                            "image": image,
+                            "resources": pods.resources("500m", "512Mi"),
+                            "securityContext": pods.restricted_security_context(),
+                        }
+                    ],
+                }
+            },
+            "rayClusterSpec": {
+                "rayVersion": versions.RAY,
+                "authOptions": {"mode": "token"},
+                "headGroupSpec": {
+                    "rayStartParams": {"num-cpus": "0"},  # the head schedules; workers train
+                    "template": _ray_pod_template("ray-head", image, cpu, memory, 0),
+                },
+                "workerGroupSpecs": [
+                    {
+                        "groupName": "workers",
+                        "replicas": workers,
+                        "minReplicas": workers,
+                        "maxReplicas": workers,
+                        "rayStartParams": {},
+                        "template": _ray_pod_template("ray-worker", image, cpu, memory, gpus),
+                    }
+                ],
+            },
+        },
+    }

@@ -1,0 +1,34 @@
+"""Where the kit writes its files: one work directory, chosen in one place.
+
+Checkpoints, Ray Train results, cached data sets and benchmark output all live
+under :func:`work_dir`: ``$KIT_WORK_DIR`` when set, else ``build/`` in the kit's
+checkout (git-ignored, removed by ``make clean``), else ``~/.cache/cloud-native-ai-kit``
+when the kit is installed somewhere read-only.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+WORK_DIR_ENV = "KIT_WORK_DIR"
+
+
+def source_root() -> Path:
+    """The directory that holds the ``kit`` package: put it on ``PYTHONPATH`` of child processes."""
+    return Path(__file__).resolve().parent.parent
+
+
+def work_dir(*parts: str, create: bool = True) -> Path:
+    """The kit's work directory (or a sub-directory of it), created on first use."""
+    override = os.environ.get(WORK_DIR_ENV)
+    if override:
+        base = Path(override)
+    elif (source_root() / "pyproject.toml").exists() and os.access(source_root(), os.W_OK):
+        base = source_root() / "build"
+    else:
+        base = Path.home() / ".cache" / "cloud-native-ai-kit"
+    path = base.joinpath(*parts)
+    if create:
+        path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -1,0 +1,274 @@
+"""clusters/ is what the kit generates, every manifest in it is valid, and every overlay builds."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from kit import clusters, operators, versions
+from kit.manifests import core, kueue, runtime, validate
+
+ROOT = clusters.CLUSTERS
+KUSTOMIZE_DIRS = ["base", *(f"overlays/{name}" for name in clusters.OVERLAYS)]
+needs_kubectl = pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
+
+
+def _kustomize(relative: str) -> list[dict]:
+    result = subprocess.run(["kubectl", "kustomize", str(ROOT / relative)], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, f"kubectl kustomize {relative} failed:\n{result.stderr}"
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+def _by_identity(docs: list[dict]) -> dict:
+    return {clusters.identity(doc): doc for doc in docs}
+
+
+def test_committed_clusters_dir_is_what_the_kit_generates():
+    problems = clusters.check()
+    assert not problems, "clusters/ is out of date: run `python -m kit manifests write`\n" + "\n".join(problems)
+
+
+def test_check_reports_edits_strays_and_missing_files(tmp_path):
+    clusters.write(tmp_path)
+    assert clusters.check(tmp_path) == []
+    (tmp_path / "base" / "job.yaml").write_text("edited: true\n")
+    (tmp_path / "base" / "stray.yaml").write_text("{}\n")
+    (tmp_path / "kind-config.yaml").unlink()
+    problems = "\n".join(clusters.check(tmp_path))
+    assert "base/job.yaml: differs" in problems and "stray.yaml: not generated" in problems
+    assert "kind-config.yaml: missing" in problems
+    assert clusters.cli(["check", "--root", str(tmp_path)]) == 1
+    clusters.write(tmp_path)
+    assert clusters.check(tmp_path) == [] and not (tmp_path / "base" / "stray.yaml").exists()
+
+
+@pytest.mark.parametrize("folder", ["base", "standalone"])
+def test_every_generated_manifest_passes_validation_and_policy(folder):
+    files = sorted(p for p in (ROOT / folder).glob("*.yaml") if p.name != "kustomization.yaml")
+    assert files
+    problems = validate.validate_paths(files)
+    assert problems == [], "\n".join(map(str, problems))
+
+
+@needs_kubectl
+@pytest.mark.parametrize("relative", KUSTOMIZE_DIRS)
+def test_kubectl_kustomize_builds_and_the_result_is_valid(relative):
+    docs = _kustomize(relative)
+    problems = validate.validate_documents(docs, f"kubectl kustomize {relative}")
+    assert problems == [], "\n".join(map(str, problems))
+
+
+@needs_kubectl
+@pytest.mark.parametrize("overlay", sorted(clusters.OVERLAYS))
+def test_overlay_builds_exactly_what_the_builders_make_for_its_sizing(overlay):
+    built = _by_identity(_kustomize(f"overlays/{overlay}"))
+    expected = _by_identity(clusters.expected_overlay(overlay))
+    assert built.keys() == expected.keys()
+    for key, doc in expected.items():
+        assert built[key] == doc, f"{key} differs after kustomize"
+
+
+def test_overlays_differ_where_they_should():
+    kind = _by_identity(clusters.expected_overlay("local-kind"))
+    gpu = _by_identity(clusters.expected_overlay("gpu"))
+    rc = ("ray.io/v1", "RayCluster", clusters.NAMESPACE, "kit-raycluster")
+    assert kind[rc]["spec"]["workerGroupSpecs"][0]["replicas"] == 1
+    assert [g["groupName"] for g in gpu[rc]["spec"]["workerGroupSpecs"]] == ["cpu", "gpu"]
+    flavor = ("kueue.x-k8s.io/v1beta2", "ResourceFlavor", "", clusters.GPU_FLAVOR)
+    assert flavor in gpu and flavor not in kind
+
+
+def test_json_patch_covers_add_remove_replace_and_escapes_keys():
+    old = {"a": 1, "gone": True, "labels": {"x/y": "1"}, "items": [1, 2]}
+    new = {"a": 2, "labels": {"x/y": "2", "new~key": "v"}, "items": [1, 2, 3]}
+    assert clusters.json_patch(old, new) == [
+        {"op": "remove", "path": "/gone"},
+        {"op": "replace", "path": "/a", "value": 2},
+        {"op": "replace", "path": "/labels/x~1y", "value": "2"},
+        {"op": "add", "path": "/labels/new~0key", "value": "v"},
+        {"op": "add", "path": "/items/-", "value": 3},
+    ]
+    assert clusters.json_patch([1, 2, 3], [1]) == [{"op": "replace", "path": "", "value": [1]}]
+
+
+def _all_text() -> list[tuple[Path, str]]:
+    return [(p, p.read_text()) for p in sorted(ROOT.rglob("*")) if p.is_file()]
+
+
+def test_no_floating_image_tags_anywhere_in_clusters():
+    for path, text in _all_text():
+        assert ":latest" not in text, path
+        for image in re.findall(r"image:\s*(\S+)", text):
+            assert ":" in image.split("/")[-1] or "@sha256:" in image, f"{path}: unpinned image {image}"
+
+
+def test_ray_images_and_versions_match_the_kit_ray_version():
+    ray_images = [image for _, text in _all_text() for image in re.findall(r"(rayproject/ray\S*)", text)]
+    assert ray_images
+    assert all(image.split(":")[1].startswith(f"{versions.RAY}-") for image in ray_images), ray_images
+    ray_versions = {v for _, text in _all_text() for v in re.findall(r"rayVersion:\s*'?([\d.]+)", text)}
+    assert ray_versions == {versions.RAY}
+
+
+def test_kind_config_pins_the_node_image_by_digest():
+    config = yaml.safe_load((ROOT / "kind-config.yaml").read_text())
+    assert config["apiVersion"] == "kind.x-k8s.io/v1alpha4" and config["kind"] == "Cluster"
+    assert {node["image"] for node in config["nodes"]} == {versions.IMAGES["kind-node"]}
+    assert "@sha256:" in versions.IMAGES["kind-node"]
+
+
+def test_restricted_runtime_differs_from_upstream_only_where_security_needs_it():
+    upstream = runtime.upstream_torch_distributed()
+    ours = runtime.torch_distributed_restricted()
+    assert validate.validate_documents([upstream]), "upstream's runtime is expected to fail the policy"
+    assert validate.validate_documents([ours]) == []
+    assert ours["spec"]["mlPolicy"] == upstream["spec"]["mlPolicy"]
+    assert ours["metadata"]["labels"] == upstream["metadata"]["labels"]
+    up_job = upstream["spec"]["template"]["spec"]["replicatedJobs"][0]
+    our_job = ours["spec"]["template"]["spec"]["replicatedJobs"][0]
+    assert our_job["name"] == up_job["name"] and our_job["template"]["metadata"] == up_job["template"]["metadata"]
+    up_node = up_job["template"]["spec"]["template"]["spec"]["containers"][0]
+    our_node = our_job["template"]["spec"]["template"]["spec"]["containers"][0]
+    assert (our_node["name"], our_node["image"]) == (up_node["name"], up_node["image"])
+    assert up_node["image"] == versions.IMAGES["pytorch"]
+
+
+# --------------------------------------------------------------------------- builders
+
+
+def test_namespace_enforces_restricted_and_quota_counts_gpus():
+    ns = core.namespace("team")
+    assert ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    quota = core.resource_quota("team", "4", "8Gi", gpus=1)["spec"]["hard"]
+    assert quota["requests.nvidia.com/gpu"] == "1" and quota["limits.memory"] == "8Gi"
+
+
+def test_gpu_job_requests_gpus_and_tolerates_gpu_nodes():
+    job = core.batch_job("train", "team", ["python", "train.py"], gpus=1, queue="q")
+    pod = job["spec"]["template"]["spec"]
+    assert pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert pod["tolerations"][0]["key"] == "nvidia.com/gpu" and pod["restartPolicy"] == "Never"
+    assert job["metadata"]["labels"] == {kueue.QUEUE_LABEL: "q"}
+    with pytest.raises(ValueError, match="parallelism"):
+        core.batch_job("x", "team", ["true"], parallelism=0)
+
+
+def test_resource_groups_refuse_a_resource_in_two_groups():
+    groups = kueue.resource_groups({"cpu-flavor": {"cpu": 4, "memory": "8Gi"}, "gpu": {"nvidia.com/gpu": 2}})
+    assert [g["coveredResources"] for g in groups] == [["cpu", "memory"], ["nvidia.com/gpu"]]
+    with pytest.raises(ValueError, match="'cpu' is covered by two resource groups"):
+        kueue.resource_groups({"a": {"cpu": 4, "memory": "8Gi"}, "b": {"cpu": 2}})
+
+
+def test_simulated_admission_is_all_or_nothing_and_fifo_lets_small_ones_pass():
+    big = core.batch_job("big", "ns", ["true"], cpu="2", parallelism=3)
+    small = core.batch_job("small", "ns", ["true"], cpu="1")
+    results = kueue.simulate_admission({"cpu": 4, "memory": "8Gi"}, [small, big, small | {"metadata": {"name": "s2"}}])
+    assert [(r.name, r.admitted) for r in results] == [("small", True), ("big", False), ("s2", True)]
+    assert "cpu needs 6, 3 free" in results[1].reason
+    assert kueue.quantity("500m") == 0.5 and kueue.quantity("2Gi") == 2 * 2**30
+
+
+def test_queue_labels_agree_everywhere():
+    from kit import cluster
+    from kit.manifests import ray
+
+    assert kueue.QUEUE_LABEL == validate.QUEUE_LABEL == ray.QUEUE_LABEL == cluster.QUEUE_LABEL
+
+
+# --------------------------------------------------------------------------- install script
+
+
+BASH = shutil.which("bash") or "/bin/bash"
+
+
+def _install(*args: str) -> subprocess.CompletedProcess:
+    """Run the install script with an empty PATH: no kubectl, no cluster."""
+    return subprocess.run([BASH, str(ROOT / "install-operators.sh"), *args], capture_output=True, text=True,
+                          timeout=30, env={"PATH": "/nonexistent"})
+
+
+def _dry_run(*args: str) -> subprocess.CompletedProcess:
+    return _install("--dry-run", *args)
+
+
+def test_install_script_versions_are_the_version_lock():
+    text = (ROOT / "install-operators.sh").read_text()
+    assigned = dict(re.findall(r"^([A-Z_]+)_VERSION=(\S+)$", text, flags=re.M))
+    expected = {op.version_var.removesuffix("_VERSION"): versions.OPERATORS[op.key] for op in operators.OPERATORS}
+    assert assigned == expected
+    assert set(versions.OPERATORS) - {op.key for op in operators.OPERATORS} == {"training-operator"}
+
+
+def test_install_dry_run_prints_every_command_with_pinned_versions_without_a_cluster():
+    result = _dry_run()
+    assert result.returncode == 0, result.stderr
+    commands = [line[2:] for line in result.stdout.splitlines() if line.startswith("+ ")]
+    applies = [c for c in commands if c.startswith("kubectl apply --server-side")]
+    assert len(applies) == 6  # cert-manager, kuberay, kueue, trainer manager + runtimes, kserve
+    for op in operators.OPERATORS:
+        version = versions.OPERATORS[op.key]
+        assert any(version in c for c in applies), f"{op.key} {version} not applied"
+        for crd in op.crds:
+            assert f"kubectl wait --for=condition=Established crd/{crd} --timeout=300s" in commands
+        for namespace, deployment in op.deployments:
+            assert f"kubectl rollout status deployment/{deployment} -n {namespace} --timeout=300s" in commands
+    assert "defaultDeploymentMode" in commands[-1] and "${" not in result.stdout
+
+
+def test_install_check_and_only_select_steps():
+    result = _dry_run("--check", "--only", "kueue")
+    commands = [line for line in result.stdout.splitlines() if line.startswith("+ ")]
+    assert result.returncode == 0 and commands and not any("apply" in c for c in commands)
+    assert all("kueue" in c for c in commands)
+    bad = _dry_run("--only", "nope")
+    assert bad.returncode == 2 and "unknown operator 'nope'" in bad.stderr
+
+
+def test_install_without_dry_run_says_what_is_missing():
+    result = _install()
+    assert result.returncode == 1 and "kubectl not found" in result.stderr
+
+
+# --------------------------------------------------------------------------- the real-cluster lane
+
+
+def test_test_cluster_lane_is_wired_but_not_part_of_make_test():
+    script = ROOT / "test-cluster.sh"
+    assert script.stat().st_mode & 0o100, "clusters/test-cluster.sh must be executable"
+    assert subprocess.run([BASH, "-n", str(script)], capture_output=True).returncode == 0
+    text = script.read_text()
+    assert "trap finish EXIT" in text and "kind delete cluster" in text and "-p PROFILE kind" in text
+    assert "clusters/install-operators.sh" in text and "kit cluster diagnostics" in text
+    makefile = (ROOT.parent / "Makefile").read_text()
+    assert "test-cluster: $(STAMP)\n\tPY=$(VPY) clusters/test-cluster.sh" in makefile
+    assert "test-cluster" not in makefile.split("\ntest:", 1)[1].split("\n\n", 1)[0]
+
+
+def test_test_cluster_lane_stops_early_naming_missing_tools():
+    result = subprocess.run([BASH, str(ROOT / "test-cluster.sh")], capture_output=True, text=True, timeout=60,
+                            env={"PATH": "/nonexistent", "PY": sys.executable})
+    assert result.returncode == 2 and "make test-cluster needs: docker kind kubectl" in result.stderr
+
+
+def test_validate_command_builds_each_kustomization_and_passes_on_clusters(capsys):
+    from kit.__main__ import main
+
+    assert main(["validate", str(clusters.CLUSTERS)]) == 0
+    out = capsys.readouterr().out
+    assert "all valid" in out and "set aside 1 kind cluster config" in out
+
+
+def test_a_broken_kustomization_is_a_problem(tmp_path):
+    from kit.manifests import validate
+
+    (tmp_path / "kustomization.yaml").write_text("resources: [missing.yaml]\n")
+    [loaded, loose] = validate.load_sets([tmp_path])[0]
+    assert "kustomize build failed" in loaded.problems[0].message and not loose.documents

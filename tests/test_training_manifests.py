@@ -1,0 +1,115 @@
+"""kit.manifests.training: the builders' structure (schema and policy checks live in kit.manifests'
+validator; these tests pin what the builders promise)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from kit import versions
+from kit.manifests import training as manifests
+from kit.training import ConfigError
+
+CONFIG = {"epochs": 2}
+
+
+def _pod_specs(doc: dict) -> list[dict]:
+    spec = doc["spec"]
+    if doc["kind"] == "TrainJob":
+        job = spec["runtimePatches"][0]["trainingRuntimeSpec"]["template"]["spec"]["replicatedJobs"][0]
+        return [job["template"]["spec"]["template"]["spec"]]
+    if doc["kind"] == "PyTorchJob":
+        return [r["template"]["spec"] for r in spec["pytorchReplicaSpecs"].values()]
+    cluster = spec["rayClusterSpec"]
+    groups = [cluster["headGroupSpec"], *cluster["workerGroupSpecs"]]
+    return [spec["submitterPodTemplate"]["spec"]] + [g["template"]["spec"] for g in groups]
+
+
+ALL = [manifests.trainjob(CONFIG, queue="team-a"), manifests.pytorchjob(CONFIG, workers=1, queue="team-a"),
+       manifests.rayjob(CONFIG, queue="team-a")]
+
+
+@pytest.mark.parametrize("doc", ALL, ids=lambda d: d["kind"])
+def test_every_pod_is_restricted(doc):
+    for pod in _pod_specs(doc):
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["securityContext"]["runAsUser"] == 1000
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+        for container in pod["containers"]:
+            context = container["securityContext"]
+            assert context["allowPrivilegeEscalation"] is False
+            assert context["capabilities"] == {"drop": ["ALL"]}
+            assert context["seccompProfile"] == {"type": "RuntimeDefault"}
+
+
+@pytest.mark.parametrize("doc", ALL, ids=lambda d: d["kind"])
+def test_queue_label_and_cpu_memory_requests_and_limits(doc):
+    assert doc["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "team-a"
+    if doc["kind"] == "TrainJob":  # resources per node live on the trainer, not in the pod patch
+        resources = [doc["spec"]["trainer"]["resourcesPerNode"]]
+    else:
+        resources = [c["resources"] for pod in _pod_specs(doc) for c in pod["containers"]]
+    for r in resources:
+        assert set(r["requests"]) >= {"cpu", "memory"} and set(r["limits"]) >= {"cpu", "memory"}
+
+
+def test_no_queue_no_label():
+    assert "kueue.x-k8s.io/queue-name" not in manifests.trainjob(CONFIG)["metadata"]["labels"]
+
+
+def test_trainjob_references_the_torch_runtime_and_runs_the_kit_entry():
+    doc = manifests.trainjob(CONFIG, num_nodes=2, procs_per_node=2, gpus=1)
+    assert doc["apiVersion"] == "trainer.kubeflow.org/v1alpha1"
+    assert doc["spec"]["runtimeRef"] == {"apiGroup": "trainer.kubeflow.org", "kind": "ClusterTrainingRuntime",
+                                         "name": "torch-distributed"}
+    trainer = doc["spec"]["trainer"]
+    assert trainer["numNodes"] == 2 and trainer["numProcPerNode"] == 2
+    assert trainer["command"][:3] == ["torchrun", "-m", "kit.training_entry"]
+    assert json.loads(trainer["command"][3])["workers"] == 4
+    assert trainer["resourcesPerNode"]["limits"]["nvidia.com/gpu"] == 1
+    assert versions.TORCH in trainer["image"]
+
+
+def test_pytorchjob_is_the_legacy_api_with_a_pytorch_container():
+    doc = manifests.pytorchjob(CONFIG, workers=2)
+    assert doc["apiVersion"] == "kubeflow.org/v1"
+    assert doc["spec"]["pytorchReplicaSpecs"]["Master"]["replicas"] == 1
+    assert doc["spec"]["pytorchReplicaSpecs"]["Worker"]["replicas"] == 2
+    for pod in _pod_specs(doc):
+        assert pod["containers"][0]["name"] == "pytorch"
+
+
+def test_rayjob_token_auth_pinned_image_tmp_ray_and_cleanup():
+    doc = manifests.rayjob(CONFIG, workers=2)
+    spec = doc["spec"]
+    assert doc["apiVersion"] == "ray.io/v1"
+    assert spec["submissionMode"] == "K8sJobMode"
+    assert spec["shutdownAfterJobFinishes"] is True and spec["ttlSecondsAfterFinished"] > 0
+    cluster = spec["rayClusterSpec"]
+    assert cluster["authOptions"] == {"mode": "token"}
+    assert cluster["rayVersion"] == versions.RAY
+    workers = cluster["workerGroupSpecs"][0]
+    assert workers["replicas"] == workers["minReplicas"] == workers["maxReplicas"] == 2
+    for group in (cluster["headGroupSpec"], workers):
+        pod = group["template"]["spec"]
+        assert pod["containers"][0]["image"] == versions.IMAGES["ray"]
+        assert {"name": "ray-tmp", "emptyDir": {}} in pod["volumes"]
+        assert {"name": "ray-tmp", "mountPath": "/tmp/ray"} in pod["containers"][0]["volumeMounts"]
+    assert spec["entrypoint"].startswith("python -m kit.launch ray --workers 2")
+
+
+def test_builders_validate_the_config_first():
+    with pytest.raises(ConfigError, match=r"TrainConfig\.epochs"):
+        manifests.rayjob({"epochs": 0})
+
+
+def test_trainjob_resources_per_node_count_for_the_node_container():
+    """Trainer applies resourcesPerNode to the `node` container; without it the policy must object."""
+    from kit.manifests import policy, training
+
+    job = training.trainjob({})
+    assert policy.check_policy([job]) == []
+    del job["spec"]["trainer"]["resourcesPerNode"]
+    problems = policy.check_policy([job])
+    assert any("missing resources" in p.message for p in problems)
