@@ -67,6 +67,8 @@ IMAGES: dict[str, str] = {
     "pytorch": f"pytorch/pytorch:{TORCH}-cuda13.0-cudnn9-runtime",
     # The node image kind v0.31.0 was released with (Kubernetes 1.35.0), pinned by digest.
     "kind-node": "kindest/node:v1.35.0@sha256:452d707d4862f52530247495d180205e029056831160e22870e37e3f6c1ac31f",
+    # the kit's predictor (kit.serving.kserve_model) on kserve-base, with the pins above installed
+    "kit-serving": "ghcr.io/cloud-native-ai-kit/kit-serving:0.1.0",
 }
 
 #: Ports the kit uses locally (the doctor checks that they are free).

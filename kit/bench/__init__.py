@@ -21,6 +21,7 @@ from kit import paths, resources, versions
 BENCHMARKS: dict[str, tuple[str, str]] = {
     "ray": ("kit.bench.ray", "local Ray start-up: cold, warm and reuse"),
     "train": ("kit.bench.train", "Ray Train vs torchrun epoch time, launcher start-up, 1 vs 2 workers"),
+    "serve": ("kit.bench.serve", "FastAPI baseline vs Ray Serve (unbatched, batched) vs KServe v1/v2"),
 }
 
 

@@ -28,6 +28,8 @@ STAGE_MODULES = (
     "kit.exercises.stage04",
     "kit.exercises.stage05",
     "kit.exercises.stage06",
+    "kit.exercises.stage07",
+    "kit.exercises.stage08",
 )
 
 
