@@ -12,8 +12,16 @@ cluster), ``bench`` (benchmarks). Submodules are imported on use.
 from __future__ import annotations
 
 import importlib
+import os
+
+from kit import paths
 
 __version__ = "0.1.0"
+
+# torch creates $TMPDIR/torchinductor_<user> the first time an optimizer loads its compiler stack.
+# Keep that cache in the kit's work dir, for this process and every worker it starts (Ray, torchrun,
+# servers inherit the environment), so notebooks leave no temp files behind.
+os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(paths.work_dir("torchinductor", create=False)))
 
 
 def __getattr__(name: str):

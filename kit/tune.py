@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 import tempfile
 import time
 from dataclasses import dataclass
@@ -53,8 +52,6 @@ class SearchResult:
 
 def tune_trainable(config: dict) -> None:
     """One Tune trial: :func:`train_func`, one epoch per call, resuming from the trial's checkpoint dir."""
-    # torch creates an inductor cache dir under the temp dir: keep it in the kit's work dir instead
-    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(paths.work_dir("torchinductor")))
     import ray.tune
 
     from kit.training import train_func

@@ -14,17 +14,10 @@ from __future__ import annotations
 import itertools
 import json
 import math
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-
-from kit import paths
-
-# torch creates $TMPDIR/torchinductor_<user> the first time an optimizer imports its compiler stack;
-# keep that cache in the kit's work directory so notebooks and servers leave no temp files behind.
-os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(paths.work_dir("torchinductor", create=False)))
 
 WEIGHTS = "model.pt"
 METADATA = "metadata.json"
