@@ -11,10 +11,10 @@ cluster), ``bench`` (benchmarks). Submodules are imported on use.
 
 from __future__ import annotations
 
-import importlib
 import os
 
 from kit import paths
+from kit.lazy import submodule_getattr
 
 __version__ = "0.1.0"
 
@@ -24,11 +24,4 @@ __version__ = "0.1.0"
 os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(paths.work_dir("torchinductor", create=False)))
 
 
-def __getattr__(name: str):
-    """Import submodules on first use, so `import kit` stays fast: `kit.doctor.report()`."""
-    try:
-        return importlib.import_module(f"kit.{name}")
-    except ModuleNotFoundError as error:
-        if error.name == f"kit.{name}":
-            raise AttributeError(f"module 'kit' has no attribute {name!r}") from None
-        raise
+__getattr__ = submodule_getattr(__name__)

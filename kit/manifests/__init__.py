@@ -10,10 +10,11 @@ reports) and ``traverse`` (finding pod specs, containers and Ray cluster specs).
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterable
 
 import yaml
+
+from kit.lazy import submodule_getattr
 
 
 def to_yaml(docs: dict | Iterable[dict]) -> str:
@@ -22,11 +23,4 @@ def to_yaml(docs: dict | Iterable[dict]) -> str:
     return "---\n".join(yaml.safe_dump(doc, sort_keys=False, default_flow_style=False) for doc in items)
 
 
-def __getattr__(name: str):
-    """Builders are submodules imported on use: ``kit.manifests.ray.raycluster()``."""
-    try:
-        return importlib.import_module(f"{__name__}.{name}")
-    except ModuleNotFoundError as error:
-        if error.name == f"{__name__}.{name}":
-            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
-        raise
+__getattr__ = submodule_getattr(__name__)

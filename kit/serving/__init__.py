@@ -11,13 +11,6 @@ predictor run as its own loopback process; ``baseline`` is plain FastAPI on uvic
 
 from __future__ import annotations
 
-import importlib
+from kit.lazy import submodule_getattr
 
-
-def __getattr__(name: str):
-    try:
-        return importlib.import_module(f"{__name__}.{name}")
-    except ModuleNotFoundError as error:
-        if error.name == f"{__name__}.{name}":
-            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
-        raise
+__getattr__ = submodule_getattr(__name__)
