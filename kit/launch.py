@@ -226,18 +226,27 @@ def run_torchrun(config: TrainConfig | dict | None = None, nproc: int = 2, max_r
     began = time.time()
     with private_tmpdir(child_env(nproc)) as env:
         lines = stream_command(torchrun_command(cfg, nproc, max_restarts), env, on_line, timeout_s)
-    live_history, result = parse_output(lines)
+    live_history, _ = parse_output(lines)
+    return result_from_output(
+        "torchrun", lines, began,
+        {"live_history": live_history, "command": torchrun_command(cfg, nproc, max_restarts)},
+    )
+
+
+def result_from_output(launcher: str, lines: list[str], began: float, details: dict) -> LaunchResult:
+    """The :class:`LaunchResult` of a run whose rank 0 printed its ``KIT_RESULT`` line in ``lines``."""
+    _, result = parse_output(lines)
     if result is None:
-        raise LaunchError("torchrun finished but rank 0 printed no KIT_RESULT line", lines[-TAIL_LINES:])
+        raise LaunchError(f"{launcher} finished but rank 0 printed no KIT_RESULT line", lines[-TAIL_LINES:])
     return LaunchResult(
-        launcher="torchrun",
+        launcher=launcher,
         history=result["history"],
         wall_s=time.time() - began,
         startup_s=result["train_started_unix"] - began,
         checkpoint=result["checkpoint"],
         result=result,
         output=lines[-TAIL_LINES:],
-        details={"live_history": live_history, "command": torchrun_command(cfg, nproc, max_restarts)},
+        details=details,
     )
 
 
@@ -466,18 +475,8 @@ def run_kubeflow_local(config: TrainConfig | dict | None = None, num_procs: int 
             shutil.rmtree(leftover, ignore_errors=True)
     if status != "Complete":
         raise LaunchError(f"Kubeflow local job {job} ended {status}", seen[-TAIL_LINES:])
-    _, result = parse_output(seen)
-    if result is None:
-        raise LaunchError(f"Kubeflow local job {job} printed no KIT_RESULT line", seen[-TAIL_LINES:])
-    return LaunchResult(
-        launcher="kubeflow-local",
-        history=result["history"],
-        wall_s=time.time() - began,
-        startup_s=result["train_started_unix"] - began,
-        checkpoint=result["checkpoint"],
-        result=result,
-        output=seen[-TAIL_LINES:],
-        details={"job": job, "venv_and_install_s": first_seen.get("installed")},
+    return result_from_output(
+        "kubeflow-local", seen, began, {"job": job, "venv_and_install_s": first_seen.get("installed")}
     )
 
 
