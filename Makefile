@@ -13,7 +13,7 @@ LAB_ARGS ?=
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 PYTEST_ARGS ?=
 
-.PHONY: lab test test-fast test-gpu test-cluster manifests notebooks lint doctor bench-ray bench-train clean
+.PHONY: lab test test-fast test-gpu test-cluster image manifests notebooks lint doctor bench-ray bench-train clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; v = sys.version_info[:2]; sys.exit(0 if (3, 10) <= v <= (3, 12) else "Python 3.10-3.12 is needed, found %d.%d: run make with PYTHON=python3.11 (or install one)" % v)'
@@ -36,6 +36,13 @@ test-fast: $(STAMP)
 # PROFILE=kind, then diagnostics and deletion, whatever happens. Needs Docker and kind (`make doctor`).
 test-cluster: $(STAMP)
 	PY=$(VPY) clusters/test-cluster.sh
+
+# The kit's container image (needs Docker): `make image` or `make image VARIANT=gpu`. The tag, base image
+# and pins come from kit/versions.py; push it to your registry for a real cluster (README, "Container image").
+VARIANT ?= cpu
+DOCKER ?= docker
+image:
+	eval "$(DOCKER) build $$($(PYTHON) kit/versions.py image-args $(VARIANT)) ."
 
 # Regenerate clusters/ (YAML, kustomize overlays, kind config, install script) from the kit.
 manifests: $(STAMP)

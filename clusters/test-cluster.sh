@@ -2,7 +2,7 @@
 # `make test-cluster`: the curriculum on a throw-away kind cluster (needs Docker and kind).
 #
 #   1. create the kind cluster from clusters/kind-config.yaml (pinned node image)
-#   2. install the operators (clusters/install-operators.sh, pinned versions)
+#   2. build the kit's image (Dockerfile) and load it into the kind nodes; install the operators (clusters/install-operators.sh, pinned versions)
 #   3. apply clusters/overlays/local-kind and wait for the RayCluster
 #   4. run every learner notebook with papermill, PROFILE=kind SMOKE=True
 #   5. always: print diagnostics (and bundle them under build/cluster-diagnostics), delete the cluster
@@ -48,6 +48,11 @@ echo "== creating kind cluster $CLUSTER"
 kind create cluster --name "$CLUSTER" --config clusters/kind-config.yaml --wait 180s
 kubectl config use-context "kind-$CLUSTER"
 "$PY" -m kit cluster profile
+
+echo "== building the kit's image and loading it into kind"
+KIT_IMAGE="$("$PY" -c 'from kit import versions; print(versions.IMAGES["kit"])')"
+eval "docker build $("$PY" kit/versions.py image-args cpu) ."
+kind load docker-image "$KIT_IMAGE" --name "$CLUSTER"
 
 echo "== installing operators"
 clusters/install-operators.sh

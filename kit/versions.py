@@ -56,6 +56,9 @@ OPERATORS: dict[str, str] = {
 #: kind (Kubernetes in Docker) for ``make test-cluster``; its node image is pinned by digest in IMAGES.
 KIND = "v0.31.0"
 
+#: Version of the kit's container image (bump it with every change to what the image contains).
+KIT_IMAGE_VERSION = "0.1.0"
+
 #: Container images. The Ray image must match the client's Ray version exactly:
 #: a client/cluster mismatch is the most common KubeRay failure users report.
 IMAGES: dict[str, str] = {
@@ -67,8 +70,21 @@ IMAGES: dict[str, str] = {
     "pytorch": f"pytorch/pytorch:{TORCH}-cuda13.0-cudnn9-runtime",
     # The node image kind v0.31.0 was released with (Kubernetes 1.35.0), pinned by digest.
     "kind-node": "kindest/node:v1.35.0@sha256:452d707d4862f52530247495d180205e029056831160e22870e37e3f6c1ac31f",
-    # the kit's predictor (kit.serving.kserve_model) on kserve-base, with the pins above installed
-    "kit-serving": "ghcr.io/cloud-native-ai-kit/kit-serving:0.1.0",
+    # The kit's own image (Dockerfile, `make image`): the pinned Ray image + torch + IMAGE_PINS + `kit`.
+    # RayJob, RayService, TrainJob, InferenceService and the model Job of stage 09 run it. The tag names
+    # the Ray version it was built from, so a mismatch with the client shows in the manifest itself.
+    "kit": f"ghcr.io/cloud-native-ai-kit/kit:{KIT_IMAGE_VERSION}-ray{RAY}-cpu",
+    "kit-gpu": f"ghcr.io/cloud-native-ai-kit/kit:{KIT_IMAGE_VERSION}-ray{RAY}-gpu",
+}
+
+#: The Python pins installed into the kit's image (torch comes first, from the index of its variant):
+#: what the training entry points, Ray Train/Serve and the KServe predictor import. Not Jupyter or test tools.
+IMAGE_PINS: tuple[str, ...] = ("ray", "kserve", "kubernetes", "scikit-learn", "psutil", "pyyaml", "httpx", "tqdm")
+
+#: Where the image's torch comes from, per variant: CPU wheels keep the CPU image ~2 GB smaller.
+TORCH_INDEX: dict[str, str] = {
+    "cpu": "https://download.pytorch.org/whl/cpu",
+    "gpu": "https://download.pytorch.org/whl/cu130",
 }
 
 #: Ports the kit uses locally (the doctor checks that they are free).
@@ -90,3 +106,27 @@ def requirement(name: str) -> str:
 def requirements() -> list[str]:
     """All pinned requirements, in the order of :data:`PYTHON_PINS`."""
     return [requirement(name) for name in PYTHON_PINS]
+
+
+def image_build_args(variant: str = "cpu") -> dict[str, str]:
+    """``docker build --build-arg`` values for the kit's image: base image, torch index, torch and pins."""
+    if variant not in TORCH_INDEX:
+        raise ValueError(f"image variant {variant!r}: use one of {', '.join(TORCH_INDEX)}")
+    return {
+        "BASE_IMAGE": IMAGES["ray-gpu" if variant == "gpu" else "ray"],
+        "TORCH_INDEX_URL": TORCH_INDEX[variant],
+        "TORCH_REQUIREMENT": requirement("torch"),
+        "REQUIREMENTS": " ".join(requirement(name) for name in IMAGE_PINS),
+    }
+
+
+if __name__ == "__main__":  # `python kit/versions.py image-args cpu|gpu`: no import of kit needed (Makefile)
+    import shlex
+    import sys
+
+    if len(sys.argv) != 3 or sys.argv[1] != "image-args":
+        sys.exit("usage: python kit/versions.py image-args cpu|gpu")
+    variant = sys.argv[2]
+    tag = IMAGES["kit-gpu" if variant == "gpu" else "kit"]
+    args = " ".join(f"--build-arg {k}={shlex.quote(v)}" for k, v in image_build_args(variant).items())
+    print(f"-t {tag} {args}")

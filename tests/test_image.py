@@ -1,0 +1,111 @@
+"""The kit's container image: Dockerfile, build arguments and the check its last step runs, kept in step with
+the version lock; and every manifest that runs kit code runs it in the kit's image."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+from kit import clusters, image_check, versions
+from kit.clusters import REPO
+from kit.manifests import traverse
+
+DOCKERFILE = (REPO / "Dockerfile").read_text()
+
+
+def _image_args(variant: str) -> subprocess.CompletedProcess:
+    # Run as a script with the system's view: the Makefile calls it before any venv exists.
+    return subprocess.run([sys.executable, str(REPO / "kit" / "versions.py"), "image-args", variant],
+                          capture_output=True, text=True, cwd="/")
+
+
+def test_dockerfile_takes_every_version_from_the_lock():
+    declared = re.findall(r"^ARG (\w+)", DOCKERFILE, flags=re.M)
+    assert sorted(declared) == sorted(versions.image_build_args("cpu"))
+    assert not re.search(r"^ARG \w+=", DOCKERFILE, flags=re.M), "an ARG default would be a second version source"
+    for name, version in versions.PYTHON_PINS.items():
+        assert f"{name}=={version}" not in DOCKERFILE
+    assert versions.RAY not in DOCKERFILE and versions.TORCH not in DOCKERFILE
+
+
+def test_dockerfile_checks_the_image_it_built_and_runs_as_ray_user():
+    steps = [line for line in DOCKERFILE.splitlines() if line and not line.startswith("#")]
+    assert "python -m kit.image_check" in "\n".join(steps[-4:])
+    assert steps[-2] == "USER 1000" and "FROM ${BASE_IMAGE}" in DOCKERFILE
+
+
+@pytest.mark.parametrize(("variant", "tag", "base"), [("cpu", "kit", "ray"), ("gpu", "kit-gpu", "ray-gpu")])
+def test_image_args_name_the_tag_base_image_and_pins(variant, tag, base):
+    done = _image_args(variant)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert out.startswith(f"-t {versions.IMAGES[tag]} ")
+    assert f"--build-arg BASE_IMAGE={versions.IMAGES[base]}" in out
+    assert f"TORCH_REQUIREMENT=torch=={versions.TORCH}" in out
+    assert f"TORCH_INDEX_URL={versions.TORCH_INDEX[variant]}" in out
+    for name in versions.IMAGE_PINS:
+        assert versions.requirement(name) in out
+
+
+def test_image_args_refuse_an_unknown_variant():
+    done = _image_args("tpu")
+    assert done.returncode != 0 and "image variant 'tpu'" in done.stderr
+    with pytest.raises(ValueError, match="use one of cpu, gpu"):
+        versions.image_build_args("tpu")
+
+
+def test_image_tags_name_the_ray_version_they_were_built_on():
+    for name in ("kit", "kit-gpu"):
+        assert f"-ray{versions.RAY}-" in versions.IMAGES[name]
+        assert not versions.IMAGES[name].endswith(":latest")
+
+
+def test_make_image_builds_with_the_lock():
+    done = subprocess.run(["make", "-n", "image", "VARIANT=gpu"], capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    assert "docker build" in done.stdout and "kit/versions.py image-args gpu" in done.stdout
+
+
+def test_dockerignore_sends_only_what_the_image_needs():
+    lines = (REPO / ".dockerignore").read_text().splitlines()
+    assert "*" in lines and {"!pyproject.toml", "!README.md", "!kit/"} <= set(lines)
+
+
+def test_image_check_passes_in_the_kits_own_environment(capsys):
+    assert image_check.main() == 0
+    assert f"ray {versions.RAY}" in capsys.readouterr().out
+
+
+def test_image_check_names_a_wrong_version_and_a_missing_module(monkeypatch, capsys):
+    real = image_check.metadata.version
+    monkeypatch.setattr(image_check.metadata, "version", lambda name: "2.9.0" if name == "ray" else real(name))
+    monkeypatch.setitem(image_check.ENTRY_POINTS, "kit.not_a_module", "a resource that does not exist")
+    assert image_check.main() == 1
+    err = capsys.readouterr().err
+    assert f"ray 2.9.0 is installed, the lock says {versions.RAY}" in err
+    assert "kit.not_a_module (a resource that does not exist) does not import: ModuleNotFoundError" in err
+
+
+def _runs_kit_code(container: dict, doc: dict) -> bool:
+    text = " ".join(map(str, [*container.get("command", []), *container.get("args", [])]))
+    return "kit." in text or (doc["kind"] in ("RayJob", "RayService") and "kit." in str(doc["spec"]))
+
+
+@pytest.mark.parametrize("size_name", ["base", *clusters.OVERLAYS])
+def test_every_pod_that_runs_kit_code_runs_the_kit_image(size_name):
+    size = clusters.BASE_SIZE if size_name == "base" else clusters.OVERLAYS[size_name]
+    checked = 0
+    for docs in clusters.build(clusters.BASE, size).values():
+        for doc in docs:
+            if doc["kind"] == "TrainJob":
+                assert doc["spec"]["trainer"]["image"] in (versions.IMAGES["kit"], versions.IMAGES["kit-gpu"])
+                checked += 1
+            for _, pod in traverse.pod_specs(doc):
+                for _, _, container in traverse.containers(pod):
+                    if _runs_kit_code(container, doc):
+                        assert container["image"] in (versions.IMAGES["kit"], versions.IMAGES["kit-gpu"]), doc
+                        checked += 1
+    assert checked >= 8  # model Job, TrainJob, RayJob (submitter, head, worker), RayService (head, worker), ISVC
