@@ -31,7 +31,9 @@ from typing import Any
 import yaml
 
 from kit import operators, versions
-from kit.manifests import core, kueue, ray, runtime, to_yaml, training
+from kit.manifests import core, kueue, ray, runtime, serving, to_yaml, training
+from kit.serving.config import ServeConfig
+from kit.training import TrainConfig
 
 REPO = Path(__file__).resolve().parent.parent
 CLUSTERS = REPO / "clusters"
@@ -57,6 +59,15 @@ class Sizing:
     ray_workers: int = 2
     worker_cpu: str = "1"
     worker_memory: str = "2Gi"
+    #: the kit's image (``make image``); point these at your registry's copy on a real cluster
+    kit_image: str = versions.IMAGES["kit"]
+    kit_gpu_image: str = versions.IMAGES["kit-gpu"]
+    #: ReadWriteOnce works on one node (kind); clusters of several nodes need ReadWriteMany
+    models_access_mode: str = "ReadWriteOnce"
+
+    def image(self, gpus: int = 0) -> str:
+        """The kit image for a pod with ``gpus`` GPUs."""
+        return self.kit_gpu_image if gpus else self.kit_image
 
 
 Docs = dict | list[dict]
@@ -101,6 +112,36 @@ def example_job(size: Sizing) -> dict:
     return core.batch_job("hello", NAMESPACE, command, parallelism=2, queue=LOCAL_QUEUE)
 
 
+def trainjob(size: Sizing, config: TrainConfig | dict | None = None) -> dict:
+    """The TrainJob of stages 05 and 09: torchrun on the restricted runtime, queued, in the kit's image."""
+    gpus = 1 if size.gpus else 0
+    return training.trainjob(config, namespace=NAMESPACE, queue=LOCAL_QUEUE, runtime=runtime.NAME, gpus=gpus,
+                             image=size.image(gpus))
+
+
+def rayjob(size: Sizing, config: TrainConfig | dict | None = None) -> dict:
+    """The RayJob of stages 04 and 09: Ray Train on a cluster made for the job, queued."""
+    return training.rayjob(config, namespace=NAMESPACE, queue=LOCAL_QUEUE, workers=size.ray_workers,
+                           image=size.image(0))
+
+
+def model_store(size: Sizing, epochs: int = 20) -> list[dict]:
+    """The volume both servers read the model from, and the Job that trains the model into it."""
+    return [serving.models_claim(NAMESPACE, access_mode=size.models_access_mode),
+            serving.publish_model_job(NAMESPACE, image=size.image(0), queue=LOCAL_QUEUE, epochs=epochs)]
+
+
+def rayservice(size: Sizing, config: ServeConfig | None = None) -> dict:
+    """The RayService of stages 07 and 09: fixed size (one worker), because Kueue admits fixed gangs."""
+    return serving.rayservice(config, namespace=NAMESPACE, queue=LOCAL_QUEUE, workers=1, max_workers=1,
+                              image=size.image(0))
+
+
+def inferenceservice(size: Sizing) -> dict:
+    """The InferenceService of stages 08 and 09, reading the model from the same volume."""
+    return serving.inferenceservice("digits", namespace=NAMESPACE, image=size.image(0))
+
+
 #: clusters/base/<file> -> builder. Order is the order of base/kustomization.yaml.
 BASE: dict[str, Builder] = {
     "namespace.yaml": platform,
@@ -108,9 +149,11 @@ BASE: dict[str, Builder] = {
     "torch-distributed-restricted.yaml": lambda size: runtime.torch_distributed_restricted(),
     "raycluster.yaml": raycluster,
     "job.yaml": example_job,
-    "trainjob.yaml": lambda size: training.trainjob(
-        namespace=NAMESPACE, queue=LOCAL_QUEUE, runtime=runtime.NAME, gpus=1 if size.gpus else 0),
-    "rayjob.yaml": lambda size: training.rayjob(namespace=NAMESPACE, queue=LOCAL_QUEUE, workers=size.ray_workers),
+    "trainjob.yaml": trainjob,
+    "rayjob.yaml": rayjob,
+    "models.yaml": model_store,
+    "rayservice.yaml": rayservice,
+    "inferenceservice.yaml": inferenceservice,
 }
 
 #: clusters/standalone/<file> -> builder: for clusters without Kueue (validated on their own).

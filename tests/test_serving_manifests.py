@@ -37,7 +37,7 @@ def test_rayservice_uses_the_same_serve_config_token_auth_and_pinned_image():
     assert yaml.safe_load(service["spec"]["serveConfigV2"]) == serve_config_v2(config)
     assert cluster["authOptions"] == {"mode": "token"} and cluster["rayVersion"] == versions.RAY
     groups = [cluster["headGroupSpec"], *cluster["workerGroupSpecs"]]
-    assert {c["image"] for g in groups for c in g["template"]["spec"]["containers"]} == {versions.IMAGES["ray"]}
+    assert {c["image"] for g in groups for c in g["template"]["spec"]["containers"]} == {versions.IMAGES["kit"]}
     head = cluster["headGroupSpec"]["template"]["spec"]["containers"][0]
     assert {"containerPort": 8000, "name": "serve"} in head["ports"]
 

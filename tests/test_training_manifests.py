@@ -68,7 +68,7 @@ def test_trainjob_references_the_torch_runtime_and_runs_the_kit_entry():
     assert trainer["command"][:3] == ["torchrun", "-m", "kit.training_entry"]
     assert json.loads(trainer["command"][3])["workers"] == 4
     assert trainer["resourcesPerNode"]["limits"]["nvidia.com/gpu"] == "1"
-    assert versions.TORCH in trainer["image"]
+    assert trainer["image"] == versions.IMAGES["kit-gpu"]  # torch, torchrun and kit, CUDA build
 
 
 def test_pytorchjob_is_the_legacy_api_with_a_pytorch_container():
@@ -93,7 +93,7 @@ def test_rayjob_token_auth_pinned_image_tmp_ray_and_cleanup():
     assert workers["replicas"] == workers["minReplicas"] == workers["maxReplicas"] == 2
     for group in (cluster["headGroupSpec"], workers):
         pod = group["template"]["spec"]
-        assert pod["containers"][0]["image"] == versions.IMAGES["ray"]
+        assert pod["containers"][0]["image"] == versions.IMAGES["kit"]  # Ray at the client version + torch + kit
         assert {"name": "ray-tmp", "emptyDir": {}} in pod["volumes"]
         assert {"name": "ray-tmp", "mountPath": "/tmp/ray"} in pod["containers"][0]["volumeMounts"]
     assert spec["entrypoint"].startswith("python -m kit.launch ray --workers 2")

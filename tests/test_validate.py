@@ -77,6 +77,7 @@ INVALID_CASES = [
     ("replicas-out-of-bounds.yaml", "spec.workerGroupSpecs[0].replicas", "must be between minReplicas (1)"),
     ("image-latest.yaml", "spec.containers[0].image", "uses the :latest tag"),
     ("image-no-tag.yaml", "spec.containers[0].image", "has no tag"),
+    ("kit-image-ray-mismatch.yaml", "spec.containers[0].image", f"was not built on Ray {RAY}"),
     ("ray-version-mismatch.yaml", "spec.headGroupSpec.template.spec.containers[0].image",
      f"does not match the kit's Ray version {RAY}"),
     ("ray-version-field.yaml", "spec.rayVersion", f"does not match the kit's Ray version {RAY}"),

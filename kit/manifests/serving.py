@@ -12,13 +12,46 @@ from __future__ import annotations
 import yaml
 
 from kit import versions
-from kit.manifests import pods, ray
+from kit.manifests import core, pods, ray
 from kit.serving.config import ServeConfig, serve_config_v2
 
 KSERVE_API_VERSION = "serving.kserve.io/v1beta1"
 DEPLOYMENT_MODE = "serving.kserve.io/deploymentMode"
 MODELS_MOUNT = "/models"
+MODELS_CLAIM = "kit-models"
 KSERVE_PORT = 8080
+
+
+def models_claim(namespace: str, name: str = MODELS_CLAIM, size: str = "1Gi",
+                 access_mode: str = "ReadWriteOnce") -> dict:
+    """The PersistentVolumeClaim the model Job writes and both servers read.
+
+    ``ReadWriteOnce`` is what kind's local-path storage offers; it lets every pod on one
+    node mount the volume. On a cluster of several nodes use ``ReadWriteMany`` (NFS, EFS,
+    Filestore...) or keep models in object storage (``s3://``, ``gs://``) instead.
+    """
+    if access_mode not in ("ReadWriteOnce", "ReadWriteMany", "ReadWriteOncePod"):
+        raise ValueError(f"access_mode {access_mode!r}: use ReadWriteOnce, ReadWriteMany or ReadWriteOncePod")
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"accessModes": [access_mode], "resources": {"requests": {"storage": size}}},
+    }
+
+
+def publish_model_job(namespace: str, *, claim: str = MODELS_CLAIM, model: str = "digits", version: str = "1",
+                      image: str | None = None, queue: str | None = None, epochs: int = 20) -> dict:
+    """A Job that trains the demo model (``python -m kit.serving.artifact``) into ``claim``/``model``."""
+    job = core.batch_job(
+        f"publish-{model}", namespace,
+        ["python", "-m", "kit.serving.artifact", "--out", f"{MODELS_MOUNT}/{model}", "--epochs", str(epochs),
+         "--version", version],
+        image=image or versions.IMAGES["kit"], cpu="1", memory="1Gi", queue=queue)
+    pod = job["spec"]["template"]["spec"]
+    pod["volumes"] = [{"name": "models", "persistentVolumeClaim": {"claimName": claim}}]
+    pod["containers"][0]["volumeMounts"] = [{"name": "models", "mountPath": MODELS_MOUNT}]
+    return job
 
 
 def _models_volume(claim: str) -> dict:
@@ -31,15 +64,15 @@ def rayservice(
     name: str = "kit-digits",
     namespace: str = "default",
     queue: str | None = None,
-    models_claim: str = "kit-models",
+    models_claim: str = MODELS_CLAIM,
     workers: int = 1,
     max_workers: int = 3,
     image: str | None = None,
 ) -> dict:
     """A RayService running the kit's Serve app; ``config`` defaults to the local defaults.
 
-    ``image`` must contain the ``kit`` package and torch (build it from the pinned Ray image,
-    ``versions.IMAGES["ray"]``, with ``pip install .``); it defaults to the pinned Ray image.
+    ``image`` must contain the ``kit`` package and torch on Ray's image at the client's Ray version:
+    the kit's image (``versions.IMAGES["kit"]``, ``make image``), the default.
     """
     config = config or ServeConfig(model_dir=f"{MODELS_MOUNT}/digits")
     spec = ray.raycluster_spec(workers=workers, min_workers=1, max_workers=max_workers,
@@ -49,8 +82,7 @@ def rayservice(
         pod = group["template"]["spec"]
         pod["volumes"].append(_models_volume(models_claim))
         for container in pod["containers"]:
-            if image:
-                container["image"] = image
+            container["image"] = image or versions.IMAGES["kit"]
             container["volumeMounts"].append({"name": "models", "mountPath": MODELS_MOUNT, "readOnly": True})
     head = spec["headGroupSpec"]["template"]["spec"]["containers"][0]
     head["ports"].append({"containerPort": 8000, "name": "serve"})
@@ -95,7 +127,7 @@ def inferenceservice(
         raise ValueError(f"canary_traffic_percent must be 0..100, got {canary_traffic_percent}")
     container = pods.container(
         "kserve-container",
-        image or versions.IMAGES["kit-serving"],
+        image or versions.IMAGES["kit"],
         cpu,
         memory,
         command=["python", "-m", "kit.serving.kserve_model"],

@@ -1,8 +1,8 @@
 """Training resources as plain dicts: a Trainer v2 TrainJob, a legacy PyTorchJob, a KubeRay RayJob.
 
 All three run the kit's one training function (:func:`kit.training.train_func`) in
-an image that has ``torch`` and the ``kit`` package; the RayJob uses Ray's image,
-pinned to the client's Ray version. Every pod template is Pod Security
+the kit's image (``versions.IMAGES["kit"]``, built by ``make image``: Ray's image at
+the client's Ray version, plus torch and the ``kit`` package). Every pod template is Pod Security
 ``restricted``: non-root uid 1000, no privilege escalation, all capabilities
 dropped, seccomp ``RuntimeDefault``, cpu and memory requests and limits. Ray pods
 get an ``emptyDir`` at ``/tmp/ray`` (Ray writes its sessions there; the image's
@@ -23,9 +23,11 @@ from kit.manifests import pods
 from kit.manifests.kueue import QUEUE_LABEL
 from kit.training import TrainConfig, as_config
 
-#: Image for torchrun-based jobs: the torch version of the kit's lock. It must also contain the
-#: ``kit`` package (``pip install`` the repository in a Dockerfile FROM it).
-TRAIN_IMAGE = f"pytorch/pytorch:{versions.TORCH}-cuda13.0-cudnn9-runtime"
+
+def kit_image(gpus: int = 0) -> str:
+    """The kit's image (torch, torchrun, Ray and ``kit``): the CUDA variant for pods with GPUs."""
+    return versions.IMAGES["kit-gpu" if gpus else "kit"]
+
 RUNTIME = "torch-distributed"  # the default ClusterTrainingRuntime of Kubeflow Trainer
 
 
@@ -53,7 +55,7 @@ def trainjob(
     namespace: str | None = None,
     num_nodes: int = 1,
     procs_per_node: int = 1,
-    image: str = TRAIN_IMAGE,
+    image: str | None = None,
     cpu: str = "1",
     memory: str = "2Gi",
     gpus: int = 0,
@@ -85,7 +87,7 @@ def trainjob(
                 "apiGroup": "trainer.kubeflow.org", "kind": "ClusterTrainingRuntime", "name": runtime,
             },
             "trainer": {
-                "image": image,
+                "image": image or kit_image(gpus),
                 "command": ["torchrun", "-m", "kit.training_entry", config_json],
                 "numNodes": num_nodes,
                 "numProcPerNode": procs_per_node,
@@ -135,7 +137,7 @@ def pytorchjob(
     namespace: str | None = None,
     workers: int = 1,
     procs_per_node: int = 1,
-    image: str = TRAIN_IMAGE,
+    image: str | None = None,
     cpu: str = "1",
     memory: str = "2Gi",
     gpus: int = 0,
@@ -150,7 +152,7 @@ def pytorchjob(
     command = ["torchrun", "-m", "kit.training_entry", config_json]
     replica = {
         "restartPolicy": "OnFailure",
-        "template": _torch_pod_template("pytorch", image, command, cpu, memory, gpus),
+        "template": _torch_pod_template("pytorch", image or kit_image(gpus), command, cpu, memory, gpus),
     }
     specs: dict[str, Any] = {"Master": {"replicas": 1, **replica}}
     if workers:
@@ -202,11 +204,11 @@ def rayjob(
     """A KubeRay ``RayJob`` that starts a RayCluster (token auth on), runs Ray Train on it, then deletes it.
 
     The entrypoint is ``python -m kit.launch ray ...`` (:func:`kit.launch.run_ray_train`);
-    the image is Ray's own, pinned to the client's Ray version, and must contain ``torch``
-    and ``kit``. ``storage_path`` must be shared by all pods (a ReadWriteMany volume or
-    ``s3://...``) when Ray Train should resume from checkpoints across pods.
+    the image is the kit's (Ray's image at the client's Ray version, with ``torch`` and ``kit``).
+    ``storage_path`` must be shared by all pods (a ReadWriteMany volume or ``s3://...``) when
+    Ray Train should resume from checkpoints across pods.
     """
-    image = image or versions.IMAGES["ray-gpu" if gpus else "ray"]
+    image = image or kit_image(gpus)
     config_json = _config_json(config, workers)
     entrypoint = shlex.join([
         "python", "-m", "kit.launch", "ray", "--workers", str(workers), "--max-failures", str(max_failures),

@@ -84,6 +84,9 @@ class StrictLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: igno
 
 _RAY_IMAGE_REPO = re.compile(r"(^|/)rayproject/ray(-[a-z]+)?$")
 _RAY_TAG = re.compile(rf"^{re.escape(RAY)}(-|$)")
+#: The kit's own image (any registry): its tag names the Ray version it was built on (versions.IMAGES["kit"]).
+_KIT_IMAGE_REPO = re.compile(r"(^|/)kit$")
+_KIT_TAG_RAY = re.compile(r"-ray(?P<ray>[0-9][^-]*)-")
 _MAX_LISTED_FIELDS = 25
 
 
@@ -484,9 +487,15 @@ def image_problems(body: dict[str, Any]) -> list[tuple[PathParts, str]]:
         if _RAY_IMAGE_REPO.search(repository):
             if tag is None or not _RAY_TAG.match(tag):
                 found.append((path, f"Ray image {image!r} does not match the kit's Ray version {RAY}: "
-                                    f"use {IMAGES['ray']} or {IMAGES['ray-gpu']} (kit.versions.IMAGES)"))
+                                    f"use the kit's image {IMAGES['kit']} (Ray, torch and kit) or Ray's own "
+                                    f"{IMAGES['ray']} (kit.versions.IMAGES)"))
         elif tag == "latest":
             found.append((path, f"image {image!r} uses the :latest tag; pin a version tag or digest"))
+        elif _KIT_IMAGE_REPO.search(repository) and tag is not None:
+            match = _KIT_TAG_RAY.search(tag)
+            if match is None or match["ray"] != RAY:
+                found.append((path, f"kit image {image!r} was not built on Ray {RAY}: its tag must name ray{RAY} "
+                                    f"like {IMAGES['kit']} (`make image` builds it)"))
         elif tag is None and digest is None:
             found.append((path, f"image {image!r} has no tag (that means :latest); "
                                 "pin a version tag or digest"))

@@ -233,3 +233,26 @@ class Predictor:
     def predict(self, instances) -> list[int]:
         """Validate and predict: the one predict function every server calls."""
         return self.predict_array(self.validate(instances))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m kit.serving.artifact --out DIR``: train the demo model and save it (stage 09's model Job)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m kit.serving.artifact", description=main.__doc__)
+    parser.add_argument("--out", required=True, help="model directory to write (created)")
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--version", default="1", help="the model version written to metadata.json")
+    args = parser.parse_args(argv)
+    if args.epochs < 1:
+        parser.error(f"--epochs must be >= 1, got {args.epochs}")
+    metadata = train_demo_model(args.out, epochs=args.epochs, version=args.version)
+    print(f"saved model {metadata.name!r} version {metadata.version} to {args.out} "
+          f"(test accuracy {metadata.accuracy})")
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())

@@ -45,7 +45,7 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _kit_pythonpath() -> str:
+def kit_pythonpath() -> str:
     """The directory holding this ``kit`` package first, so the child imports the same code."""
     root = str(Path(__file__).resolve().parents[2])
     rest = os.environ.get("PYTHONPATH")
@@ -85,7 +85,7 @@ class ServerProcess:
                 f"(`lsof -i :{self.port}`) or pick another port"
             )
         self._log_dir = self._log_dir or Path(tempfile.mkdtemp(prefix=f"kit-{self.name}-"))
-        env = dict(os.environ, PYTHONPATH=_kit_pythonpath(), PYTHONUNBUFFERED="1")
+        env = dict(os.environ, PYTHONPATH=kit_pythonpath(), PYTHONUNBUFFERED="1")
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", self.module, *self.args], stdout=log, stderr=subprocess.STDOUT,
