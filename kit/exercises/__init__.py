@@ -30,6 +30,7 @@ STAGE_MODULES = (
     "kit.exercises.stage06",
     "kit.exercises.stage07",
     "kit.exercises.stage08",
+    "kit.exercises.stage09",
 )
 
 
@@ -108,3 +109,20 @@ def skip_ahead(id: str) -> Any:
 
 def hint(id: str) -> str:
     return get(id).hint
+
+
+# --------------------------------------------------------------------------- helpers for manifest exercises
+
+
+def expect_manifest(answer: Any, kind: str) -> None:
+    """Raise :class:`NotYetRight` unless ``answer`` is a manifest dict of ``kind``."""
+    if not isinstance(answer, dict):
+        raise NotYetRight(f"expected the {kind} as a dict (a manifest), got {type(answer).__name__}")
+    if answer.get("kind") != kind:
+        raise NotYetRight(f"expected kind {kind}, got {answer.get('kind')!r}")
+
+
+def listed(problems: list[str], limit: int = 3) -> str:
+    """The first ``limit`` problems, one per indented line, and how many more there are."""
+    more = f"\n  ... and {len(problems) - limit} more" if len(problems) > limit else ""
+    return "\n  " + "\n  ".join(problems[:limit]) + more

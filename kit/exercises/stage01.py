@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 
-from kit.exercises import NotYetRight, exercise
+from kit.exercises import NotYetRight, exercise, expect_manifest, listed
 from kit.manifests import kueue, pods, ray
 
 TEAM = "team-a"
@@ -58,18 +58,6 @@ def _problems(docs: list[dict]) -> list[str]:
     return [f"{p.path}: {p.message}" if p.path else p.message for p in validate.validate_documents(docs)]
 
 
-def _first(problems: list[str], limit: int = 3) -> str:
-    more = f"\n  ... and {len(problems) - limit} more" if len(problems) > limit else ""
-    return "\n  " + "\n  ".join(problems[:limit]) + more
-
-
-def _expect_dict(answer, kind: str) -> None:
-    if not isinstance(answer, dict):
-        raise NotYetRight(f"expected the {kind} as a dict (a manifest), got {type(answer).__name__}")
-    if answer.get("kind") != kind:
-        raise NotYetRight(f"expected kind {kind}, got {answer.get('kind')!r}")
-
-
 @exercise(
     "01.restricted_pod",
     "Make a Pod pass the restricted profile",
@@ -79,7 +67,7 @@ def _expect_dict(answer, kind: str) -> None:
     reference=_fixed_pod,
 )
 def check_restricted_pod(pod) -> None:
-    _expect_dict(pod, "Pod")
+    expect_manifest(pod, "Pod")
     original = broken_pod()["spec"]["containers"][0]
     containers = (pod.get("spec") or {}).get("containers") or [{}]
     fixed = containers[0] if isinstance(containers[0], dict) else {}
@@ -89,7 +77,7 @@ def check_restricted_pod(pod) -> None:
                               f"and resources, keep what it runs ({original[key]!r})")
     problems = _problems([pod])
     if problems:
-        raise NotYetRight(f"{len(problems)} problem(s) remain:{_first(problems)}")
+        raise NotYetRight(f"{len(problems)} problem(s) remain:{listed(problems)}")
 
 
 def _queued_reference() -> dict:
@@ -105,14 +93,14 @@ def _queued_reference() -> dict:
     reference=_queued_reference,
 )
 def check_queued_raycluster(cluster) -> None:
-    _expect_dict(cluster, "RayCluster")
+    expect_manifest(cluster, "RayCluster")
     labels = (cluster.get("metadata") or {}).get("labels") or {}
     if kueue.QUEUE_LABEL not in labels:
         raise NotYetRight(f"no {kueue.QUEUE_LABEL} label: Kueue ignores the RayCluster and it starts at once, "
                           "outside every quota")
     problems = _problems([*team_queues(), cluster])
     if problems:
-        raise NotYetRight(f"{len(problems)} problem(s):{_first(problems)}")
+        raise NotYetRight(f"{len(problems)} problem(s):{listed(problems)}")
     (admission,) = kueue.simulate_admission(TEAM_QUOTA, [cluster])
     if not admission.admitted:
         raise NotYetRight(f"queued, but it can never be admitted: {admission.reason}. Kueue admits a gang whole, "

@@ -1,0 +1,175 @@
+"""kit.deploy: stage 09's plan, its files and commands, the cluster verbs (with fake kubectl/API) and the
+local rehearsal of the pods' own commands (real processes)."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+
+import httpx
+import pytest
+import yaml
+
+from kit import clusters, deploy, versions
+from kit.serving import artifact
+
+STEPS = ["platform", "model", "rayjob", "trainjob", "rayservice", "inferenceservice"]
+
+
+@pytest.fixture(scope="module")
+def plan() -> deploy.Plan:
+    return deploy.build_plan(train_config={"dataset": "digits", "hidden": 16, "epochs": 1}, model_epochs=2)
+
+
+def test_plan_orders_platform_model_training_serving(plan):
+    assert [s.name for s in plan.steps] == STEPS
+    assert [s.file_name for s in plan.steps][:2] == ["00-platform.yaml", "01-model.yaml"]
+    assert plan.step("platform").waits == []
+    assert plan.step("rayjob").waits == [("RayJob", "kit-ray-train")]
+    assert plan.step("trainjob").waits == [("TrainJob", "kit-train")]
+    assert plan.step("rayservice").endpoint == deploy.Endpoint("kit-digits-serve-svc", 8000)
+    assert plan.step("inferenceservice").endpoint == deploy.Endpoint("digits-predictor", 80)
+    assert [s.name for s in plan.workloads()] == STEPS[1:]
+    with pytest.raises(KeyError, match=r"no step 'nope'.*platform, model"):
+        plan.step("nope")
+
+
+@pytest.mark.parametrize("profile", ["local", "kind", "cluster"])
+def test_plan_is_valid_for_every_profile(profile):
+    assert deploy.validate(deploy.build_plan(deploy.sizing_for(profile))) == []
+
+
+def test_gpu_sizing_plan_is_valid_and_uses_the_gpu_image():
+    plan = deploy.build_plan(clusters.OVERLAYS["gpu"])
+    assert deploy.validate(plan) == []
+    assert plan.step("trainjob").documents[0]["spec"]["trainer"]["image"] == versions.IMAGES["kit-gpu"]
+
+
+def test_image_parameter_replaces_the_kit_image_everywhere():
+    mine = f"registry.example.com/team/kit:0.1.0-ray{versions.RAY}-cpu"
+    text = json.dumps(deploy.build_plan(deploy.sizing_for("cluster", mine)).documents())
+    assert mine in text and versions.IMAGES["kit"] not in text
+    assert deploy.sizing_for("kind") == clusters.OVERLAYS["local-kind"]
+
+
+def test_validation_catches_a_broken_step(plan):
+    broken = deploy.build_plan()
+    del broken.step("rayjob").documents[0]["metadata"]["labels"]["kueue.x-k8s.io/queue-name"]
+    problems = deploy.validate(broken)
+    assert len(problems) == 1 and "kueue.x-k8s.io/queue-name" in problems[0].path
+    assert "RayJob/kit-ray-train" in str(problems[0]) and "missing label" in problems[0].message
+
+
+def test_the_training_resources_carry_the_same_config(plan):
+    rayjob = deploy.train_config_of(plan.step("rayjob").documents[0])
+    trainjob = deploy.train_config_of(plan.step("trainjob").documents[0])
+    assert (rayjob.hidden, rayjob.epochs) == (trainjob.hidden, trainjob.epochs) == (16, 1)
+    with pytest.raises(ValueError, match="InferenceService carries no training config"):
+        deploy.train_config_of(plan.step("inferenceservice").documents[0])
+
+
+def test_write_puts_each_step_in_its_file(plan, tmp_path):
+    paths = deploy.write(plan, tmp_path, instances=[[0.0] * 64])
+    assert [p.name for p in paths] == [s.file_name for s in plan.steps] + ["request.json"]
+    for step in plan.steps:
+        assert list(yaml.safe_load_all((tmp_path / step.file_name).read_text())) == step.documents
+    assert json.loads((tmp_path / "request.json").read_text()) == {"instances": [[0.0] * 64]}
+
+
+def test_commands_apply_wait_query_and_delete_in_order(plan, tmp_path):
+    lines = deploy.commands(plan, tmp_path)
+    applies = [line for line in lines if line.startswith("kubectl apply --server-side")]
+    assert [line.rsplit("/", 1)[-1] for line in applies] == [s.file_name for s in plan.steps]
+    waits = [line for line in lines if line.startswith("python -m kit cluster wait")]
+    assert [line.split()[5:7] for line in waits] == [list(w) for s in plan.steps for w in s.waits]
+    assert any("svc/kit-digits-serve-svc 8000:8000" in line for line in lines)
+    assert any("svc/digits-predictor 8080:80" in line for line in lines)  # no root needed for port 8080
+    curls = [line for line in lines if line.startswith("curl")]
+    assert len(curls) == 2 and all(line.endswith("/v1/models/digits:predict") for line in curls)
+    deletes = [line for line in lines if line.startswith("kubectl delete")]
+    assert [line.rsplit("/", 1)[-1] for line in deletes] == [s.file_name for s in reversed(plan.workloads())]
+    only = deploy.commands(plan, tmp_path, step="trainjob")
+    assert len(only) == 3 and "kubectl delete" not in "\n".join(only)
+
+
+def test_deploy_applies_then_waits_for_each_resource(plan, tmp_path):
+    calls = []
+    step = plan.step("rayservice")
+    results = deploy.deploy(step, "kit", apply=lambda docs: calls.append(("apply", docs)) or "applied",
+                            wait=lambda kind, name, ns, **kw: calls.append(("wait", kind, name, ns, kw)) or {"ok": 1},
+                            diagnostics=tmp_path)
+    assert results == [{"ok": 1}]
+    assert calls[0] == ("apply", step.documents)
+    assert calls[1] == ("wait", "RayService", "kit-digits", "kit",
+                        {"timeout": step.timeout_s, "diagnostics_dir": tmp_path})
+
+
+def test_a_failed_wait_stops_the_deployment(plan):
+    def wait(kind, name, namespace, **kw):
+        raise TimeoutError(f"{kind}/{name} not ready: image pull back-off")
+
+    with pytest.raises(TimeoutError, match="RayJob/kit-ray-train not ready"):
+        deploy.deploy(plan.step("rayjob"), apply=lambda docs: "", wait=wait)
+
+
+def test_cleanup_deletes_workloads_newest_first_and_keeps_the_platform(plan):
+    deleted = []
+    assert deploy.cleanup(plan, delete=lambda docs: deleted.append(docs[0]["kind"]) or "") == STEPS[:0:-1]
+    assert deleted == ["InferenceService", "RayService", "TrainJob", "RayJob", "PersistentVolumeClaim"]
+
+
+@pytest.mark.parametrize(("response", "message"), [
+    (httpx.Response(500, text="Internal Server Error"), "answered HTTP 500: Internal Server Error"),
+    (httpx.Response(200, json={"labels": [1]}), "answered without 'predictions'"),
+    (httpx.Response(200, text="<html>"), "answered without 'predictions'"),
+])
+def test_predict_says_what_came_back(monkeypatch, response, message):
+    monkeypatch.setattr(httpx, "post", lambda *a, **kw: response)
+    with pytest.raises(deploy.PredictError, match=message):
+        deploy.predict("http://127.0.0.1:1", [[0.0] * 64])
+
+
+def test_predict_names_an_unreachable_server():
+    with pytest.raises(deploy.PredictError, match=re.escape("POST http://127.0.0.1:9/v1/models/digits:predict failed")):
+        deploy.predict("http://127.0.0.1:9", [[0.0] * 64], timeout=2)
+
+
+def test_localize_moves_only_paths_under_a_mount():
+    assert deploy._localize(["--out", "/models/digits", "/modelsX", "/models"], {"/models": "/tmp/m"}) == [
+        "--out", "/tmp/m/digits", "/modelsX", "/tmp/m"]
+
+
+def test_rehearsal_refuses_what_it_cannot_run(plan):
+    with pytest.raises(ValueError, match="no rehearsal for RayJob"):
+        deploy.rehearse_job(plan.step("rayjob").documents[0], {})
+    trainjob = json.loads(json.dumps(plan.step("trainjob").documents[0]))
+    trainjob["spec"]["trainer"]["numNodes"] = 2
+    with pytest.raises(ValueError, match="a rehearsal runs one node"):
+        deploy.rehearse_training(trainjob)
+
+
+def test_rehearsed_model_job_and_server_answer_like_the_pods(plan, tmp_path):
+    """The model Job's and the InferenceService's own commands, run here: the server loads what the Job wrote."""
+    output = deploy.rehearse_job(plan.step("model").documents[1], {"/models": str(tmp_path)})
+    assert output.startswith("saved model 'digits' version 1 to " + str(tmp_path / "digits"))
+    instances = artifact.sample_instances(3)
+    with deploy.rehearse_server(plan.step("inferenceservice").documents[0], tmp_path / "digits") as server:
+        predictions = deploy.predict(server.url, instances)
+        assert server.url.startswith("http://127.0.0.1:")
+    expected = artifact.Predictor(tmp_path / "digits").predict(instances)
+    assert predictions == expected
+
+
+def test_a_failing_job_command_reports_its_output(plan, tmp_path):
+    job = json.loads(json.dumps(plan.step("model").documents[1]))
+    job["spec"]["template"]["spec"]["containers"][0]["command"][-3] = "0"  # --epochs 0
+    with pytest.raises(RuntimeError, match=r"(?s)exited with 2:.*--epochs must be >= 1, got 0"):
+        deploy.rehearse_job(job, {"/models": str(tmp_path)})
+    assert not (tmp_path / "digits").exists()
+
+
+def test_cluster_commands_are_valid_kit_cli(plan, tmp_path):
+    wait = next(line for line in deploy.commands(plan, tmp_path) if line.startswith("python -m kit cluster wait"))
+    done = subprocess.run([*wait.split()[:5], "--help"], capture_output=True, text=True)
+    assert done.returncode == 0 and "--diagnostics" in done.stdout
