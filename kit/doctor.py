@@ -17,6 +17,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from importlib import metadata
+from typing import Any
 
 from kit import raylocal, resources, versions
 
@@ -163,8 +164,17 @@ def check_ray_auth() -> Check:
     return Check("ray token auth", OK, f"on for every kit-started Ray; {where}")
 
 
-def check_kubectl() -> Check:
-    kubectl = shutil.which("kubectl")
+def kind_node_kubernetes() -> tuple[int, int]:
+    """(major, minor) of the Kubernetes in the pinned kind node image (versions.IMAGES["kind-node"])."""
+    found = re.search(r":v(\d+)\.(\d+)", versions.IMAGES["kind-node"])
+    assert found, versions.IMAGES["kind-node"]
+    return int(found[1]), int(found[2])
+
+
+def check_kubectl(which: Callable[[str], str | None] = shutil.which,
+                  run: Callable[..., Any] = subprocess.run) -> Check:
+    """kubectl present, and within one minor version of the kind cluster's Kubernetes (kubectl's skew policy)."""
+    kubectl = which("kubectl")
     if not kubectl:
         return Check(
             "kubectl",
@@ -173,12 +183,19 @@ def check_kubectl() -> Check:
             "see https://kubernetes.io/docs/tasks/tools/ when you move to a cluster",
         )
     try:
-        out = subprocess.run(
-            [kubectl, "version", "--client", "-o", "json"], capture_output=True, text=True, timeout=10
-        )
-        client = json.loads(out.stdout)["clientVersion"]["gitVersion"]
-    except (OSError, subprocess.SubprocessError, ValueError, KeyError):
-        client = "unknown version"
+        out = run([kubectl, "version", "--client", "-o", "json"], capture_output=True, text=True, timeout=10)
+        version = json.loads(out.stdout)["clientVersion"]
+        client, major, minor = version["gitVersion"], int(version["major"]), int(re.match(r"\d+", version["minor"])[0])
+    except (OSError, subprocess.SubprocessError, ValueError, KeyError, TypeError):
+        return Check("kubectl", OK, f"{kubectl} (unknown version)")
+    node_major, node_minor = kind_node_kubernetes()
+    if major == node_major and abs(minor - node_minor) > 1:
+        wanted = f"v{node_major}.{node_minor - 1}-v{node_major}.{node_minor + 1}"
+        return Check("kubectl", WARN,
+                     f"{kubectl} ({client}) is more than one minor version from the kind cluster's Kubernetes "
+                     f"v{node_major}.{node_minor}; kubectl supports one minor version of skew",
+                     f"install kubectl {wanted} for make test-cluster (https://kubernetes.io/docs/tasks/tools/); "
+                     "for another cluster, match its server version")
     return Check("kubectl", OK, f"{kubectl} ({client})")
 
 

@@ -133,3 +133,24 @@ def test_kind_lane_needs_a_running_docker_daemon_and_a_recent_kind():
     assert old.status == doctor.WARN and f"older than {versions.KIND}" in old.detail
     ready = _lane(everything, {"docker": (0, "27.0.1"), "kind": (0, f"kind {versions.KIND} go1.24 linux/amd64")})
     assert ready.status == doctor.OK and "can run" in ready.detail
+
+
+def _kubectl(major: str, minor: str, git: str):
+    out = json.dumps({"clientVersion": {"major": major, "minor": minor, "gitVersion": git}})
+    return lambda *a, **kw: subprocess.CompletedProcess(a, 0, out, "")
+
+
+def test_kubectl_too_far_from_the_kind_node_is_a_warning_with_the_versions_to_install():
+    node_major, node_minor = doctor.kind_node_kubernetes()
+    assert f"v{node_major}.{node_minor}." in versions.IMAGES["kind-node"]
+    old = doctor.check_kubectl(lambda name: "/usr/bin/kubectl",
+                               _kubectl("1", f"{node_minor - 3}+", f"v1.{node_minor - 3}.4"))
+    assert old.status == doctor.WARN and "one minor version of skew" in old.detail
+    assert f"v1.{node_minor - 1}-v1.{node_minor + 1}" in old.fix
+    near = doctor.check_kubectl(lambda name: "/usr/bin/kubectl", _kubectl("1", str(node_minor - 1), "v1.x"))
+    assert near.status == doctor.OK
+    missing = doctor.check_kubectl(lambda name: None)
+    assert missing.status == doctor.INFO
+    garbled = doctor.check_kubectl(lambda name: "/usr/bin/kubectl",
+                                   lambda *a, **kw: subprocess.CompletedProcess(a, 0, "not json", ""))
+    assert garbled.status == doctor.OK and "unknown version" in garbled.detail
