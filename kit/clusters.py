@@ -62,8 +62,9 @@ class Sizing:
     #: the kit's image (``make image``); point these at your registry's copy on a real cluster
     kit_image: str = versions.IMAGES["kit"]
     kit_gpu_image: str = versions.IMAGES["kit-gpu"]
-    #: ReadWriteOnce works on one node (kind); clusters of several nodes need ReadWriteMany
-    models_access_mode: str = "ReadWriteOnce"
+    #: volumes several pods share (models, checkpoints): ReadWriteOnce works on one node (kind);
+    #: clusters of several nodes need ReadWriteMany
+    shared_access_mode: str = "ReadWriteOnce"
 
     def image(self, gpus: int = 0) -> str:
         """The kit image for a pod with ``gpus`` GPUs."""
@@ -125,9 +126,10 @@ def rayjob(size: Sizing, config: TrainConfig | dict | None = None) -> dict:
                            image=size.image(0))
 
 
-def model_store(size: Sizing, epochs: int = 20) -> list[dict]:
-    """The volume both servers read the model from, and the Job that trains the model into it."""
-    return [serving.models_claim(NAMESPACE, access_mode=size.models_access_mode),
+def storage(size: Sizing, epochs: int = 20) -> list[dict]:
+    """The shared volumes (models; the RayJob's checkpoints) and the Job that trains the model into its volume."""
+    return [serving.shared_claim(NAMESPACE, access_mode=size.shared_access_mode),
+            serving.shared_claim(NAMESPACE, training.CHECKPOINT_CLAIM, "2Gi", size.shared_access_mode),
             serving.publish_model_job(NAMESPACE, image=size.image(0), queue=LOCAL_QUEUE, epochs=epochs)]
 
 
@@ -151,7 +153,7 @@ BASE: dict[str, Builder] = {
     "job.yaml": example_job,
     "trainjob.yaml": trainjob,
     "rayjob.yaml": rayjob,
-    "models.yaml": model_store,
+    "storage.yaml": storage,
     "rayservice.yaml": rayservice,
     "inferenceservice.yaml": inferenceservice,
 }

@@ -38,18 +38,6 @@ from kit.training import TrainConfig
 MODEL = "digits"
 
 
-@dataclass(frozen=True)
-class Endpoint:
-    """A served model inside the cluster: the Service to port-forward and the model's name."""
-
-    service: str
-    port: int
-    model: str = MODEL
-
-    def predict_path(self) -> str:
-        return f"/v1/models/{self.model}:predict"
-
-
 @dataclass
 class Step:
     """One unit of the deployment: documents to apply, what to wait for, and (for servers) how to ask."""
@@ -60,7 +48,8 @@ class Step:
     documents: list[dict]
     waits: list[tuple[str, str]] = field(default_factory=list)  # (kind, name), in order
     timeout_s: float = 600
-    endpoint: Endpoint | None = None
+    #: for servers: the port-forward to their Service (kit.cluster.serve_endpoint / inference_endpoint)
+    endpoint: cluster.PortForward | None = None
     index: int = 0
 
     @property
@@ -114,15 +103,16 @@ def build_plan(size: clusters.Sizing = clusters.BASE_SIZE, *, train_config: Trai
     trainjob = clusters.trainjob(size, train_config)
     rayservice = clusters.rayservice(size, serve_config)
     isvc = clusters.inferenceservice(size)
-    claim, publish = clusters.model_store(size, epochs=model_epochs)
+    *claims, publish = clusters.storage(size, epochs=model_epochs)
     platform = [*clusters.platform(size), *clusters.queues(size), runtime.torch_distributed_restricted()]
     steps = [
         Step("platform", "Namespace, quota and queues",
              "the namespace (Pod Security restricted), its ResourceQuota, LimitRange and NetworkPolicy, Kueue's "
              "flavor and queues, and the restricted training runtime (stage 01)", platform),
-        Step("model", "Publish the model",
-             "a volume for models and a Job that trains the digits model into it (the artifact of stages 07-08); "
-             "both servers read it from there", [claim, publish], [("Job", publish["metadata"]["name"])], 600),
+        Step("storage", "Shared volumes and the model",
+             "a volume for models, with a Job that trains the digits model into it (the artifact of stages 07-08) "
+             "for both servers to read, and a volume for the RayJob's checkpoints",
+             [*claims, publish], [("Job", publish["metadata"]["name"])], 600),
         Step("rayjob", "Train with a RayJob",
              "KubeRay makes a Ray cluster for this job, runs Ray Train on it (stage 04's run_ray_train), "
              "then deletes the cluster", [rayjob], [("RayJob", rayjob["metadata"]["name"])], 1200),
@@ -133,11 +123,11 @@ def build_plan(size: clusters.Sizing = clusters.BASE_SIZE, *, train_config: Trai
              "KubeRay runs the Serve application of stage 07 from its serveConfigV2; the Serve proxy listens on "
              "port 8000 of the <name>-serve-svc Service", [rayservice],
              [("RayService", rayservice["metadata"]["name"])], 900,
-             Endpoint(f"{rayservice['metadata']['name']}-serve-svc", 8000)),
+             cluster.serve_endpoint(rayservice["metadata"]["name"], clusters.NAMESPACE)),
         Step("inferenceservice", "Serve with an InferenceService",
              "KServe (Standard mode: a Deployment, no Knative) runs stage 08's model server; the predictor "
              "Service answers on port 80", [isvc], [("InferenceService", isvc["metadata"]["name"])], 900,
-             Endpoint(f"{isvc['metadata']['name']}-predictor", 80)),
+             cluster.inference_endpoint(isvc["metadata"]["name"], clusters.NAMESPACE)),
     ]
     return Plan(steps)
 
@@ -204,10 +194,9 @@ def commands(plan: Plan, directory: Path | str | None = None, *, step: str | Non
             lines.append(_shell(["python", "-m", "kit", "cluster", "wait", kind, name, "-n", plan.namespace,
                                  "--timeout", f"{current.timeout_s:g}", "--diagnostics", _shown(diagnostics_dir())]))
         if current.endpoint:
-            forward = cluster.PortForward(f"svc/{current.endpoint.service}", current.endpoint.port, plan.namespace,
-                                          local_port=local_port(current.endpoint))
+            forward = current.endpoint
             lines.append(_shell(forward.command()) + " &")
-            url = f"http://127.0.0.1:{local_port(current.endpoint)}{current.endpoint.predict_path()}"
+            url = f"http://{forward.address}:{forward.local_port or forward.remote_port}/v1/models/{MODEL}:predict"
             lines.append(_shell(["curl", "-sS", "-H", "Content-Type: application/json",
                                  "--data", f"@{_shown(directory / request_file)}", url]))
             lines.append("kill %1  # stop the port-forward")
@@ -216,11 +205,6 @@ def commands(plan: Plan, directory: Path | str | None = None, *, step: str | Non
         lines += [_shell(cluster.delete_command(["-f", _shown(directory / s.file_name)]))
                   for s in reversed(plan.workloads())]
     return lines
-
-
-def local_port(endpoint: Endpoint) -> int:
-    """The loopback port a port-forward uses: the Service's, or 8080 for port 80 (no root needed)."""
-    return endpoint.port if endpoint.port >= 1024 else 8080
 
 
 # --------------------------------------------------------------------------- on a cluster
@@ -263,11 +247,12 @@ def predict(base_url: str, instances: list[list[float]], model: str = MODEL, tim
     return [int(p) for p in predictions]
 
 
-def predict_in_cluster(endpoint: Endpoint, namespace: str, instances: list[list[float]]) -> list[int]:
-    """Port-forward to the endpoint's Service on loopback, predict, and stop forwarding."""
-    with cluster.PortForward(f"svc/{endpoint.service}", endpoint.port, namespace,
-                             local_port=local_port(endpoint)) as forward:
-        return predict(forward.url, instances, endpoint.model)
+def predict_in_cluster(step: Step, instances: list[list[float]]) -> list[int]:
+    """Port-forward to a server step's Service on loopback, predict, and stop forwarding."""
+    if step.endpoint is None:
+        raise ValueError(f"step {step.name!r} serves nothing to ask")
+    with step.endpoint as forward:
+        return predict(forward.url, instances)
 
 
 def cleanup(plan: Plan, *, delete: Callable[..., Any] = cluster.delete) -> list[str]:

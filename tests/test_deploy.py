@@ -14,7 +14,7 @@ import yaml
 from kit import clusters, deploy, versions
 from kit.serving import artifact
 
-STEPS = ["platform", "model", "rayjob", "trainjob", "rayservice", "inferenceservice"]
+STEPS = ["platform", "storage", "rayjob", "trainjob", "rayservice", "inferenceservice"]
 
 
 @pytest.fixture(scope="module")
@@ -24,14 +24,16 @@ def plan() -> deploy.Plan:
 
 def test_plan_orders_platform_model_training_serving(plan):
     assert [s.name for s in plan.steps] == STEPS
-    assert [s.file_name for s in plan.steps][:2] == ["00-platform.yaml", "01-model.yaml"]
+    assert [s.file_name for s in plan.steps][:2] == ["00-platform.yaml", "01-storage.yaml"]
     assert plan.step("platform").waits == []
     assert plan.step("rayjob").waits == [("RayJob", "kit-ray-train")]
     assert plan.step("trainjob").waits == [("TrainJob", "kit-train")]
-    assert plan.step("rayservice").endpoint == deploy.Endpoint("kit-digits-serve-svc", 8000)
-    assert plan.step("inferenceservice").endpoint == deploy.Endpoint("digits-predictor", 80)
+    assert plan.step("rayservice").endpoint.command()[-2:] == ["svc/kit-digits-serve-svc", "8000:8000"]
+    assert plan.step("inferenceservice").endpoint.command()[-2:] == ["svc/digits-predictor", "8080:80"]
+    with pytest.raises(ValueError, match="step 'trainjob' serves nothing"):
+        deploy.predict_in_cluster(plan.step("trainjob"), [[0.0] * 64])
     assert [s.name for s in plan.workloads()] == STEPS[1:]
-    with pytest.raises(KeyError, match=r"no step 'nope'.*platform, model"):
+    with pytest.raises(KeyError, match=r"no step 'nope'.*platform, storage"):
         plan.step("nope")
 
 
@@ -116,7 +118,7 @@ def test_a_failed_wait_stops_the_deployment(plan):
 def test_cleanup_deletes_workloads_newest_first_and_keeps_the_platform(plan):
     deleted = []
     assert deploy.cleanup(plan, delete=lambda docs: deleted.append(docs[0]["kind"]) or "") == STEPS[:0:-1]
-    assert deleted == ["InferenceService", "RayService", "TrainJob", "RayJob", "PersistentVolumeClaim"]
+    assert deleted == ["InferenceService", "RayService", "TrainJob", "RayJob", "PersistentVolumeClaim"]  # storage
 
 
 @pytest.mark.parametrize(("response", "message"), [
@@ -151,7 +153,7 @@ def test_rehearsal_refuses_what_it_cannot_run(plan):
 
 def test_rehearsed_model_job_and_server_answer_like_the_pods(plan, tmp_path):
     """The model Job's and the InferenceService's own commands, run here: the server loads what the Job wrote."""
-    output = deploy.rehearse_job(plan.step("model").documents[1], {"/models": str(tmp_path)})
+    output = deploy.rehearse_job(plan.step("storage").documents[-1], {"/models": str(tmp_path)})
     assert output.startswith("saved model 'digits' version 1 to " + str(tmp_path / "digits"))
     instances = artifact.sample_instances(3)
     with deploy.rehearse_server(plan.step("inferenceservice").documents[0], tmp_path / "digits") as server:
@@ -162,7 +164,7 @@ def test_rehearsed_model_job_and_server_answer_like_the_pods(plan, tmp_path):
 
 
 def test_a_failing_job_command_reports_its_output(plan, tmp_path):
-    job = json.loads(json.dumps(plan.step("model").documents[1]))
+    job = json.loads(json.dumps(plan.step("storage").documents[-1]))
     job["spec"]["template"]["spec"]["containers"][0]["command"][-3] = "0"  # --epochs 0
     with pytest.raises(RuntimeError, match=r"(?s)exited with 2:.*--epochs must be >= 1, got 0"):
         deploy.rehearse_job(job, {"/models": str(tmp_path)})

@@ -113,3 +113,20 @@ def test_trainjob_resources_per_node_count_for_the_node_container():
     del job["spec"]["trainer"]["resourcesPerNode"]
     problems = policy.check_policy([job])
     assert any("missing resources" in p.message for p in problems)
+
+
+def test_rayjob_checkpoints_go_to_storage_every_pod_shares():
+    """Ray Train refuses a per-pod local storage path on a multi-node cluster ("Unable to set up cluster storage")."""
+    doc = manifests.rayjob(CONFIG, workers=2)
+    assert "--storage-path /mnt/cluster_storage/kit-results" in doc["spec"]["entrypoint"]
+    cluster = doc["spec"]["rayClusterSpec"]
+    for group in (cluster["headGroupSpec"], *cluster["workerGroupSpecs"]):
+        pod = group["template"]["spec"]
+        assert {"name": "shared", "persistentVolumeClaim": {"claimName": "kit-checkpoints"}} in pod["volumes"]
+        assert {"name": "shared", "mountPath": "/mnt/cluster_storage"} in pod["containers"][0]["volumeMounts"]
+    s3 = manifests.rayjob(CONFIG, storage_path="s3://bucket/kit", checkpoint_claim=None)
+    assert "--storage-path s3://bucket/kit" in s3["spec"]["entrypoint"]
+    assert "shared" not in str(s3["spec"]["rayClusterSpec"]["headGroupSpec"]["template"]["spec"]["volumes"])
+    for storage_path, claim in (("/tmp/ray/kit-results", None), (None, None), ("/tmp/ray/x", "kit-checkpoints")):
+        with pytest.raises(ValueError, match="Unable to set up cluster storage"):
+            manifests.rayjob(CONFIG, storage_path=storage_path, checkpoint_claim=claim)

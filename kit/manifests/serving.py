@@ -22,13 +22,14 @@ MODELS_CLAIM = "kit-models"
 KSERVE_PORT = 8080
 
 
-def models_claim(namespace: str, name: str = MODELS_CLAIM, size: str = "1Gi",
+def shared_claim(namespace: str, name: str = MODELS_CLAIM, size: str = "1Gi",
                  access_mode: str = "ReadWriteOnce") -> dict:
-    """The PersistentVolumeClaim the model Job writes and both servers read.
+    """A PersistentVolumeClaim several pods share: the models (the model Job writes, both servers
+    read) or a RayJob's checkpoints.
 
     ``ReadWriteOnce`` is what kind's local-path storage offers; it lets every pod on one
     node mount the volume. On a cluster of several nodes use ``ReadWriteMany`` (NFS, EFS,
-    Filestore...) or keep models in object storage (``s3://``, ``gs://``) instead.
+    Filestore...) or keep the files in object storage (``s3://``, ``gs://``) instead.
     """
     if access_mode not in ("ReadWriteOnce", "ReadWriteMany", "ReadWriteOncePod"):
         raise ValueError(f"access_mode {access_mode!r}: use ReadWriteOnce, ReadWriteMany or ReadWriteOncePod")

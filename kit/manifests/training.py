@@ -169,8 +169,15 @@ def pytorchjob(
     }
 
 
-def _ray_pod_template(container_name: str, image: str, cpu: str, memory: str, gpus: int) -> dict[str, Any]:
-    return {
+#: Where a RayJob's pods mount the volume Ray Train keeps checkpoints on (Ray's own convention).
+SHARED_MOUNT = "/mnt/cluster_storage"
+#: The PersistentVolumeClaim of that volume (kit.clusters creates it).
+CHECKPOINT_CLAIM = "kit-checkpoints"
+
+
+def _ray_pod_template(container_name: str, image: str, cpu: str, memory: str, gpus: int,
+                      shared_claim: str | None = None) -> dict[str, Any]:
+    template = {
         "spec": {
             "securityContext": pods.restricted_pod_security_context(),
             "containers": [
@@ -185,6 +192,23 @@ def _ray_pod_template(container_name: str, image: str, cpu: str, memory: str, gp
             "volumes": [_tmp_volume("ray-tmp")],
         }
     }
+    if shared_claim:
+        pod = template["spec"]
+        pod["volumes"].append({"name": "shared", "persistentVolumeClaim": {"claimName": shared_claim}})
+        pod["containers"][0]["volumeMounts"].append({"name": "shared", "mountPath": SHARED_MOUNT})
+    return template
+
+
+def _shared_storage_path(storage_path: str | None, claim: str | None) -> str:
+    """Where Ray Train stores checkpoints: somewhere every pod of the job sees."""
+    if storage_path is None and claim:
+        return f"{SHARED_MOUNT}/kit-results"
+    if storage_path and ("://" in storage_path or (claim and storage_path.startswith(SHARED_MOUNT + "/"))):
+        return storage_path
+    raise ValueError(
+        f"storage_path {storage_path!r} with checkpoint_claim {claim!r}: a RayJob's head and workers are separate "
+        "pods, and Ray Train refuses a path they do not share (\"Unable to set up cluster storage\"). Give "
+        f"checkpoint_claim (a PersistentVolumeClaim, mounted at {SHARED_MOUNT}) or storage_path='s3://...'")
 
 
 def rayjob(
@@ -196,7 +220,8 @@ def rayjob(
     cpu: str = "1",
     memory: str = "2Gi",
     gpus: int = 0,
-    storage_path: str = "/tmp/ray/kit-results",
+    storage_path: str | None = None,
+    checkpoint_claim: str | None = CHECKPOINT_CLAIM,
     max_failures: int = 0,
     queue: str | None = None,
     ttl_seconds_after_finished: int = 600,
@@ -205,11 +230,14 @@ def rayjob(
 
     The entrypoint is ``python -m kit.launch ray ...`` (:func:`kit.launch.run_ray_train`);
     the image is the kit's (Ray's image at the client's Ray version, with ``torch`` and ``kit``).
-    ``storage_path`` must be shared by all pods (a ReadWriteMany volume or ``s3://...``) when
-    Ray Train should resume from checkpoints across pods.
+    Ray Train writes checkpoints to ``storage_path``, which every pod must share: by default
+    the PersistentVolumeClaim ``checkpoint_claim``, mounted at ``/mnt/cluster_storage`` in the
+    head and the workers (ReadWriteMany when they may land on different nodes); or an object
+    store URI (``s3://...``) with ``checkpoint_claim=None``.
     """
     image = image or kit_image(gpus)
     config_json = _config_json(config, workers)
+    storage_path = _shared_storage_path(storage_path, checkpoint_claim)
     entrypoint = shlex.join([
         "python", "-m", "kit.launch", "ray", "--workers", str(workers), "--max-failures", str(max_failures),
         "--storage-path", storage_path, "--config", config_json,
@@ -242,7 +270,7 @@ def rayjob(
                 "authOptions": {"mode": "token"},
                 "headGroupSpec": {
                     "rayStartParams": {"num-cpus": "0"},  # the head schedules; workers train
-                    "template": _ray_pod_template("ray-head", image, cpu, memory, 0),
+                    "template": _ray_pod_template("ray-head", image, cpu, memory, 0, checkpoint_claim),
                 },
                 "workerGroupSpecs": [
                     {
@@ -251,7 +279,7 @@ def rayjob(
                         "minReplicas": workers,
                         "maxReplicas": workers,
                         "rayStartParams": {},
-                        "template": _ray_pod_template("ray-worker", image, cpu, memory, gpus),
+                        "template": _ray_pod_template("ray-worker", image, cpu, memory, gpus, checkpoint_claim),
                     }
                 ],
             },
