@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("kit.manifests.validate:cli", "offline checks of manifests: schemas, rules, policy"),
     "manifests": ("kit.clusters:cli", "write clusters/ from the kit's builders, or check it is current"),
     "cluster": ("kit.cluster:cli", "profile, apply, wait, diagnostics and port-forward on a cluster"),
+    "deploy": ("kit.deploy:cli", "stage 09's plan: write it and its commands, apply it to a cluster, delete it"),
 }
 
 

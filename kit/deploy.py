@@ -356,3 +356,58 @@ def rehearse_server(isvc: dict, model_dir: Path | str):
             args[i + 1] = "127.0.0.1" if arg == "--host" else str(port)
     probe = container.get("readinessProbe", {}).get("httpGet", {}).get("path", "/v2/health/ready")
     return ServerProcess(module, args, port=port, ready_path=probe, name="rehearsal")
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def cli(argv: list[str]) -> int:
+    """``python -m kit deploy plan | apply | delete``: stage 09 without the notebook."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m kit deploy", description=cli.__doc__)
+    parser.add_argument("action", choices=("plan", "apply", "delete"),
+                        help="plan: validate, write build/deploy/ and print the commands; apply: apply and wait "
+                             "for each step and ask both servers; delete: remove the workloads")
+    parser.add_argument("--profile", choices=("kind", "cluster"), default=None,
+                        help="sizing of the target (default: what the kube context suggests)")
+    parser.add_argument("--image", default="", help="the kit image in your registry (default: the lock's tag)")
+    parser.add_argument("--step", action="append", default=None, help="only this step (repeatable)")
+    parser.add_argument("--out", type=Path, default=None, help="where plan writes the files (build/deploy/)")
+    args = parser.parse_args(argv)
+    profile = args.profile or cluster.detect().profile
+    plan = build_plan(sizing_for(profile, args.image))
+    problems = validate(plan)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if problems:
+        print(f"the plan has {len(problems)} problem(s): nothing written or applied", file=sys.stderr)
+        return 1
+    try:
+        steps = [plan.step(name) for name in args.step] if args.step else plan.steps
+    except KeyError as error:
+        parser.error(str(error.args[0]))
+    try:
+        if args.action == "plan":
+            from kit.serving import artifact
+
+            paths_written = write(plan, args.out, instances=artifact.sample_instances(4))
+            print(plan.table())
+            print(f"\nwrote {len(paths_written)} files; the commands:\n")
+            for name in [s.name for s in steps]:
+                print("\n".join(commands(plan, args.out, step=name)))
+        elif args.action == "apply":
+            from kit.serving import artifact
+
+            instances = artifact.sample_instances(4)
+            for step in steps:
+                deploy(step, plan.namespace)
+                if step.endpoint:
+                    print(f"{step.name} predicts {predict_in_cluster(step, instances)}")
+        else:
+            plan.steps = [s for s in plan.steps if s in steps]
+            print("deleted:", ", ".join(cleanup(plan)) or "nothing")
+    except (cluster.ClusterError, cluster.WaitError, cluster.PortForwardError, PredictError) as error:
+        print(error, file=sys.stderr)
+        return 1
+    return 0

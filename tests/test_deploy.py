@@ -4,8 +4,10 @@ local rehearsal of the pods' own commands (real processes)."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
+import sys
 
 import httpx
 import pytest
@@ -175,3 +177,23 @@ def test_cluster_commands_are_valid_kit_cli(plan, tmp_path):
     wait = next(line for line in deploy.commands(plan, tmp_path) if line.startswith("python -m kit cluster wait"))
     done = subprocess.run([*wait.split()[:5], "--help"], capture_output=True, text=True)
     assert done.returncode == 0 and "--diagnostics" in done.stdout
+
+
+def _cli(*argv: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "kit", "deploy", *argv], capture_output=True, text=True,
+                          env={**os.environ, "KUBECONFIG": "/nonexistent"})
+
+
+def test_cli_plan_writes_the_files_and_prints_the_commands(tmp_path):
+    done = _cli("plan", "--profile", "kind", "--out", str(tmp_path), "--step", "inferenceservice")
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "05-inferenceservice.yaml").exists() and (tmp_path / "request.json").exists()
+    assert "svc/digits-predictor 8080:80" in done.stdout and "03-trainjob.yaml" not in done.stdout.split("commands")[1]
+
+
+def test_cli_names_a_wrong_step_and_an_unreachable_cluster_without_a_traceback():
+    wrong = _cli("plan", "--step", "nope")
+    assert wrong.returncode == 2 and "no step 'nope'" in wrong.stderr and "Traceback" not in wrong.stderr
+    down = _cli("apply", "--profile", "kind", "--step", "trainjob")
+    assert down.returncode == 1 and "Traceback" not in down.stderr
+    assert "failed" in down.stderr and "Fix:" in down.stderr
