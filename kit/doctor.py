@@ -16,7 +16,6 @@ import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from importlib import metadata
 from typing import Any
 
 from kit import raylocal, resources, versions
@@ -88,10 +87,7 @@ def check_packages(installed: Callable[[str], str | None] | None = None) -> list
 
 
 def _installed_version(name: str) -> str | None:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return None
+    return versions.installed_version(name)
 
 
 def check_resources(found: resources.Resources | None = None) -> list[Check]:

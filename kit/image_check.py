@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import importlib
 import sys
-from importlib import metadata
 
 from kit import versions
 
@@ -33,9 +32,8 @@ def version_problems() -> list[str]:
     problems = []
     for name in ("torch", *versions.IMAGE_PINS):
         wanted = versions.PYTHON_PINS[name]
-        try:
-            found = metadata.version(name)
-        except metadata.PackageNotFoundError:
+        found = versions.installed_version(name)
+        if found is None:
             problems.append(f"{name} is not installed (the image needs {name}=={wanted})")
             continue
         if found.split("+")[0] != wanted:  # torch's CPU wheels are 2.13.0+cpu

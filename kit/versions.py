@@ -108,6 +108,17 @@ def requirements() -> list[str]:
     return [requirement(name) for name in PYTHON_PINS]
 
 
+def installed_version(name: str) -> str | None:
+    """The installed version of distribution ``name``, or None. Copies vendored inside another package
+    are skipped: importing Ray puts ``ray/thirdparty_files`` (its own psutil) first on ``sys.path``."""
+    from importlib import metadata
+
+    for dist in metadata.distributions(name=name):
+        if "thirdparty_files" not in str(dist.locate_file("")):
+            return dist.version
+    return None
+
+
 def image_build_args(variant: str = "cpu") -> dict[str, str]:
     """``docker build --build-arg`` values for the kit's image: base image, torch index, torch and pins."""
     if variant not in TORCH_INDEX:

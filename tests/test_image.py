@@ -80,8 +80,8 @@ def test_image_check_passes_in_the_kits_own_environment(capsys):
 
 
 def test_image_check_names_a_wrong_version_and_a_missing_module(monkeypatch, capsys):
-    real = image_check.metadata.version
-    monkeypatch.setattr(image_check.metadata, "version", lambda name: "2.9.0" if name == "ray" else real(name))
+    real = versions.installed_version
+    monkeypatch.setattr(versions, "installed_version", lambda name: "2.9.0" if name == "ray" else real(name))
     monkeypatch.setitem(image_check.ENTRY_POINTS, "kit.not_a_module", "a resource that does not exist")
     assert image_check.main() == 1
     err = capsys.readouterr().err
@@ -109,3 +109,13 @@ def test_every_pod_that_runs_kit_code_runs_the_kit_image(size_name):
                         assert container["image"] in (versions.IMAGES["kit"], versions.IMAGES["kit-gpu"]), doc
                         checked += 1
     assert checked >= 8  # model Job, TrainJob, RayJob (submitter, head, worker), RayService (head, worker), ISVC
+
+
+def test_versions_vendored_inside_ray_are_not_the_installed_ones(tmp_path, monkeypatch):
+    """Importing Ray puts ray/thirdparty_files (psutil 7.x) first on sys.path; the pin check must look past it."""
+    vendored = tmp_path / "ray" / "thirdparty_files" / "psutil-7.2.2.dist-info"
+    vendored.mkdir(parents=True)
+    (vendored / "METADATA").write_text("Metadata-Version: 2.1\nName: psutil\nVersion: 7.2.2\n")
+    monkeypatch.syspath_prepend(str(vendored.parent))
+    assert versions.installed_version("psutil") == versions.PYTHON_PINS["psutil"]
+    assert versions.installed_version("not-a-distribution") is None
