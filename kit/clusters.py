@@ -82,6 +82,12 @@ OVERLAYS: dict[str, Sizing] = {
 }
 
 
+def sizing_for(profile: str, image: str = "") -> Sizing:
+    """The sizing of a profile (``kind``: the laptop-sized overlay, else the base) with ``image`` as the kit image."""
+    size = OVERLAYS["local-kind"] if profile == "kind" else BASE_SIZE
+    return replace(size, kit_image=image) if image else size
+
+
 def platform(size: Sizing) -> list[dict]:
     """The namespace, enforcing ``restricted``, with its quota, defaults and network policy."""
     return [core.namespace(NAMESPACE), core.resource_quota(NAMESPACE, size.cpu, size.memory, gpus=size.gpus),

@@ -24,7 +24,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -255,10 +255,11 @@ def predict_in_cluster(step: Step, instances: list[list[float]]) -> list[int]:
         return predict(forward.url, instances)
 
 
-def cleanup(plan: Plan, *, delete: Callable[..., Any] = cluster.delete) -> list[str]:
-    """Delete every workload of the plan, newest first; what is already gone is fine. The platform stays."""
+def cleanup(plan: Plan, steps: list[Step] | None = None, *, delete: Callable[..., Any] = cluster.delete) -> list[str]:
+    """Delete the plan's workloads (or those of ``steps``), newest first; what is already gone is fine.
+    The platform stays."""
     done = []
-    for step in reversed(plan.workloads()):
+    for step in reversed([s for s in plan.workloads() if steps is None or s in steps]):
         output = delete(step.documents).strip()
         if output:
             print(output)
@@ -282,12 +283,6 @@ def train_config_of(doc: dict) -> TrainConfig:
     else:
         raise ValueError(f"{kind} carries no training config (expected TrainJob, PyTorchJob or RayJob)")
     return TrainConfig.from_dict(json.loads(argv[-1]))
-
-
-def sizing_for(profile: str, image: str = "") -> clusters.Sizing:
-    """The cluster size of a profile (``kind``: the laptop-sized overlay) with ``image`` as the kit image."""
-    size = clusters.OVERLAYS["local-kind"] if profile == "kind" else clusters.BASE_SIZE
-    return replace(size, kit_image=image) if image else size
 
 
 def _localize(argv: list[str], mounts: dict[str, str]) -> list[str]:
@@ -376,7 +371,7 @@ def cli(argv: list[str]) -> int:
     parser.add_argument("--out", type=Path, default=None, help="where plan writes the files (build/deploy/)")
     args = parser.parse_args(argv)
     profile = args.profile or cluster.detect().profile
-    plan = build_plan(sizing_for(profile, args.image))
+    plan = build_plan(clusters.sizing_for(profile, args.image))
     problems = validate(plan)
     for problem in problems:
         print(problem, file=sys.stderr)
@@ -405,8 +400,7 @@ def cli(argv: list[str]) -> int:
                 if step.endpoint:
                     print(f"{step.name} predicts {predict_in_cluster(step, instances)}")
         else:
-            plan.steps = [s for s in plan.steps if s in steps]
-            print("deleted:", ", ".join(cleanup(plan)) or "nothing")
+            print("deleted:", ", ".join(cleanup(plan, steps)) or "nothing")
     except (cluster.ClusterError, cluster.WaitError, cluster.PortForwardError, PredictError) as error:
         print(error, file=sys.stderr)
         return 1

@@ -64,7 +64,7 @@ def check_python(version: tuple[int, int] | None = None) -> Check:
 
 def check_packages(installed: Callable[[str], str | None] | None = None) -> list[Check]:
     """Each pinned distribution against the installed version: one line per mismatch, one summary line."""
-    installed = installed or _installed_version
+    installed = installed or versions.installed_version
     problems = []
     for name, pinned in versions.PYTHON_PINS.items():
         found = installed(name)
@@ -84,10 +84,6 @@ def check_packages(installed: Callable[[str], str | None] | None = None) -> list
         "packages", OK if not problems else FAIL, f"{matched}/{len(versions.PYTHON_PINS)} match the pins"
     )
     return [summary, *problems]
-
-
-def _installed_version(name: str) -> str | None:
-    return versions.installed_version(name)
 
 
 def check_resources(found: resources.Resources | None = None) -> list[Check]:

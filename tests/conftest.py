@@ -19,6 +19,16 @@ def pytest_terminal_summary(terminalreporter) -> None:
 
 
 @pytest.fixture(scope="session")
+def model_dir(tmp_path_factory):
+    """The demo digits model, trained once for every serving test (tests copy it before damaging it)."""
+    from kit.serving import artifact
+
+    path = tmp_path_factory.mktemp("model") / "digits"
+    artifact.train_demo_model(path, epochs=8)
+    return path
+
+
+@pytest.fixture(scope="session")
 def local_ray(tmp_path_factory):
     """One local Ray for the unit tests that need it (starting Ray costs 10-15 s on 2 cores).
 

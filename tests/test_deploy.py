@@ -41,7 +41,7 @@ def test_plan_orders_platform_model_training_serving(plan):
 
 @pytest.mark.parametrize("profile", ["local", "kind", "cluster"])
 def test_plan_is_valid_for_every_profile(profile):
-    assert deploy.validate(deploy.build_plan(deploy.sizing_for(profile))) == []
+    assert deploy.validate(deploy.build_plan(clusters.sizing_for(profile))) == []
 
 
 def test_gpu_sizing_plan_is_valid_and_uses_the_gpu_image():
@@ -52,9 +52,9 @@ def test_gpu_sizing_plan_is_valid_and_uses_the_gpu_image():
 
 def test_image_parameter_replaces_the_kit_image_everywhere():
     mine = f"registry.example.com/team/kit:0.1.0-ray{versions.RAY}-cpu"
-    text = json.dumps(deploy.build_plan(deploy.sizing_for("cluster", mine)).documents())
+    text = json.dumps(deploy.build_plan(clusters.sizing_for("cluster", mine)).documents())
     assert mine in text and versions.IMAGES["kit"] not in text
-    assert deploy.sizing_for("kind") == clusters.OVERLAYS["local-kind"]
+    assert clusters.sizing_for("kind") == clusters.OVERLAYS["local-kind"]
 
 
 def test_validation_catches_a_broken_step(plan):

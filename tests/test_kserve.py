@@ -12,13 +12,6 @@ from kit.serving.process import ServerNotReady, port_is_free
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("model") / "digits"
-    artifact.train_demo_model(path, epochs=5)
-    return path
-
-
-@pytest.fixture(scope="module")
 def server(model_dir):
     with kserve_model.kserve_server(model_dir) as running:
         yield running

@@ -10,10 +10,8 @@ from kit.serving.process import baseline_server
 
 
 @pytest.fixture(scope="module")
-def baseline(tmp_path_factory):
-    path = tmp_path_factory.mktemp("model") / "digits"
-    artifact.train_demo_model(path, epochs=3)
-    with baseline_server(path) as server:
+def baseline(model_dir):
+    with baseline_server(model_dir) as server:
         yield server
 
 

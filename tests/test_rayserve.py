@@ -12,13 +12,6 @@ from kit.serving.config import ServeConfig, serve_config_v2
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("model") / "digits"
-    artifact.train_demo_model(path, epochs=5)
-    return path
-
-
-@pytest.fixture(scope="module")
 def app(local_ray, model_dir):
     deployed = rayserve.deploy(ServeConfig(model_dir=str(model_dir), num_replicas=2, max_batch_size=8))
     yield deployed

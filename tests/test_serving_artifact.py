@@ -10,13 +10,6 @@ import pytest
 from kit.serving import artifact
 
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("model") / "digits"
-    artifact.train_demo_model(path, epochs=8)
-    return path
-
-
 def test_round_trip_predicts_digits_well(model_dir):
     _network, metadata = artifact.load_model(model_dir)
     assert metadata.input_shape == (64,) and metadata.classes == tuple(range(10))

@@ -122,6 +122,14 @@ def expect_manifest(answer: Any, kind: str) -> None:
         raise NotYetRight(f"expected kind {kind}, got {answer.get('kind')!r}")
 
 
+def validation_problems(docs: list[dict], queue: str | None = None) -> list[str]:
+    """What the kit's validator (schemas, rules, policy) says of ``docs``, one ``path: message`` line each."""
+    from kit.manifests import validate
+
+    found = validate.validate_documents(docs, queue=queue)
+    return [f"{p.path}: {p.message}" if p.path else p.message for p in found]
+
+
 def listed(problems: list[str], limit: int = 3) -> str:
     """The first ``limit`` problems, one per indented line, and how many more there are."""
     more = f"\n  ... and {len(problems) - limit} more" if len(problems) > limit else ""

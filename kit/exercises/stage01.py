@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 
-from kit.exercises import NotYetRight, exercise, expect_manifest, listed
+from kit.exercises import NotYetRight, exercise, expect_manifest, listed, validation_problems
 from kit.manifests import kueue, pods, ray
 
 TEAM = "team-a"
@@ -52,12 +52,6 @@ def too_big_raycluster() -> dict:
     return ray.raycluster("team-a-ray", TEAM, workers=3)
 
 
-def _problems(docs: list[dict]) -> list[str]:
-    from kit.manifests import validate
-
-    return [f"{p.path}: {p.message}" if p.path else p.message for p in validate.validate_documents(docs)]
-
-
 @exercise(
     "01.restricted_pod",
     "Make a Pod pass the restricted profile",
@@ -75,7 +69,7 @@ def check_restricted_pod(pod) -> None:
         if fixed.get(key) != original[key]:
             raise NotYetRight(f"the container's {key} changed ({fixed.get(key)!r}); fix the security settings "
                               f"and resources, keep what it runs ({original[key]!r})")
-    problems = _problems([pod])
+    problems = validation_problems([pod])
     if problems:
         raise NotYetRight(f"{len(problems)} problem(s) remain:{listed(problems)}")
 
@@ -98,7 +92,7 @@ def check_queued_raycluster(cluster) -> None:
     if kueue.QUEUE_LABEL not in labels:
         raise NotYetRight(f"no {kueue.QUEUE_LABEL} label: Kueue ignores the RayCluster and it starts at once, "
                           "outside every quota")
-    problems = _problems([*team_queues(), cluster])
+    problems = validation_problems([*team_queues(), cluster])
     if problems:
         raise NotYetRight(f"{len(problems)} problem(s):{listed(problems)}")
     (admission,) = kueue.simulate_admission(TEAM_QUOTA, [cluster])

@@ -3,21 +3,14 @@
 from __future__ import annotations
 
 from kit import clusters, versions
-from kit.exercises import NotYetRight, exercise, expect_manifest, listed
+from kit.exercises import NotYetRight, exercise, expect_manifest, listed, validation_problems
 from kit.manifests import traverse
 from kit.manifests.kueue import QUEUE_LABEL
 
 
-def _containers(doc: dict) -> list[dict]:
-    return [container for _, pod in traverse.pod_specs(doc) for _, _, container in traverse.containers(pod)]
-
-
 def _problems(docs: list[dict]) -> list[str]:
-    from kit.manifests import validate
-
     queues = clusters.queues(clusters.BASE_SIZE)  # the LocalQueue the stage's workloads must name
-    found = validate.validate_documents([*queues, *docs], queue=clusters.LOCAL_QUEUE)
-    return [f"{p.path}: {p.message}" if p.path else p.message for p in found]
+    return validation_problems([*queues, *docs], queue=clusters.LOCAL_QUEUE)
 
 
 def broken_rayjob() -> dict:
@@ -25,7 +18,7 @@ def broken_rayjob() -> dict:
     job = clusters.rayjob(clusters.BASE_SIZE, {"epochs": 2})
     del job["metadata"]["labels"][QUEUE_LABEL]
     job["spec"]["shutdownAfterJobFinishes"] = False
-    for container in _containers(job):
+    for container in traverse.all_containers(job):
         container["image"] = "rayproject/ray:2.9.0-py311-cpu"
     return job
 
@@ -34,7 +27,7 @@ def _fixed_rayjob() -> dict:
     job = broken_rayjob()
     job["metadata"]["labels"][QUEUE_LABEL] = clusters.LOCAL_QUEUE
     job["spec"]["shutdownAfterJobFinishes"] = True
-    for container in _containers(job):
+    for container in traverse.all_containers(job):
         container["image"] = versions.IMAGES["kit"]
     return job
 

@@ -76,10 +76,9 @@ def as_trainer_applies_it(doc: dict[str, Any]) -> dict[str, Any]:
     if doc.get("kind") != "TrainJob" or not per_node:
         return doc
     doc = copy.deepcopy(doc)
-    for _, pod in traverse.pod_specs(doc):
-        for _, _, container in traverse.containers(pod):
-            if container.get("name") == "node" and "resources" not in container:
-                container["resources"] = per_node
+    for container in traverse.all_containers(doc):
+        if container.get("name") == "node" and "resources" not in container:
+            container["resources"] = per_node
     return doc
 
 

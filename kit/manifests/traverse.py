@@ -42,6 +42,11 @@ def _is_kserve_component(doc: dict[str, Any], path: PathParts) -> bool:
     return doc.get("kind") == "InferenceService" and len(path) >= 2 and path[-1] in KSERVE_COMPONENTS
 
 
+def all_containers(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every container of every pod spec in the resource."""
+    return [container for _, pod in pod_specs(doc) for _, _, container in containers(pod)]
+
+
 def pod_specs(doc: dict[str, Any]) -> list[tuple[PathParts, dict[str, Any]]]:
     """Every pod spec in the resource (a Pod's own ``spec`` included), with its path."""
     found = []
