@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import shutil
 import subprocess
@@ -24,7 +25,7 @@ from kit.manifests.validate import (
     validate_documents,
     validate_paths,
 )
-from kit.versions import IMAGES, OPERATORS, RAY
+from kit.versions import CRD_SHA256, IMAGES, OPERATORS, RAY
 
 # --------------------------------------------------------------------------- valid fixtures
 
@@ -171,8 +172,12 @@ def test_index_knows_every_pinned_crd_and_skips_non_crd_files():
         ("trainer.kubeflow.org", "TrainJob"), ("trainer.kubeflow.org", "TrainingRuntime"),
         ("trainer.kubeflow.org", "ClusterTrainingRuntime"), ("kubeflow.org", "PyTorchJob"),
         ("kueue.x-k8s.io", "LocalQueue"), ("kueue.x-k8s.io", "ClusterQueue"),
-        ("kueue.x-k8s.io", "ResourceFlavor"),
-        ("serving.kserve.io", "InferenceService"),
+        ("kueue.x-k8s.io", "ResourceFlavor"), ("kueue.x-k8s.io", "Cohort"),
+        ("kueue.x-k8s.io", "WorkloadPriorityClass"),
+        ("serving.kserve.io", "InferenceService"), ("serving.kserve.io", "ServingRuntime"),
+        ("serving.kserve.io", "ClusterServingRuntime"), ("serving.kserve.io", "LLMInferenceService"),
+        ("monitoring.coreos.com", "PrometheusRule"), ("monitoring.coreos.com", "ServiceMonitor"),
+        ("monitoring.coreos.com", "PodMonitor"),
     }  # runtime.torch-distributed.yaml is a ClusterTrainingRuntime, not a CRD
     assert index.served_versions("kueue.x-k8s.io", "LocalQueue") == ["v1beta1", "v1beta2"]
 
@@ -403,6 +408,12 @@ def test_crd_urls_are_built_from_the_version_lock():
         f"https://raw.githubusercontent.com/kubernetes-sigs/kueue/{OPERATORS['kueue']}/config/components/crd/bases/")
     assert urls["serving.kserve.io_inferenceservices.yaml"].startswith(
         f"https://raw.githubusercontent.com/kserve/kserve/{OPERATORS['kserve']}/config/crd/full/")
+    assert urls["serving.kserve.io_llminferenceservices.yaml"] == (
+        f"https://raw.githubusercontent.com/kserve/kserve/{OPERATORS['kserve']}"
+        "/config/crd/full/llmisvc/serving.kserve.io_llminferenceservices.yaml")
+    assert urls["monitoring.coreos.com_servicemonitors.yaml"] == (
+        "https://raw.githubusercontent.com/prometheus-operator/prometheus-operator/"
+        f"{OPERATORS['prometheus-operator']}/example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml")
     assert set(urls) == {path.name for path in crds.find_crd_dir().glob("*.yaml")}
 
 
@@ -420,17 +431,38 @@ class _Response:
         return self.body
 
 
-def test_fetch_writes_every_file(tmp_path):
-    opened = []
+def _serve_tested_files(opened):
+    """An opener that answers each pinned URL with the file CI tests with."""
+    by_url = {url: name for name, url in crds.crd_urls().items()}
 
     def opener(url, timeout):
         opened.append(url)
-        return _Response(b"kind: CustomResourceDefinition\n")
+        return _Response((crds.find_crd_dir() / by_url[url]).read_bytes())
+    return opener
 
-    written = crds.fetch(tmp_path, opener=opener)
+
+def test_fetch_writes_every_file(tmp_path):
+    opened: list[str] = []
+    written = crds.fetch(tmp_path / "out", opener=_serve_tested_files(opened))
     assert sorted(opened) == sorted(crds.crd_urls().values())
     assert sorted(p.name for p in written) == sorted(crds.crd_urls())
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(crds.crd_urls())
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(crds.crd_urls())
+
+
+def test_lock_has_a_checksum_for_exactly_the_fetched_files_and_they_match():
+    assert set(CRD_SHA256) == set(crds.crd_urls())
+    for path in crds.find_crd_dir().glob("*.yaml"):
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == CRD_SHA256[path.name], path.name
+
+
+def test_fetch_rejects_a_file_that_differs_from_the_tested_one(tmp_path):
+    def tampered(url, timeout):
+        return _Response(b"kind: CustomResourceDefinition\n")
+
+    with pytest.raises(crds.CRDFetchError, match="SHA-256") as error:
+        crds.fetch(tmp_path, opener=tampered)
+    assert "CRD_SHA256" in str(error.value)
+    assert list(tmp_path.glob("*.yaml")) == []
 
 
 def test_fetch_offline_fails_clearly_and_writes_nothing(tmp_path):

@@ -15,6 +15,7 @@ a RayCluster does not pay for the 2 MB KServe CRD.
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import re
 import urllib.error
@@ -26,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from kit.versions import OPERATORS
+from kit.versions import CRD_SHA256, OPERATORS
 
 CRD_DIR_ENV = "KIT_CRD_DIR"
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -44,8 +45,15 @@ CRD_SOURCES: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ("kubeflow/trainer", "training-operator", "manifests/base/crds/", ("kubeflow.org_pytorchjobs.yaml",)),
     ("kubernetes-sigs/kueue", "kueue", "config/components/crd/bases/",
      ("kueue.x-k8s.io_localqueues.yaml", "kueue.x-k8s.io_clusterqueues.yaml",
-      "kueue.x-k8s.io_resourceflavors.yaml")),
-    ("kserve/kserve", "kserve", "config/crd/full/", ("serving.kserve.io_inferenceservices.yaml",)),
+      "kueue.x-k8s.io_resourceflavors.yaml", "kueue.x-k8s.io_cohorts.yaml",
+      "kueue.x-k8s.io_workloadpriorityclasses.yaml")),
+    ("kserve/kserve", "kserve", "config/crd/full/",
+     ("serving.kserve.io_inferenceservices.yaml", "serving.kserve.io_servingruntimes.yaml",
+      "serving.kserve.io_clusterservingruntimes.yaml")),
+    ("kserve/kserve", "kserve", "config/crd/full/llmisvc/", ("serving.kserve.io_llminferenceservices.yaml",)),
+    ("prometheus-operator/prometheus-operator", "prometheus-operator", "example/prometheus-operator-crd/",
+     ("monitoring.coreos.com_prometheusrules.yaml", "monitoring.coreos.com_servicemonitors.yaml",
+      "monitoring.coreos.com_podmonitors.yaml")),
 )
 #: Files that are not CRDs but are fetched with them: local name -> (repo, operator, upstream path).
 EXTRA_FILES: dict[str, tuple[str, str, str]] = {
@@ -382,7 +390,8 @@ def fetch(dest: Path | str | None = None, *, opener: Opener | None = None,
           timeout: float = 30.0) -> list[Path]:
     """Download the pinned CRD files into ``dest`` (default: the user cache dir); return their paths.
 
-    Each file is written only after it downloaded completely. Offline, it raises
+    Each file is written only after it downloaded completely and its SHA-256 matches the
+    lock (:data:`kit.versions.CRD_SHA256`). Offline, it raises
     :class:`CRDFetchError` naming the URL and the alternatives.
     """
     target = Path(dest) if dest is not None else user_cache_dir()
@@ -402,6 +411,12 @@ def fetch(dest: Path | str | None = None, *, opener: Opener | None = None,
             ) from error
         if not body.strip():
             raise CRDFetchError(f"downloaded an empty file from {url}")
+        digest = hashlib.sha256(body).hexdigest()
+        if digest != CRD_SHA256[name]:
+            raise CRDFetchError(
+                f"{url} is not the file the kit was tested with: SHA-256 {digest}, "
+                f"expected {CRD_SHA256[name]} (kit.versions.CRD_SHA256). Nothing was written for it; "
+                "check the pinned tag in kit.versions.OPERATORS, or report it if upstream rewrote the tag.")
         partial = target / f".{name}.partial"
         partial.write_bytes(body)
         partial.replace(target / name)
