@@ -22,7 +22,7 @@ RUN pip install --no-cache-dir --index-url "${TORCH_INDEX_URL}" "${TORCH_REQUIRE
 COPY --chown=1000:100 pyproject.toml README.md /opt/kit/
 COPY --chown=1000:100 kit /opt/kit/kit
 RUN pip install --no-cache-dir --no-deps /opt/kit \
-    && python -m kit.image_check
+    && python -m kit.machine.image_check
 
 USER 1000
 WORKDIR /home/ray

@@ -65,7 +65,7 @@ bench-train: $(STAMP)
 
 # On a machine with an NVIDIA GPU: single-process and torchrun training on CUDA, fp32 vs bf16.
 test-gpu: $(STAMP)
-	$(VPY) -m kit.gpucheck
+	$(VPY) -m kit.machine.gpucheck
 
 clean:
 	rm -rf build

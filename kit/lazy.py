@@ -8,7 +8,7 @@ from types import ModuleType
 
 
 def submodule_getattr(package: str) -> Callable[[str], ModuleType]:
-    """A module ``__getattr__`` for ``package``: ``kit.doctor`` imports ``kit/doctor.py`` when first used."""
+    """A module ``__getattr__`` for ``package``: ``kit.machine`` imports ``kit/machine/doctor.py`` on ``.doctor``."""
 
     def __getattr__(name: str) -> ModuleType:
         try:

@@ -14,9 +14,13 @@ from pathlib import Path
 WORK_DIR_ENV = "KIT_WORK_DIR"
 
 
+#: The directory that holds the ``kit`` package: the checkout's root (pyproject.toml, clusters/, notebooks/).
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
 def source_root() -> Path:
     """The directory that holds the ``kit`` package: put it on ``PYTHONPATH`` of child processes."""
-    return Path(__file__).resolve().parent.parent
+    return REPO_ROOT
 
 
 def work_dir(*parts: str, create: bool = True) -> Path:

@@ -21,7 +21,7 @@ def pytest_terminal_summary(terminalreporter) -> None:
 @pytest.fixture(scope="session")
 def model_dir(tmp_path_factory):
     """The demo digits model, trained once for every serving test (tests copy it before damaging it)."""
-    from kit.serving import artifact
+    from kit.serve import artifact
 
     path = tmp_path_factory.mktemp("model") / "digits"
     artifact.train_demo_model(path, epochs=8)
@@ -33,9 +33,9 @@ def local_ray(tmp_path_factory):
     """One local Ray for the unit tests that need it (starting Ray costs 10-15 s on 2 cores).
 
     Uses its own token file and session directory, and proves on teardown that
-    ``kit.raylocal.stop()`` leaves no Ray process and no session files behind.
+    ``kit.machine.local_ray.stop()`` leaves no Ray process and no session files behind.
     """
-    from kit import raylocal
+    from kit.machine import local_ray as raylocal
 
     saved = {key: os.environ.get(key) for key in (raylocal.TOKEN_ENV, raylocal.TEMP_ENV)}
     os.environ[raylocal.TOKEN_ENV] = str(tmp_path_factory.mktemp("ray-auth") / "auth_token")
@@ -44,8 +44,8 @@ def local_ray(tmp_path_factory):
     yield info
     raylocal.stop()
     leftover = raylocal.ray_processes(info.temp_dir)
-    assert not leftover, f"Ray processes outlived kit.raylocal.stop(): {leftover}"
-    assert not info.temp_dir.exists(), f"{info.temp_dir} outlived kit.raylocal.stop()"
+    assert not leftover, f"Ray processes outlived kit.machine.local_ray.stop(): {leftover}"
+    assert not info.temp_dir.exists(), f"{info.temp_dir} outlived kit.machine.local_ray.stop()"
     for key, value in saved.items():
         if value is None:
             os.environ.pop(key, None)

@@ -246,7 +246,7 @@ def leftovers(sampler: TreeSampler, ray_dir: Path, scratch: Path, grace: float =
     ports = _listening_ports({p.pid for p in survivors})
     found += [f"port {port} still listening (pid {pid})" for port, pid in sorted(ports.items())]
     if ray_dir.exists():
-        found.append(f"Ray session directory {ray_dir} remains (call kit.raylocal.stop() in the last cell)")
+        found.append(f"Ray session directory {ray_dir} remains (call kit.machine.local_ray.stop() in the last cell)")
     if scratch.exists():
         found += [f"temp file left: {p.relative_to(scratch)}" for p in sorted(scratch.iterdir())]
     return found

@@ -6,8 +6,8 @@ import json
 
 import httpx
 
-from kit.serving import api
-from kit.serving.artifact import MAX_BATCH, sample_instances
+from kit.serve import api
+from kit.serve.artifact import MAX_BATCH, sample_instances
 
 ROW = sample_instances(1)[0]
 

@@ -1,4 +1,4 @@
-"""kit.cluster without an API server: profiles from fake kubeconfigs, kubectl commands, waits and
+"""kit.k8s.live.cluster without an API server: profiles from fake kubeconfigs, kubectl commands, waits and
 their reports from fake API responses, diagnostics bundles, and port-forward with a fake kubectl."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import textwrap
 import pytest
 import yaml
 
-from kit import cluster
+from kit.k8s.live import cluster
 
 
 def _kubeconfig(tmp_path, name: str, current: str | None, namespace: str | None = None):

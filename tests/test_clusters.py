@@ -11,8 +11,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kit import clusters, operators, versions
-from kit.manifests import core, kueue, runtime, validate
+from kit import versions
+from kit.deploy import layout as clusters
+from kit.deploy import operators
+from kit.k8s.builders import core, kueue, runtime
+from kit.k8s.validation import validate
 
 ROOT = clusters.CLUSTERS
 KUSTOMIZE_DIRS = ["base", *(f"overlays/{name}" for name in clusters.OVERLAYS)]
@@ -177,8 +180,8 @@ def test_simulated_admission_is_all_or_nothing_and_fifo_lets_small_ones_pass():
 
 
 def test_queue_labels_agree_everywhere():
-    from kit import cluster
-    from kit.manifests import ray
+    from kit.k8s.builders import ray
+    from kit.k8s.live import cluster
 
     assert kueue.QUEUE_LABEL == validate.QUEUE_LABEL == ray.QUEUE_LABEL == cluster.QUEUE_LABEL
 
@@ -268,7 +271,7 @@ def test_validate_command_builds_each_kustomization_and_passes_on_clusters(capsy
 
 
 def test_a_broken_kustomization_is_a_problem(tmp_path):
-    from kit.manifests import validate
+    from kit.k8s.validation import validate
 
     (tmp_path / "kustomization.yaml").write_text("resources: [missing.yaml]\n")
     [loaded, loose] = validate.load_sets([tmp_path])[0]

@@ -1,4 +1,4 @@
-"""kit.deploy: stage 09's plan, its files and commands, the cluster verbs (with fake kubectl/API) and the
+"""kit.deploy.plan: stage 09's plan, its files and commands, the cluster verbs (with fake kubectl/API) and the
 local rehearsal of the pods' own commands (real processes)."""
 
 from __future__ import annotations
@@ -13,8 +13,10 @@ import httpx
 import pytest
 import yaml
 
-from kit import clusters, deploy, versions
-from kit.serving import artifact
+from kit import versions
+from kit.deploy import layout as clusters
+from kit.deploy import plan as deploy
+from kit.serve import artifact
 
 STEPS = ["platform", "storage", "rayjob", "trainjob", "rayservice", "inferenceservice"]
 

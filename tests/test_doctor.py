@@ -7,7 +7,8 @@ import socket
 import subprocess
 import sys
 
-from kit import doctor, resources, versions
+from kit import versions
+from kit.machine import doctor, resources
 
 
 def test_python_outside_the_supported_range_blocks():

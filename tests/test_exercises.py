@@ -7,8 +7,9 @@ import os
 import pytest
 import ray
 
-from kit import exercises, resources
-from kit.exercises import NotYetRight
+from kit.course import exercises
+from kit.course.exercises import NotYetRight
+from kit.machine import resources
 
 
 def test_placeholder_skips_ahead_with_hint(capsys):
@@ -133,7 +134,7 @@ def test_retry_options_reject_wrong_answers(local_ray, options, message):
 
 
 def test_retry_options_reference_really_recovers(local_ray):
-    from kit import raydemo
+    from kit.course import raydemo
 
     options = exercises.skip_ahead("02.retry_options")
     assert raydemo.run_flaky(options) == (0.25, 3)

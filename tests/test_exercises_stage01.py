@@ -6,9 +6,9 @@ import copy
 
 import pytest
 
-from kit import exercises
-from kit.exercises import NotYetRight, stage01
-from kit.manifests import pods, ray
+from kit.course import exercises
+from kit.course.exercises import NotYetRight, stage01
+from kit.k8s.builders import pods, ray
 
 
 def _wrong(id: str, answer, message: str) -> None:

@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from kit import ddpdemo, exercises
-from kit.exercises import NotYetRight
+from kit.course import ddpdemo, exercises
+from kit.course.exercises import NotYetRight
 
 
 def _wrong(id: str, answer, message: str) -> None:

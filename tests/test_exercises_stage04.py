@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from kit import exercises
-from kit.exercises import NotYetRight
+from kit.course import exercises
+from kit.course.exercises import NotYetRight
 
 
 def _wrong(id: str, answer, message: str) -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from kit import exercises
-from kit.exercises import NotYetRight, stage05
-from kit.manifests import kueue, runtime
+from kit.course import exercises
+from kit.course.exercises import NotYetRight, stage05
+from kit.k8s.builders import kueue, runtime
 
 
 def _wrong(id: str, answer, message: str) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from ray import tune
 
-from kit import exercises
-from kit.exercises import NotYetRight, stage06
+from kit.course import exercises
+from kit.course.exercises import NotYetRight, stage06
 
 
 def _wrong(id: str, answer, message: str) -> None:

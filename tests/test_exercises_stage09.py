@@ -6,9 +6,11 @@ import copy
 
 import pytest
 
-from kit import clusters, exercises, versions
-from kit.exercises import NotYetRight, stage09
-from kit.manifests import traverse
+from kit import versions
+from kit.course import exercises
+from kit.course.exercises import NotYetRight, stage09
+from kit.deploy import layout as clusters
+from kit.k8s import traverse
 
 
 def _wrong(id: str, answer, message: str) -> None:

@@ -9,9 +9,11 @@ import sys
 
 import pytest
 
-from kit import clusters, image_check, versions
-from kit.clusters import REPO
-from kit.manifests import traverse
+from kit import versions
+from kit.deploy import layout as clusters
+from kit.deploy.layout import REPO
+from kit.k8s import traverse
+from kit.machine import image_check
 
 DOCKERFILE = (REPO / "Dockerfile").read_text()
 
@@ -33,7 +35,7 @@ def test_dockerfile_takes_every_version_from_the_lock():
 
 def test_dockerfile_checks_the_image_it_built_and_runs_as_ray_user():
     steps = [line for line in DOCKERFILE.splitlines() if line and not line.startswith("#")]
-    assert "python -m kit.image_check" in "\n".join(steps[-4:])
+    assert "python -m kit.machine.image_check" in "\n".join(steps[-4:])
     assert steps[-2] == "USER 1000" and "FROM ${BASE_IMAGE}" in DOCKERFILE
 
 

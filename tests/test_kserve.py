@@ -7,8 +7,8 @@ import psutil
 import pytest
 import serving_cases as cases
 
-from kit.serving import artifact, kserve_model
-from kit.serving.process import ServerNotReady, port_is_free
+from kit.serve import artifact, kserve_model
+from kit.serve.process import ServerNotReady, port_is_free
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""kit.launch: every launcher runs the same train_func and leaves no process or port behind.
+"""kit.train.launchers: every launcher runs the same train_func and leaves no process or port behind.
 
 Slow by nature (processes, Ray, a Kubeflow job venv): one Ray start for the module's
 Ray tests, small data and two epochs everywhere.
@@ -14,8 +14,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from kit import launch, resources
-from kit.training import ConfigError
+from kit.config.train import ConfigError
+from kit.machine import resources
+from kit.train import launchers as launch
 
 SMALL = {"epochs": 2, "hidden": 32, "batch_size": 128}
 

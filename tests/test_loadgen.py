@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import serving_cases as cases
 
-from kit.serving import artifact, loadgen
-from kit.serving.process import baseline_server
+from kit.serve import artifact, loadgen
+from kit.serve.process import baseline_server
 
 
 @pytest.fixture(scope="module")

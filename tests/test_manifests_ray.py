@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from kit import manifests, versions
-from kit.manifests import ray as ray_manifests
+from kit import versions
+from kit.k8s import builders as manifests
+from kit.k8s.builders import ray as ray_manifests
 
 
 def _containers(cluster: dict) -> list[dict]:
@@ -56,7 +57,7 @@ def test_impossible_worker_bounds_fail_fast(workers, low, high):
     "options", [{}, {"gpu_workers": 1, "autoscaling": True, "max_workers": 4, "queue": "team-a"}]
 )
 def test_raycluster_passes_the_kuberay_crd_and_restricted_policy(options):
-    from kit.manifests import validate
+    from kit.k8s.validation import validate
 
     problems = validate.validate_documents([ray_manifests.raycluster(**options)], "raycluster")
     assert problems == [], "\n".join(map(str, problems))

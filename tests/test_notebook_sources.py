@@ -7,10 +7,10 @@ import re
 import nbformat
 import pytest
 
-from kit import curriculum, exercises, notebooks
+from kit.course import curriculum, exercises, notebooks
 
 SOLUTIONS = notebooks.solution_paths()
-CHECK_CALL = re.compile(r'kit\.exercises\.check\("(?P<id>[\w.]+)"')
+CHECK_CALL = re.compile(r'kit\.course\.exercises\.check\("(?P<id>[\w.]+)"')
 
 
 def test_learner_notebooks_are_generated_from_solutions():
@@ -71,8 +71,8 @@ def test_stage_follows_the_notebook_conventions(path):
     assert 'PROFILE = "local"' in first.source and "SMOKE = False" in first.source
     checked = [c for c in code if "NBVAL_CHECK_OUTPUT" in c.source]
     assert checked and all(c.outputs for c in checked), "checked cells need recorded outputs for nbval"
-    if "kit.raylocal" in "\n".join(c.source for c in code):
-        assert "kit.raylocal.stop()" in code[-1].source, "a stage that starts Ray stops it in its last cell"
+    if "kit.machine.local_ray" in "\n".join(c.source for c in code):
+        assert "kit.machine.local_ray.stop()" in code[-1].source, "a stage that starts Ray stops it in its last cell"
 
 
 @pytest.mark.parametrize("path", SOLUTIONS, ids=[p.stem for p in SOLUTIONS])

@@ -9,7 +9,7 @@ from __future__ import annotations
 import harness
 import pytest
 
-from kit import notebooks
+from kit.course import notebooks
 
 LEARNER = sorted(notebooks.NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
 SOLUTIONS = notebooks.solution_paths()

@@ -1,4 +1,4 @@
-"""``kit.manifests.policy``: Pod Security restricted and the kit's Ray rules, each shown to pass and fail."""
+"""``kit.k8s.validation.policy``: Pod Security restricted and the kit's Ray rules, each shown to pass and fail."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ import copy
 import pytest
 from manifest_fixtures import POLICY, VALID, by_kind, load
 
-from kit.manifests import crds, traverse
-from kit.manifests.policy import check_policy
-from kit.manifests.problems import format_path
-from kit.manifests.validate import validate_paths
+from kit.k8s import traverse
+from kit.k8s.validation import crds
+from kit.k8s.validation.policy import check_policy
+from kit.k8s.validation.problems import format_path
+from kit.k8s.validation.validate import validate_paths
 
 
 def problems_of(doc: dict) -> list[tuple[str, str]]:

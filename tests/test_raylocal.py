@@ -7,7 +7,8 @@ import stat
 
 import ray
 
-from kit import raylocal, resources
+from kit.machine import local_ray as raylocal
+from kit.machine import resources
 
 
 def test_token_file_is_created_private_and_fixed_when_readable(tmp_path):

@@ -7,8 +7,8 @@ import pytest
 import serving_cases as cases
 import yaml
 
-from kit.serving import artifact, loadgen, rayserve
-from kit.serving.config import ServeConfig, serve_config_v2
+from kit.config.serve import ServeConfig, serve_config_v2
+from kit.serve import artifact, loadgen, rayserve
 
 
 @pytest.fixture(scope="module")
@@ -16,7 +16,7 @@ def app(local_ray, model_dir):
     deployed = rayserve.deploy(ServeConfig(model_dir=str(model_dir), num_replicas=2, max_batch_size=8))
     yield deployed
     rayserve.shutdown()
-    from kit.serving.process import port_is_free
+    from kit.serve.process import port_is_free
 
     assert port_is_free(8000), "rayserve.shutdown() must free Serve's port"
 

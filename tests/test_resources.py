@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kit import resources
+from kit.machine import resources
 
 
 def _write(root: Path, rel: str, text: str) -> None:

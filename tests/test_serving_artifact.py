@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from kit.serving import artifact
+from kit.serve import artifact
 
 
 def test_round_trip_predicts_digits_well(model_dir):

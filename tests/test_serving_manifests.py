@@ -6,8 +6,9 @@ import pytest
 import yaml
 
 from kit import versions
-from kit.manifests import serving, validate
-from kit.serving.config import ServeConfig, serve_config_v2
+from kit.config.serve import ServeConfig, serve_config_v2
+from kit.k8s.builders import serving
+from kit.k8s.validation import validate
 
 
 def _problems(docs):
@@ -51,7 +52,7 @@ def test_inferenceservice_is_standard_mode_with_probes_on_v2_ready():
     assert container["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": 8080}
     assert container["resources"]["requests"] == container["resources"]["limits"]
     assert predictor["canaryTrafficPercent"] == 20
-    assert "kit.serving.kserve_model" in container["command"]
+    assert "kit.serve.kserve_model" in container["command"]
 
 
 @pytest.mark.parametrize("options", [{"canary_traffic_percent": 120}, {"min_replicas": 3, "max_replicas": 2}])

@@ -1,4 +1,4 @@
-"""kit.data, kit.models, kit.training: validation up front, both call styles, determinism,
+"""kit.train.data, kit.train.models, kit.train.loop: validation up front, both call styles, determinism,
 sharding, checkpoint resume. All in this process, no launcher: a few seconds."""
 
 from __future__ import annotations
@@ -8,8 +8,10 @@ import dataclasses
 import pytest
 import torch
 
-from kit import data, models, resources
-from kit.training import ConfigError, TrainConfig, as_config, check_machine, parse_output, train_func
+from kit.config.train import ConfigError, TrainConfig, as_config, check_machine
+from kit.machine import resources
+from kit.train import data, models
+from kit.train.loop import parse_output, train_func
 
 SMALL = {"epochs": 2, "hidden": 32, "batch_size": 128}
 
@@ -135,8 +137,8 @@ def test_parse_output_reads_metrics_and_result_lines():
 
 def test_gpucheck_explains_a_missing_gpu(capsys):
     if torch.cuda.is_available():
-        pytest.skip("this machine has CUDA: run python -m kit.gpucheck instead")
-    from kit import gpucheck
+        pytest.skip("this machine has CUDA: run python -m kit.machine.gpucheck instead")
+    from kit.machine import gpucheck
 
     assert gpucheck.main() == 1
     assert "sees no CUDA device" in capsys.readouterr().err

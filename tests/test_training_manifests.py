@@ -1,4 +1,4 @@
-"""kit.manifests.training: the builders' structure (schema and policy checks live in kit.manifests'
+"""kit.k8s.builders.training: the builders' structure (schema and policy checks live in kit.k8s.builders'
 validator; these tests pin what the builders promise)."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import json
 import pytest
 
 from kit import versions
-from kit.manifests import training as manifests
-from kit.training import ConfigError
+from kit.config.train import ConfigError
+from kit.k8s.builders import training as manifests
 
 CONFIG = {"epochs": 2}
 
@@ -65,7 +65,7 @@ def test_trainjob_references_the_torch_runtime_and_runs_the_kit_entry():
                                          "name": "torch-distributed"}
     trainer = doc["spec"]["trainer"]
     assert trainer["numNodes"] == 2 and trainer["numProcPerNode"] == 2
-    assert trainer["command"][:3] == ["torchrun", "-m", "kit.training_entry"]
+    assert trainer["command"][:3] == ["torchrun", "-m", "kit.train.entry"]
     assert json.loads(trainer["command"][3])["workers"] == 4
     assert trainer["resourcesPerNode"]["limits"]["nvidia.com/gpu"] == "1"
     assert trainer["image"] == versions.IMAGES["kit-gpu"]  # torch, torchrun and kit, CUDA build
@@ -96,7 +96,7 @@ def test_rayjob_token_auth_pinned_image_tmp_ray_and_cleanup():
         assert pod["containers"][0]["image"] == versions.IMAGES["kit"]  # Ray at the client version + torch + kit
         assert {"name": "ray-tmp", "emptyDir": {}} in pod["volumes"]
         assert {"name": "ray-tmp", "mountPath": "/tmp/ray"} in pod["containers"][0]["volumeMounts"]
-    assert spec["entrypoint"].startswith("python -m kit.launch ray --workers 2")
+    assert spec["entrypoint"].startswith("python -m kit.train.launchers ray --workers 2")
 
 
 def test_builders_validate_the_config_first():
@@ -106,7 +106,8 @@ def test_builders_validate_the_config_first():
 
 def test_trainjob_resources_per_node_count_for_the_node_container():
     """Trainer applies resourcesPerNode to the `node` container; without it the policy must object."""
-    from kit.manifests import policy, training
+    from kit.k8s.builders import training
+    from kit.k8s.validation import policy
 
     job = training.trainjob({})
     assert policy.check_policy([job]) == []

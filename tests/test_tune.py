@@ -1,11 +1,11 @@
-"""kit.tune: a small ASHA search over train_func on the local Ray, and its input checks."""
+"""kit.train.tune: a small ASHA search over train_func on the local Ray, and its input checks."""
 
 from __future__ import annotations
 
 import pytest
 from ray import tune
 
-from kit import tune as kit_tune
+from kit.train import tune as kit_tune
 
 
 def test_space_with_unknown_fields_is_refused_before_ray_starts():

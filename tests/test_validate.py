@@ -1,4 +1,4 @@
-"""``kit.manifests.validate`` and ``kit.manifests.crds``: every check is shown to pass and to fail."""
+"""``kit.k8s.validation.validate`` and ``kit.k8s.validation.crds``: every check is shown to pass and to fail."""
 
 from __future__ import annotations
 
@@ -15,9 +15,10 @@ import pytest
 from manifest_fixtures import FIXTURES, INVALID, VALID, by_kind, load
 
 from kit.__main__ import main
-from kit.manifests import crds, traverse
-from kit.manifests.problems import Problem, format_path
-from kit.manifests.validate import (
+from kit.k8s import traverse
+from kit.k8s.validation import crds
+from kit.k8s.validation.problems import Problem, format_path
+from kit.k8s.validation.validate import (
     KUBERNETES_VERSION,
     SUBMISSION_MODES,
     server_dry_run,

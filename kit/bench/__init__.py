@@ -15,7 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from kit import paths, resources, versions
+from kit import paths, versions
+from kit.machine import resources
 
 #: name -> (module with a ``cli(argv) -> int``, what it measures)
 BENCHMARKS: dict[str, tuple[str, str]] = {

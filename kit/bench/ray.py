@@ -13,7 +13,7 @@ from kit.bench import machine, save
 _COLD_START = """
 import time
 began = time.perf_counter()
-from kit import raylocal
+from kit.machine import local_ray as raylocal
 info = raylocal.start()
 total = time.perf_counter() - began
 raylocal.stop()
@@ -23,7 +23,7 @@ print(f"{total:.3f} {info.start_seconds:.3f}")
 
 def bench_ray(repeat: int = 2) -> dict:
     """Local Ray start-up: cold (fresh process), warm (restart in a warm process) and reuse."""
-    from kit import raylocal
+    from kit.machine import local_ray as raylocal
 
     cold_total, cold_init = [], []
     for _ in range(repeat):

@@ -1,7 +1,7 @@
 """``python -m kit bench serve``: the same predict function behind five servers, measured in one run.
 
 Servers: plain FastAPI on one uvicorn process (the baseline), Ray Serve unbatched and
-batched, KServe v1 and v2. All call :class:`kit.serving.artifact.Predictor`; the load
+batched, KServe v1 and v2. All call :class:`kit.serve.artifact.Predictor`; the load
 generator, payload and concurrency are the same for all, and the runs alternate
 (round-robin, ``repeat`` rounds) so that a noisy neighbour hits everyone alike.
 
@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from kit.bench import machine, save
-from kit.serving import artifact, loadgen
+from kit.serve import artifact, loadgen
 
 SMALL = (128,)
 WIDE = (4096, 4096)
@@ -32,10 +32,10 @@ CONCURRENCY = 16
 
 def _targets(small_dir: Path, wide_dir: Path, stack) -> dict[str, tuple[str, dict]]:
     """label -> (url, body) for every server, started here and stopped by ``stack``."""
-    from kit import raylocal
-    from kit.serving import kserve_model, rayserve
-    from kit.serving.config import ServeConfig
-    from kit.serving.process import baseline_server
+    from kit.config.serve import ServeConfig
+    from kit.machine import local_ray as raylocal
+    from kit.serve import kserve_model, rayserve
+    from kit.serve.process import baseline_server
 
     v1 = {"instances": artifact.sample_instances(1)}
     v2 = {"inputs": [{"name": "pixels", "shape": [1, 64], "datatype": "FP32", "data": v1["instances"]}]}

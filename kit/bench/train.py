@@ -1,4 +1,4 @@
-"""``python -m kit bench train``: the same :func:`kit.training.train_func` and worker count under torchrun and
+"""``python -m kit bench train``: the same :func:`kit.train.loop.train_func` and worker count under torchrun and
 Ray Train, alternating A/B (order swapped each round), medians of steady-state epoch
 times (first epoch of each run dropped; both checkpoint every epoch), their ratio against the goal
 (Ray / torchrun <= 1.10), each launcher's start-up time (call -> first training step;
@@ -38,7 +38,8 @@ def _steady_throughput(result) -> float:
 
 def bench_train(quick: bool = False, rounds: int | None = None, workers: int = 2) -> dict[str, Any]:
     """Run the training benchmark and return its figures (see the module docstring)."""
-    from kit import launch, raylocal
+    from kit.machine import local_ray as raylocal
+    from kit.train import launchers as launch
 
     rounds = rounds or (1 if quick else 2)
     config = train_config(quick)

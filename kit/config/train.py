@@ -1,0 +1,125 @@
+"""The training configuration: every knob of :func:`kit.train.loop.train_func`, checked up front.
+
+Importable without torch or Ray: the manifest builders and the validator read it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+#: Models :mod:`kit.train.models` builds and data sets :mod:`kit.train.data` makes (they check they agree).
+MODELS = ("mlp", "cnn")
+DATASETS = ("digits", "synthetic")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot work; ``field`` names the culprit."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(f"TrainConfig.{field}: {message}")
+        self.field = field
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything :func:`train_func` needs, validated when it is created."""
+
+    model: str = "mlp"  # MODELS (kit.train.models builds them)
+    hidden: int = 128  # width of the model
+    dataset: str = "digits"  # DATASETS (kit.train.data makes them)
+    samples: int = 20_000  # size of the "synthetic" data set
+    test_fraction: float = 0.2  # held-out share, never trained on
+    data_path: str = ""  # a split written by kit.train.data.materialize (workers then need only torch)
+    epochs: int = 5
+    batch_size: int = 64  # per worker
+    lr: float = 0.01
+    seed: int = 0
+    workers: int = 1  # processes the launcher starts (checked against this machine by check_machine)
+    device: str = "auto"  # auto | cpu | cuda
+    bf16: bool = False  # autocast to bfloat16 on a CUDA device that supports it
+    checkpoint_dir: str = ""  # save each epoch here and resume from it ("" = no checkpoints)
+    crash_at_epoch: int = 0  # fault drill: the last rank exits in the middle of this epoch, once
+    crash_marker: str = ""  # file that records the drill's crash so it happens only once
+
+    def __post_init__(self) -> None:
+        for name in ("hidden", "samples", "epochs", "batch_size", "workers"):
+            _positive_int(name, getattr(self, name))
+        for name in ("seed", "crash_at_epoch"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ConfigError(name, f"must be an integer >= 0, got {value!r}")
+        if not _is_number(self.lr) or not self.lr > 0 or not math.isfinite(self.lr):
+            raise ConfigError("lr", f"must be a number > 0, got {self.lr!r}")
+        if not _is_number(self.test_fraction) or not 0 < self.test_fraction < 1:
+            raise ConfigError("test_fraction", f"must be in (0, 1), got {self.test_fraction!r}")
+        _choice("model", self.model, MODELS)
+        _choice("dataset", self.dataset, DATASETS)
+        _choice("device", self.device, DEVICES)
+        if not isinstance(self.bf16, bool):
+            raise ConfigError("bf16", f"must be True or False, got {self.bf16!r}")
+        if self.crash_at_epoch and not self.crash_marker:
+            raise ConfigError("crash_marker", "is needed with crash_at_epoch (the drill crashes once)")
+        if self.crash_at_epoch > self.epochs:
+            raise ConfigError("crash_at_epoch", f"{self.crash_at_epoch} > epochs ({self.epochs})")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        """Build from a dict; an unknown key (a typo) is an error that lists the known ones."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(unknown[0], f"unknown field; known fields: {', '.join(sorted(known))}")
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        return replace(self, **changes)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _positive_int(name: str, value: Any) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ConfigError(name, f"must be an integer > 0, got {value!r}")
+
+
+def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(name, f"must be one of {', '.join(allowed)}; got {value!r}")
+
+
+def as_config(config: TrainConfig | dict[str, Any] | None = None, **overrides: Any) -> TrainConfig:
+    """A :class:`TrainConfig` from a config, a dict or nothing, with keyword overrides applied."""
+    values = config.to_dict() if isinstance(config, TrainConfig) else dict(config or {})
+    values.update(overrides)
+    return TrainConfig.from_dict(values)
+
+
+def check_machine(config: TrainConfig, resources=None) -> None:
+    """Fail fast when this machine cannot give ``config`` what it asks for (CPUs per worker, a GPU).
+
+    Launchers call this before they start any process; :func:`train_func` does not,
+    because on Kubernetes each pod sees only its own share of the cluster.
+    """
+    from kit.machine import resources as kit_resources
+
+    limits = resources or kit_resources.detect()
+    if config.workers > limits.cpu_slots:
+        raise ConfigError(
+            "workers",
+            f"{config.workers} workers need {config.workers} CPUs but this machine gives {limits.cpus:g} "
+            f"(from {limits.cpu_source}); use workers <= {limits.cpu_slots}",
+        )
+    if config.device == "cuda" and limits.gpus < config.workers:
+        raise ConfigError(
+            "device",
+            f"'cuda' with {config.workers} worker(s) needs as many GPUs; this machine has {limits.gpus}. "
+            "Use device='auto' or 'cpu'",
+        )

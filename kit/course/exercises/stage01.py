@@ -1,0 +1,101 @@
+"""Exercises of stage 01 (Kubernetes for AI). Each check runs the kit's validator and policy on the answer."""
+
+from __future__ import annotations
+
+import copy
+
+from kit.course.exercises import NotYetRight, exercise, expect_manifest, listed, validation_problems
+from kit.k8s.builders import kueue, pods, ray
+
+TEAM = "team-a"
+QUEUE = "team-a-queue"
+CLUSTER_QUEUE = "team-a-cq"
+#: The ClusterQueue quota of exercise 01.2: the RayCluster must fit it whole.
+TEAM_QUOTA = {"cpu": "4", "memory": "6Gi"}
+
+
+def broken_pod() -> dict:
+    """A Pod the way many tutorials write it: root, privileged, no resources. Namespaces enforcing
+    ``restricted`` refuse it, and nothing stops it from eating a whole node."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "preprocess", "namespace": TEAM},
+        "spec": {
+            "containers": [{
+                "name": "main",
+                "image": "python:3.11-slim",
+                "command": ["python", "-c", "print('tokenising...')"],
+                "securityContext": {"privileged": True, "runAsUser": 0},
+            }],
+            "restartPolicy": "Never",
+        },
+    }
+
+
+def _fixed_pod() -> dict:
+    pod = copy.deepcopy(broken_pod())
+    container = pod["spec"]["containers"][0]
+    container["securityContext"] = pods.restricted_security_context()
+    container["resources"] = pods.resources("500m", "512Mi")
+    return pod
+
+
+def team_queues() -> list[dict]:
+    """The ClusterQueue and LocalQueue of exercise 01.2 (one flavor, :data:`TEAM_QUOTA`)."""
+    return [kueue.resource_flavor(), kueue.cluster_queue(CLUSTER_QUEUE, {kueue.DEFAULT_FLAVOR: TEAM_QUOTA}),
+            kueue.local_queue(QUEUE, TEAM, CLUSTER_QUEUE)]
+
+
+def too_big_raycluster() -> dict:
+    """Three 2 GiB workers and a 2 GiB head, not queued: Kueue would not even look at it."""
+    return ray.raycluster("team-a-ray", TEAM, workers=3)
+
+
+@exercise(
+    "01.restricted_pod",
+    "Make a Pod pass the restricted profile",
+    "Keep name, image and command. In the container set securityContext to "
+    "kit.k8s.builders.pods.restricted_security_context() (non-root, no privilege escalation, capabilities "
+    "dropped, seccomp RuntimeDefault) and resources to kit.k8s.builders.pods.resources(cpu, memory).",
+    reference=_fixed_pod,
+)
+def check_restricted_pod(pod) -> None:
+    expect_manifest(pod, "Pod")
+    original = broken_pod()["spec"]["containers"][0]
+    containers = (pod.get("spec") or {}).get("containers") or [{}]
+    fixed = containers[0] if isinstance(containers[0], dict) else {}
+    for key in ("name", "image", "command"):
+        if fixed.get(key) != original[key]:
+            raise NotYetRight(f"the container's {key} changed ({fixed.get(key)!r}); fix the security settings "
+                              f"and resources, keep what it runs ({original[key]!r})")
+    problems = validation_problems([pod])
+    if problems:
+        raise NotYetRight(f"{len(problems)} problem(s) remain:{listed(problems)}")
+
+
+def _queued_reference() -> dict:
+    return ray.raycluster("team-a-ray", TEAM, queue=QUEUE, workers=2)
+
+
+@exercise(
+    "01.queued_raycluster",
+    "Queue a RayCluster with Kueue so that it can be admitted",
+    "Two things: the label kueue.x-k8s.io/queue-name must name the LocalQueue (the builder's queue= argument "
+    "sets it), and the whole cluster - head plus every worker - must fit the ClusterQueue's quota "
+    "(kit.course.exercises.stage01.TEAM_QUOTA). kit.k8s.builders.kueue.total_requests(cluster) shows what it asks for.",
+    reference=_queued_reference,
+)
+def check_queued_raycluster(cluster) -> None:
+    expect_manifest(cluster, "RayCluster")
+    labels = (cluster.get("metadata") or {}).get("labels") or {}
+    if kueue.QUEUE_LABEL not in labels:
+        raise NotYetRight(f"no {kueue.QUEUE_LABEL} label: Kueue ignores the RayCluster and it starts at once, "
+                          "outside every quota")
+    problems = validation_problems([*team_queues(), cluster])
+    if problems:
+        raise NotYetRight(f"{len(problems)} problem(s):{listed(problems)}")
+    (admission,) = kueue.simulate_admission(TEAM_QUOTA, [cluster])
+    if not admission.admitted:
+        raise NotYetRight(f"queued, but it can never be admitted: {admission.reason}. Kueue admits a gang whole, "
+                          "so shrink the cluster until head and workers fit together")

@@ -1,0 +1,287 @@
+"""Training resources as plain dicts: a Trainer v2 TrainJob, a legacy PyTorchJob, a KubeRay RayJob.
+
+All three run the kit's one training function (:func:`kit.train.loop.train_func`) in
+the kit's image (``versions.IMAGES["kit"]``, built by ``make image``: Ray's image at
+the client's Ray version, plus torch and the ``kit`` package). Every pod template is Pod Security
+``restricted``: non-root uid 1000, no privilege escalation, all capabilities
+dropped, seccomp ``RuntimeDefault``, cpu and memory requests and limits. Ray pods
+get an ``emptyDir`` at ``/tmp/ray`` (Ray writes its sessions there; the image's
+file system is not writable for uid 1000 everywhere).
+
+Field names follow the CRDs of Kubeflow Trainer v2.3.0, training-operator v1.9.4
+and KubeRay v1.7.0. Writing YAML, validating and applying are separate steps.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from typing import Any
+
+from kit import versions
+from kit.config.train import TrainConfig, as_config
+from kit.k8s.builders import pods
+from kit.k8s.builders.kueue import QUEUE_LABEL
+
+
+def kit_image(gpus: int = 0) -> str:
+    """The kit's image (torch, torchrun, Ray and ``kit``): the CUDA variant for pods with GPUs."""
+    return versions.IMAGES["kit-gpu" if gpus else "kit"]
+
+RUNTIME = "torch-distributed"  # the default ClusterTrainingRuntime of Kubeflow Trainer
+
+
+def _metadata(name: str, namespace: str | None, queue: str | None) -> dict[str, Any]:
+    metadata: dict[str, Any] = {"name": name, "labels": {"app.kubernetes.io/part-of": "cloud-native-ai-kit"}}
+    if namespace:
+        metadata["namespace"] = namespace
+    if queue:
+        metadata["labels"][QUEUE_LABEL] = queue
+    return metadata
+
+
+def _config_json(config: TrainConfig | dict | None, workers: int) -> str:
+    cfg = as_config(config, workers=workers)
+    return json.dumps(cfg.to_dict(), separators=(",", ":"))
+
+
+def _tmp_volume(name: str = "tmp") -> dict[str, Any]:
+    return {"name": name, "emptyDir": {}}
+
+
+def trainjob(
+    config: TrainConfig | dict | None = None,
+    name: str = "kit-train",
+    namespace: str | None = None,
+    num_nodes: int = 1,
+    procs_per_node: int = 1,
+    image: str | None = None,
+    cpu: str = "1",
+    memory: str = "2Gi",
+    gpus: int = 0,
+    queue: str | None = None,
+    runtime: str = RUNTIME,
+) -> dict[str, Any]:
+    """A Kubeflow Trainer v2 ``TrainJob`` on a ClusterTrainingRuntime (upstream ``torch-distributed``
+    by default; ``clusters/`` uses the kit's ``torch-distributed-restricted``).
+
+    The runtime's torch policy sets torchrun's ``PET_*`` variables (nodes, processes per
+    node, master address); the command is torchrun running :mod:`kit.train.entry`.
+    Pod security is applied with a ``runtimePatches`` entry on the runtime's ``node`` job.
+    """
+    config_json = _config_json(config, num_nodes * procs_per_node)
+    pod_patch = {
+        "securityContext": pods.restricted_pod_security_context(),
+        "containers": [
+            {"name": "node", "securityContext": pods.restricted_security_context(),
+             "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}]},
+        ],
+        "volumes": [_tmp_volume()],
+    }
+    return {
+        "apiVersion": "trainer.kubeflow.org/v1alpha1",
+        "kind": "TrainJob",
+        "metadata": _metadata(name, namespace, queue),
+        "spec": {
+            "runtimeRef": {
+                "apiGroup": "trainer.kubeflow.org", "kind": "ClusterTrainingRuntime", "name": runtime,
+            },
+            "trainer": {
+                "image": image or kit_image(gpus),
+                "command": ["torchrun", "-m", "kit.train.entry", config_json],
+                "numNodes": num_nodes,
+                "numProcPerNode": procs_per_node,
+                "resourcesPerNode": pods.resources(cpu, memory, gpus),
+            },
+            "runtimePatches": [
+                {
+                    "manager": "cloud-native-ai-kit",
+                    "trainingRuntimeSpec": {
+                        "template": {
+                            "spec": {
+                                "replicatedJobs": [
+                                    {"name": "node", "template": {"spec": {"template": {"spec": pod_patch}}}}
+                                ]
+                            }
+                        }
+                    },
+                }
+            ],
+        },
+    }
+
+
+def _torch_pod_template(container_name: str, image: str, command: list[str], cpu: str, memory: str,
+                        gpus: int) -> dict[str, Any]:
+    return {
+        "spec": {
+            "securityContext": pods.restricted_pod_security_context(),
+            "containers": [
+                {
+                    "name": container_name,
+                    "image": image,
+                    "command": command,
+                    "resources": pods.resources(cpu, memory, gpus),
+                    "securityContext": pods.restricted_security_context(),
+                    "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+                }
+            ],
+            "volumes": [_tmp_volume()],
+        }
+    }
+
+
+def pytorchjob(
+    config: TrainConfig | dict | None = None,
+    name: str = "kit-train",
+    namespace: str | None = None,
+    workers: int = 1,
+    procs_per_node: int = 1,
+    image: str | None = None,
+    cpu: str = "1",
+    memory: str = "2Gi",
+    gpus: int = 0,
+    queue: str | None = None,
+) -> dict[str, Any]:
+    """A legacy training-operator v1 ``PyTorchJob`` (kubeflow.org/v1): one Master plus ``workers`` Workers.
+
+    Shown as the older API next to :func:`trainjob`. The operator sets the torchrun
+    variables; the container must be named ``pytorch``.
+    """
+    config_json = _config_json(config, (1 + workers) * procs_per_node)
+    command = ["torchrun", "-m", "kit.train.entry", config_json]
+    replica = {
+        "restartPolicy": "OnFailure",
+        "template": _torch_pod_template("pytorch", image or kit_image(gpus), command, cpu, memory, gpus),
+    }
+    specs: dict[str, Any] = {"Master": {"replicas": 1, **replica}}
+    if workers:
+        specs["Worker"] = {"replicas": workers, **replica}
+    return {
+        "apiVersion": "kubeflow.org/v1",
+        "kind": "PyTorchJob",
+        "metadata": _metadata(name, namespace, queue),
+        "spec": {
+            "nprocPerNode": str(procs_per_node),
+            "runPolicy": {"cleanPodPolicy": "None", "ttlSecondsAfterFinished": 3600},
+            "pytorchReplicaSpecs": specs,
+        },
+    }
+
+
+#: Where a RayJob's pods mount the volume Ray Train keeps checkpoints on (Ray's own convention).
+SHARED_MOUNT = "/mnt/cluster_storage"
+#: The PersistentVolumeClaim of that volume (kit.deploy.layout creates it).
+CHECKPOINT_CLAIM = "kit-checkpoints"
+
+
+def _ray_pod_template(container_name: str, image: str, cpu: str, memory: str, gpus: int,
+                      shared_claim: str | None = None) -> dict[str, Any]:
+    template = {
+        "spec": {
+            "securityContext": pods.restricted_pod_security_context(),
+            "containers": [
+                {
+                    "name": container_name,
+                    "image": image,
+                    "resources": pods.resources(cpu, memory, gpus),
+                    "securityContext": pods.restricted_security_context(),
+                    "volumeMounts": [{"name": "ray-tmp", "mountPath": "/tmp/ray"}],
+                }
+            ],
+            "volumes": [_tmp_volume("ray-tmp")],
+        }
+    }
+    if shared_claim:
+        pod = template["spec"]
+        pod["volumes"].append({"name": "shared", "persistentVolumeClaim": {"claimName": shared_claim}})
+        pod["containers"][0]["volumeMounts"].append({"name": "shared", "mountPath": SHARED_MOUNT})
+    return template
+
+
+def _shared_storage_path(storage_path: str | None, claim: str | None) -> str:
+    """Where Ray Train stores checkpoints: somewhere every pod of the job sees."""
+    if storage_path is None and claim:
+        return f"{SHARED_MOUNT}/kit-results"
+    if storage_path and ("://" in storage_path or (claim and storage_path.startswith(SHARED_MOUNT + "/"))):
+        return storage_path
+    raise ValueError(
+        f"storage_path {storage_path!r} with checkpoint_claim {claim!r}: a RayJob's head and workers are separate "
+        "pods, and Ray Train refuses a path they do not share (\"Unable to set up cluster storage\"). Give "
+        f"checkpoint_claim (a PersistentVolumeClaim, mounted at {SHARED_MOUNT}) or storage_path='s3://...'")
+
+
+def rayjob(
+    config: TrainConfig | dict | None = None,
+    name: str = "kit-ray-train",
+    namespace: str | None = None,
+    workers: int = 2,
+    image: str | None = None,
+    cpu: str = "1",
+    memory: str = "2Gi",
+    gpus: int = 0,
+    storage_path: str | None = None,
+    checkpoint_claim: str | None = CHECKPOINT_CLAIM,
+    max_failures: int = 0,
+    queue: str | None = None,
+    ttl_seconds_after_finished: int = 600,
+) -> dict[str, Any]:
+    """A KubeRay ``RayJob`` that starts a RayCluster (token auth on), runs Ray Train on it, then deletes it.
+
+    The entrypoint is ``python -m kit.train.launchers ray ...`` (:func:`kit.train.launchers.run_ray_train`);
+    the image is the kit's (Ray's image at the client's Ray version, with ``torch`` and ``kit``).
+    Ray Train writes checkpoints to ``storage_path``, which every pod must share: by default
+    the PersistentVolumeClaim ``checkpoint_claim``, mounted at ``/mnt/cluster_storage`` in the
+    head and the workers (ReadWriteMany when they may land on different nodes); or an object
+    store URI (``s3://...``) with ``checkpoint_claim=None``.
+    """
+    image = image or kit_image(gpus)
+    config_json = _config_json(config, workers)
+    storage_path = _shared_storage_path(storage_path, checkpoint_claim)
+    entrypoint = shlex.join([
+        "python", "-m", "kit.train.launchers", "ray", "--workers", str(workers), "--max-failures", str(max_failures),
+        "--storage-path", storage_path, "--config", config_json,
+    ])
+    return {
+        "apiVersion": "ray.io/v1",
+        "kind": "RayJob",
+        "metadata": _metadata(name, namespace, queue),
+        "spec": {
+            "entrypoint": entrypoint,
+            "submissionMode": "K8sJobMode",
+            "shutdownAfterJobFinishes": True,
+            "ttlSecondsAfterFinished": ttl_seconds_after_finished,
+            "submitterPodTemplate": {
+                "spec": {
+                    "restartPolicy": "Never",
+                    "securityContext": pods.restricted_pod_security_context(),
+                    "containers": [
+                        {
+                            "name": "ray-job-submitter",
+                            "image": image,
+                            "resources": pods.resources("500m", "512Mi"),
+                            "securityContext": pods.restricted_security_context(),
+                        }
+                    ],
+                }
+            },
+            "rayClusterSpec": {
+                "rayVersion": versions.RAY,
+                "authOptions": {"mode": "token"},
+                "headGroupSpec": {
+                    "rayStartParams": {"num-cpus": "0"},  # the head schedules; workers train
+                    "template": _ray_pod_template("ray-head", image, cpu, memory, 0, checkpoint_claim),
+                },
+                "workerGroupSpecs": [
+                    {
+                        "groupName": "workers",
+                        "replicas": workers,
+                        "minReplicas": workers,
+                        "maxReplicas": workers,
+                        "rayStartParams": {},
+                        "template": _ray_pod_template("ray-worker", image, cpu, memory, gpus, checkpoint_claim),
+                    }
+                ],
+            },
+        },
+    }

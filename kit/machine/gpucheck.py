@@ -1,0 +1,76 @@
+"""``python -m kit.machine.gpucheck`` (``make test-gpu``): the training paths on CUDA, fp32 vs bf16.
+
+Runs :func:`kit.train.loop.train_func` in this process and under torchrun (one process per
+GPU, at most two) on the GPU, once in fp32 and once with bf16 autocast, and prints the
+step time of each. Exits 1 with a clear message when torch sees no CUDA device, and
+when a run did not use the GPU or the precision it asked for. About a minute on one GPU.
+"""
+
+from __future__ import annotations
+
+import sys
+from statistics import median
+
+CONFIG = {"dataset": "synthetic", "samples": 60_000, "model": "cnn", "hidden": 256, "batch_size": 512,
+          "epochs": 3, "device": "cuda"}
+
+
+def no_cuda_message() -> str | None:
+    """Why CUDA cannot be used here, or None when it can."""
+    import torch
+
+    if torch.cuda.is_available():
+        return None
+    build = f"CUDA {torch.version.cuda} build" if torch.version.cuda else "CPU-only build"
+    return (f"kit.machine.gpucheck: torch {torch.__version__} ({build}) sees no CUDA device. Run it on a machine "
+            "with an NVIDIA GPU and a CUDA build of torch (pip install torch==<pin> from PyPI); "
+            "check nvidia-smi and CUDA_VISIBLE_DEVICES.")
+
+
+def step_ms(result) -> float:
+    """Median steady-state step time in milliseconds (first epoch dropped)."""
+    history = result.history[1:] or result.history
+    return median(h["epoch_s"] / h["steps"] for h in history) * 1000
+
+
+def main(argv: list[str] | None = None) -> int:
+    message = no_cuda_message()
+    if message:
+        print(message, file=sys.stderr)
+        return 1
+    import torch
+
+    from kit.train import launchers as launch
+
+    nproc = min(2, torch.cuda.device_count())
+    bf16_ok = torch.cuda.is_bf16_supported()
+    print(f"GPU: {torch.cuda.get_device_name(0)} x{torch.cuda.device_count()}, torch {torch.__version__}, "
+          f"bf16 supported: {bf16_ok}")
+    rows, problems = [], []
+    for path in ("in-process", f"torchrun x{nproc}"):
+        for bf16 in (False, True):
+            config = dict(CONFIG, bf16=bf16)
+            if path == "in-process":
+                result = launch.run_in_process(config)
+            else:
+                result = launch.run_torchrun(config, nproc=nproc, on_line=None)
+            expected = "bf16" if bf16 and bf16_ok else "fp32"
+            if not result.result["device"].startswith("cuda"):
+                problems.append(f"{path}: ran on {result.result['device']}, not CUDA")
+            if result.result["precision"] != expected:
+                problems.append(f"{path}: precision {result.result['precision']}, expected {expected}")
+            rows.append((path, result.result["precision"], step_ms(result), result.final["samples_per_s"],
+                         result.final["test_accuracy"]))
+    print(f"\n{'path':<16}{'precision':<11}{'step ms':>9}{'samples/s':>12}{'test acc':>10}")
+    for path, precision, ms, throughput, accuracy in rows:
+        print(f"{path:<16}{precision:<11}{ms:>9.2f}{throughput:>12.0f}{accuracy:>10.3f}")
+    for path in ("in-process", f"torchrun x{nproc}"):
+        fp32, bf16 = (r[2] for r in rows if r[0] == path)
+        print(f"{path}: bf16 step time / fp32 = {bf16 / fp32:.2f}")
+    for problem in problems:
+        print(f"PROBLEM: {problem}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,246 @@
+"""Start, reuse and stop a local Ray sized for this machine.
+
+Every notebook calls :func:`start` (safe to re-run) and :func:`stop` in its last
+cell. Ray is sized from the container's limits (:mod:`kit.machine.resources`), keeps its
+object store small enough for the whole process tree to fit a 1.5 GiB budget,
+binds the dashboard to loopback only when asked, and runs with token
+authentication on: Ray's Jobs API runs arbitrary code by design (CVE-2023-48022,
+"ShadowRay"), so an open local Ray is an open door on a shared JupyterHub.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import os
+import secrets
+import shutil
+import stat
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from kit.machine import resources
+
+#: Object store cap: small data only in this kit; Ray's own minimum is 75 MiB.
+OBJECT_STORE_BYTES = 128 * resources.MiB
+TOKEN_ENV = "RAY_AUTH_TOKEN_PATH"
+MODE_ENV = "RAY_AUTH_MODE"
+TEMP_ENV = "KIT_RAY_TMPDIR"
+#: ray.init gives its raylet a fixed 30 s to register; on an overloaded machine try once more.
+START_ATTEMPTS = 2
+
+
+@dataclass(frozen=True)
+class RayInfo:
+    """What :func:`start` gave you."""
+
+    address: str
+    cpus: int
+    object_store_bytes: int
+    dashboard_url: str | None
+    token_path: Path
+    temp_dir: Path
+    reused: bool
+    start_seconds: float
+
+    def __str__(self) -> str:
+        dash = self.dashboard_url or "off (start(dashboard=True) to open it)"
+        verb = "reused" if self.reused else f"started in {self.start_seconds:.1f} s"
+        return (
+            f"Local Ray {verb}: {self.cpus} CPU(s), object store "
+            f"{self.object_store_bytes // resources.MiB} MiB, token auth on, dashboard {dash}"
+        )
+
+
+def temp_root() -> Path:
+    """Where the kit's Ray sessions live: ``$KIT_RAY_TMPDIR`` or a short per-user path."""
+    override = os.environ.get(TEMP_ENV)
+    return Path(override) if override else Path(tempfile.gettempdir()) / f"kit-ray-{getpass.getuser()}"
+
+
+def default_temp_dir() -> Path:
+    """This process's Ray session directory, so two notebooks never stop each other's Ray.
+
+    Kept short on purpose: Ray's unix sockets live below it and must stay under ~107 characters.
+    """
+    return temp_root() / str(os.getpid())
+
+
+def token_path() -> Path:
+    """Where the Ray auth token lives: ``$RAY_AUTH_TOKEN_PATH`` or Ray's default ``~/.ray/auth_token``."""
+    return Path(os.environ.get(TOKEN_ENV) or Path.home() / ".ray" / "auth_token")
+
+
+def ensure_token(path: Path | None = None) -> Path:
+    """Create the token file if missing, readable by its owner only (Ray writes it world-readable)."""
+    path = path or token_path()
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if not path.exists() or not path.read_text().strip():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_hex(32))
+    if stat.S_IMODE(path.stat().st_mode) & 0o077:
+        path.chmod(0o600)
+    return path
+
+
+def token_is_private(path: Path | None = None) -> bool:
+    """True when the token file exists and neither group nor others may read it."""
+    path = path or token_path()
+    return path.exists() and not stat.S_IMODE(path.stat().st_mode) & 0o077
+
+
+def enable_token_auth() -> Path:
+    """Turn Ray token authentication on explicitly for this process and the Ray it starts."""
+    path = ensure_token()
+    changed = os.environ.get(MODE_ENV) != "token" or os.environ.get(TOKEN_ENV) != str(path)
+    os.environ[MODE_ENV] = "token"
+    os.environ[TOKEN_ENV] = str(path)
+    if changed and "ray" in sys.modules:
+        # Ray reads RAY_AUTH_MODE once, at import: refresh its cached config as Ray's own
+        # token setup does, or this driver would talk to its token-protected GCS without a token.
+        from ray._raylet import AuthenticationTokenLoader, Config
+
+        Config.initialize("")
+        AuthenticationTokenLoader.instance().reset_cache()
+    return path
+
+
+def object_store_bytes(memory_bytes: int) -> int:
+    """Object store size: a tenth of the memory limit, capped at :data:`OBJECT_STORE_BYTES`."""
+    return int(max(80 * resources.MiB, min(OBJECT_STORE_BYTES, memory_bytes // 10)))
+
+
+def start(num_cpus: int | None = None, dashboard: bool = False, quiet: bool = True) -> RayInfo:
+    """Start local Ray sized for this container, or reuse the one already running in this process."""
+    import ray
+
+    path = enable_token_auth()
+    temp_dir = default_temp_dir()
+    if ray.is_initialized():
+        return _info(ray, path, temp_dir, reused=True, seconds=0.0)
+
+    limits = resources.detect()
+    cpus = num_cpus or limits.cpu_slots
+    store = object_store_bytes(limits.memory_bytes)
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    temp_dir.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    temp_dir.mkdir(exist_ok=True, mode=0o700)
+    print(f"Starting local Ray with {cpus} CPU(s): about 15 s on 2 cores, once per notebook ...", flush=True)
+    began = time.perf_counter()
+    options = dict(
+        address="local",
+        num_cpus=cpus,
+        num_gpus=limits.gpus,
+        object_store_memory=store,
+        include_dashboard=dashboard,
+        dashboard_host="127.0.0.1",
+        _temp_dir=str(temp_dir),
+        configure_logging=True,
+        logging_level="ERROR" if quiet else "INFO",
+        log_to_driver=True,
+    )
+    for attempt in range(1, START_ATTEMPTS + 1):
+        try:
+            ray.init(**options)
+            break
+        except Exception as error:  # Ray raises a bare Exception when its raylet registers too late
+            if "timed out during startup" not in str(error) or attempt == START_ATTEMPTS:
+                raise
+            # Ray waits a fixed 30 s for its raylet; an overloaded machine can need longer. Clean up, retry.
+            print(f"Ray was slow to start on a busy machine ({error}); retrying once ...", flush=True)
+            ray.shutdown()
+            _wait_for_ray_processes(temp_dir)
+    return _info(ray, path, temp_dir, reused=False, seconds=time.perf_counter() - began)
+
+
+def _info(ray, path: Path, temp_dir: Path, reused: bool, seconds: float) -> RayInfo:
+    context = ray.get_runtime_context()
+    gcs = context.gcs_address
+    nodes = ray.nodes()
+    store = int(sum(n["Resources"].get("object_store_memory", 0) for n in nodes if n["Alive"]))
+    dash = ray.get_dashboard_url() if hasattr(ray, "get_dashboard_url") else None
+    return RayInfo(
+        address=gcs,
+        cpus=int(ray.cluster_resources().get("CPU", 0)),
+        object_store_bytes=store,
+        dashboard_url=f"http://{dash}" if dash else None,
+        token_path=path,
+        temp_dir=temp_dir,
+        reused=reused,
+        start_seconds=seconds,
+    )
+
+
+def stop(remove_logs: bool = True) -> None:
+    """Shut Ray down, wait for its processes to exit and remove its session files."""
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+    temp_dir = default_temp_dir()
+    _wait_for_ray_processes(temp_dir)
+    if remove_logs and temp_dir.exists():
+        shutil.rmtree(temp_dir, ignore_errors=True)
+        with contextlib.suppress(OSError):  # the shared root goes once no session is left in it
+            temp_dir.parent.rmdir()
+
+
+def ray_processes(temp_dir: Path | None = None) -> list:
+    """Processes that belong to a local Ray started under ``temp_dir`` (default: the kit's)."""
+    import psutil
+
+    marker = f"{temp_dir or default_temp_dir()}{os.sep}"
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        cmdline = " ".join(proc.info.get("cmdline") or [])
+        if marker in cmdline:
+            found.append(proc)
+    return found
+
+
+def _wait_for_ray_processes(temp_dir: Path, timeout: float = 10.0) -> None:
+    import psutil
+
+    procs = ray_processes(temp_dir)
+    _, alive = psutil.wait_procs(procs, timeout=timeout)
+    for proc in alive:  # Ray normally exits by itself; never leave an orphan behind
+        proc.kill()
+    psutil.wait_procs(alive, timeout=5)
+
+
+def connect_cluster(address: str | None = None) -> RayInfo:
+    """Connect to a RayCluster on Kubernetes through Ray Client (``ray://``, port 10001).
+
+    Forward the head's client port first (``kit.k8s.builders`` names the service), and put the
+    cluster's token in ``RAY_AUTH_TOKEN`` (KubeRay keeps it in a Secret when ``authOptions.mode``
+    is ``token``). Not exercised against a real cluster in this repository's CI.
+    """
+    import ray
+
+    address = address or os.environ.get("RAY_ADDRESS") or "ray://127.0.0.1:10001"
+    if ray.is_initialized():
+        return _info(ray, token_path(), default_temp_dir(), reused=True, seconds=0.0)
+    os.environ[MODE_ENV] = "token"
+    began = time.perf_counter()
+    try:
+        ray.init(address=address)
+    except (ConnectionError, RuntimeError) as error:
+        raise ConnectionError(
+            f"cannot reach Ray at {address}: {error}. Forward the head's client port with "
+            "`kubectl port-forward svc/kit-raycluster-head-svc 10001:10001` and set RAY_AUTH_TOKEN "
+            "from the cluster's auth Secret, or set RAY_ADDRESS."
+        ) from error
+    return _info(ray, token_path(), default_temp_dir(), reused=False, seconds=time.perf_counter() - began)
+
+
+def for_profile(profile_name: str, dashboard: bool = False) -> RayInfo:
+    """Local Ray for PROFILE='local'; the cluster's Ray (via Ray Client) for 'kind' and 'cluster'."""
+    from kit.config import profile
+
+    if profile.resolve(profile_name).on_kubernetes:
+        return connect_cluster()
+    return start(dashboard=dashboard)

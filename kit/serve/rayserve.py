@@ -1,0 +1,252 @@
+"""The Ray Serve application: a FastAPI ingress that preprocesses, then a batched model.
+
+Two deployments form the graph ``DigitsIngress -> DigitsClassifier``:
+
+- ``DigitsIngress`` owns the HTTP API (:mod:`kit.serve.api`: pydantic request models,
+  short JSON 4xx errors, a body limit), validates and preprocesses the rows, and calls the
+  classifier through a ``DeploymentHandle``. It is light: it loads the metadata only.
+- ``DigitsClassifier`` loads the weights and predicts. With ``max_batch_size > 1`` its
+  ``@serve.batch`` method gathers concurrent requests into one forward pass; batch size
+  and wait timeout are its ``user_config``, so they change without restarting replicas.
+
+One :class:`ServeConfig` drives both the local run (:func:`deploy`, on 127.0.0.1) and the
+``serveConfigV2`` of a KubeRay RayService (:func:`serve_config_v2`).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from ray import serve
+
+from kit import versions
+from kit.config.serve import CLASSIFIER, INGRESS, ServeConfig, deployment_options, serve_config_v2
+from kit.serve import api
+from kit.serve.artifact import InvalidInput, Predictor, load_metadata, validate_instances
+
+__all__ = ["CLASSIFIER", "INGRESS", "ServeApp", "ServeConfig", "build_app", "deploy", "kill_drill",
+           "serve_config_v2", "shutdown"]
+
+HOST = "127.0.0.1"
+#: Serve logs one access line per request by default, and warns from every replica when one dies:
+#: too much for a notebook under load (the drill reports what was lost instead).
+QUIET_LOGS = {"log_level": "ERROR", "enable_access_log": False}
+
+
+@serve.deployment
+class DigitsClassifier:
+    """The model step: one forward pass per (batch of) request(s)."""
+
+    def __init__(self, model_dir: str) -> None:
+        self.predictor = Predictor(model_dir)
+        self.batching = True
+
+    def reconfigure(self, user_config: dict) -> None:
+        """Called with ``user_config`` at start and on every change, without a restart."""
+        size = int(user_config.get("max_batch_size", 1))
+        self.batching = size > 1
+        if self.batching:
+            self.predict_batched.set_max_batch_size(size)
+            self.predict_batched.set_batch_wait_timeout_s(float(user_config.get("batch_wait_timeout_s", 0.005)))
+
+    def check_health(self) -> None:
+        """Serve restarts a replica whose health check raises."""
+        probe = np.zeros((1, self.predictor.metadata.features), dtype=np.float32)
+        self.predictor.predict_array(probe)
+
+    async def predict(self, rows: np.ndarray) -> list[int]:
+        if self.batching:
+            return await self.predict_batched(rows)
+        return self.predictor.predict_array(rows)
+
+    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.005)
+    async def predict_batched(self, requests: list[np.ndarray]) -> list[list[int]]:
+        """Concurrent requests arrive here together: one forward pass, split back per request."""
+        labels = self.predictor.predict_array(np.concatenate(requests))
+        bounds = np.cumsum([len(r) for r in requests])[:-1]
+        return [part.tolist() for part in np.split(np.asarray(labels), bounds)]
+
+    def replica_pid(self) -> int:
+        import os
+
+        return os.getpid()
+
+
+_app = api.new_app("kit Ray Serve ingress")
+
+
+@serve.deployment
+@serve.ingress(_app)
+class DigitsIngress:
+    """The preprocess step and HTTP API; calls the classifier through a DeploymentHandle."""
+
+    def __init__(self, classifier, model_dir: str) -> None:
+        self.classifier = classifier
+        self.metadata = load_metadata(model_dir)
+
+    @_app.get("/healthz")
+    async def healthz(self) -> dict:
+        return {"status": "ok"}
+
+    @_app.get("/v1/models/{model_name}")
+    async def model(self, model_name: str) -> dict:
+        api.check_model_name(model_name, self.metadata)
+        return api.model_info(self.metadata)
+
+    @_app.post("/v1/models/{model_name}:predict")
+    async def predict(self, model_name: str, request: api.PredictRequest) -> dict:
+        from ray.serve.exceptions import BackPressureError
+
+        api.check_model_name(model_name, self.metadata)
+        rows = validate_instances(request.instances, self.metadata)
+        try:
+            labels = await self.classifier.predict.remote(rows)
+        except BackPressureError:
+            raise InvalidInput("the model is overloaded; retry later", status=503) from None
+        return api.predict_response(self.metadata, labels)
+
+
+def build_app(config: ServeConfig):
+    """The bound application (``serve.run`` target): ingress -> classifier, options from ``config``."""
+    options = deployment_options(config)
+    classifier = DigitsClassifier.options(**options[CLASSIFIER]).bind(str(config.model_dir))
+    return DigitsIngress.options(**options[INGRESS]).bind(classifier, str(config.model_dir))
+
+
+def app_builder(args: dict):
+    """Entry point for ``serveConfigV2`` (``import_path: kit.serve.rayserve:app_builder``)."""
+    return build_app(ServeConfig(**args))
+
+
+def start_serve(request_timeout_s: float = ServeConfig.request_timeout_s, port: int | None = None) -> str:
+    """Start Serve's HTTP proxy on 127.0.0.1 (idempotent); return its base URL."""
+    import logging
+
+    logging.getLogger("ray.serve").setLevel(logging.WARNING)  # the driver's "connecting to Serve" lines
+    port = port or versions.PORTS["ray-serve"]
+    serve.start(http_options={"host": HOST, "port": port, "request_timeout_s": request_timeout_s},
+                logging_config=QUIET_LOGS)
+    return f"http://{HOST}:{port}"
+
+
+@dataclass(frozen=True)
+class ServeApp:
+    name: str
+    url: str
+    config: ServeConfig
+
+    @property
+    def predict_url(self) -> str:
+        return f"{self.url}/v1/models/{load_metadata(self.config.model_dir).name}:predict"
+
+
+def deploy(config: ServeConfig, port: int | None = None) -> ServeApp:
+    """Run (or replace) the application ``config.name`` locally and wait until it is healthy."""
+    base = start_serve(config.request_timeout_s, port)
+    serve.run(build_app(config), name=config.name, route_prefix=config.route_prefix, logging_config=QUIET_LOGS)
+    prefix = config.route_prefix.rstrip("/")
+    return ServeApp(config.name, base + prefix, config)
+
+
+def delete(name: str) -> None:
+    """Remove one application; Serve and its port stay up."""
+    serve.delete(name)
+
+
+def shutdown(port: int | None = None, timeout: float = 15.0) -> None:
+    """Stop every Serve application and the proxy, and wait until the port is free."""
+    from kit.serve.process import port_is_free
+
+    serve.shutdown()
+    port = port or versions.PORTS["ray-serve"]
+    deadline = time.monotonic() + timeout
+    while not port_is_free(port) and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
+def replica_actor_names(app: str, deployment: str = CLASSIFIER) -> list[str]:
+    """Names of the live replica actors of ``deployment`` in ``app``."""
+    import ray
+
+    prefix = f"SERVE_REPLICA::{app}#{deployment}#"
+    return sorted(a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
+                  if a["name"].startswith(prefix))
+
+
+def kill_replica(app: str, deployment: str = CLASSIFIER) -> str:
+    """Kill one replica of ``deployment`` the hard way (as an OOM kill would); return its name."""
+    import ray
+
+    names = replica_actor_names(app, deployment)
+    if not names:
+        raise RuntimeError(f"no running replica of {deployment} in application {app!r}")
+    ray.kill(ray.get_actor(names[0], namespace="serve"), no_restart=True)
+    return names[0]
+
+
+def _healthy(app_name: str) -> bool:
+    status = serve.status().applications.get(app_name)
+    return status is not None and all(d.status == "HEALTHY" for d in status.deployments.values())
+
+
+@dataclass(frozen=True)
+class DrillResult:
+    """What the replica-kill drill measured."""
+
+    killed: str
+    kill_at_s: float
+    load: object  # kit.serve.loadgen.LoadResult
+    #: from the kill to the first success after the last failure (0: no request was lost)
+    recovery_s: float
+    replicas_back_s: float | None
+
+    @property
+    def lost(self) -> int:
+        return self.load.errors
+
+    def __str__(self) -> str:
+        back = f"{self.replicas_back_s:.1f} s" if self.replicas_back_s is not None else "not yet (still starting)"
+        return (f"killed {self.killed.split('#')[-1]} at {self.kill_at_s:.1f} s: {self.lost} of "
+                f"{sum(self.load.statuses.values())} requests failed {dict(self.load.statuses)}; serving again "
+                f"after {self.recovery_s:.2f} s; replica replaced after {back}")
+
+
+def kill_drill(app: ServeApp, body: dict, duration_s: float = 6.0, kill_at_s: float = 2.0,
+               concurrency: int = 4, settle_s: float = 30.0) -> DrillResult:
+    """Load ``app`` while one classifier replica is killed; count the lost requests and time recovery.
+
+    After the load run, waits (up to ``settle_s``) until the replacement replica is healthy.
+    """
+    import threading
+
+    from kit.serve import loadgen
+
+    before = len(replica_actor_names(app.name))
+    box: dict = {}
+    runner = threading.Thread(target=lambda: box.update(result=loadgen.run_load(
+        app.predict_url, body, concurrency=concurrency, duration_s=duration_s, label="kill drill")))
+    runner.start()
+    time.sleep(kill_at_s)
+    killed_at = time.monotonic()
+    killed = kill_replica(app.name)
+    replicas_back = None
+    while runner.is_alive():
+        if replicas_back is None and len(set(replica_actor_names(app.name)) - {killed}) >= before:
+            replicas_back = time.monotonic() - killed_at
+        time.sleep(0.2)
+    runner.join()
+    deadline = time.monotonic() + settle_s
+    while replicas_back is None and time.monotonic() < deadline:  # wait for the replacement to be healthy
+        if len(set(replica_actor_names(app.name)) - {killed}) >= before and _healthy(app.name):
+            replicas_back = time.monotonic() - killed_at
+        time.sleep(0.2)
+    load = box["result"]
+    kill_t = kill_at_s
+    failures = [t for t, ok in load.timeline if not ok and t >= kill_t - 0.5]
+    recovery = 0.0
+    if failures:
+        after = [t for t, ok in load.timeline if ok and t > max(failures)]
+        recovery = (min(after) - kill_t) if after else float("inf")
+    return DrillResult(killed, kill_t, load, max(0.0, recovery), replicas_back)

@@ -1,0 +1,66 @@
+"""Inference speed on this machine: batching and dynamic int8 quantization, measured before/after.
+
+Times the bare forward pass (no server), one thread, median of several repeats, so the
+numbers isolate what the model costs; stage 08 puts them next to what the servers add.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def time_forward(network, batch: int, features: int = 64, repeats: int = 20) -> float:
+    """Median seconds of one forward pass of ``batch`` rows."""
+    import torch
+
+    x = torch.from_numpy(np.random.default_rng(0).random((batch, features), dtype=np.float32))
+    times = []
+    with torch.inference_mode():
+        network(x)  # warm-up
+        for _ in range(repeats):
+            began = time.perf_counter()
+            network(x)
+            times.append(time.perf_counter() - began)
+    return statistics.median(times)
+
+
+def quantize_dynamic(network):
+    """int8 weights for every Linear layer, activations quantized on the fly (CPU only)."""
+    import warnings
+
+    import torch
+
+    with warnings.catch_warnings():  # torch 2.13 warns that its quantized tensors are deprecated (still work)
+        warnings.filterwarnings("ignore", message=".*quantized tensor creation functions.*")
+        return torch.ao.quantization.quantize_dynamic(network, {torch.nn.Linear}, dtype=torch.qint8)
+
+
+def agreement(a, b, features: int = 64, rows: int = 256) -> float:
+    """Share of random inputs on which two networks predict the same class."""
+    import torch
+
+    x = torch.from_numpy(np.random.default_rng(1).random((rows, features), dtype=np.float32))
+    with torch.inference_mode():
+        return float((a(x).argmax(1) == b(x).argmax(1)).float().mean())
+
+
+def compare(model_dir: str | Path, batches: tuple[int, ...] = (1, 32), repeats: int = 20) -> list[dict]:
+    """Rows/s of the float32 and the int8 model at each batch size."""
+    import torch
+
+    from kit.serve.artifact import load_model
+
+    torch.set_num_threads(1)
+    network, metadata = load_model(model_dir)
+    variants = {"float32": network, "int8 dynamic": quantize_dynamic(network)}
+    rows = []
+    for batch in batches:
+        for name, model in variants.items():
+            seconds = time_forward(model, batch, metadata.features, repeats)
+            rows.append({"model": name, "batch": batch, "ms_per_call": round(seconds * 1e3, 3),
+                         "rows_per_s": round(batch / seconds)})
+    return rows

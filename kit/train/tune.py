@@ -1,0 +1,186 @@
+"""Hyperparameter search with Ray Tune over the kit's one training function.
+
+:func:`run_search` runs :func:`kit.train.loop.train_func` once per trial on the local
+Ray (started with :func:`kit.machine.local_ray.start` if needed). A trial trains **one epoch
+at a time** and resumes from its own checkpoint directory between epochs, reporting
+each epoch's metrics to Tune with ``ray.tune.report``: that per-epoch signal is what
+lets a scheduler such as ASHA stop a poor trial after its first epochs instead of
+training it to the end. Ray 2.60's Tune function API is ``ray.tune.report(metrics)``
+(``ray.train.report`` belongs to Ray Train workers).
+
+The Kubeflow counterpart is **Katib**: an ``Experiment`` resource with a search
+space, an objective and an early-stopping rule, whose trials are TrainJobs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kit import paths
+from kit.config.train import TrainConfig, as_config, check_machine
+
+METRIC = "test_accuracy"
+MODE = "max"
+#: Fields a search may vary; anything else would change what is being compared.
+TUNABLE = ("lr", "hidden", "batch_size", "model", "epochs")
+
+
+@dataclass
+class SearchResult:
+    """What :func:`run_search` gives back: one row per trial, the best configuration, timings."""
+
+    table: Any  # pandas DataFrame: one row per trial, best first
+    best_config: dict
+    best_metric: float
+    metric: str
+    mode: str
+    wall_s: float
+    histories: dict  # trial id -> list of per-epoch metrics (pandas DataFrames)
+    result_grid: Any = None  # ray.tune.ResultGrid
+
+    @property
+    def stopped_early(self) -> int:
+        """Trials the scheduler stopped before their last epoch."""
+        return int((self.table["epochs_run"] < self.table["epochs"]).sum())
+
+
+def tune_trainable(config: dict) -> None:
+    """One Tune trial: :func:`train_func`, one epoch per call, resuming from the trial's checkpoint dir."""
+    import ray.tune
+
+    from kit.train.loop import train_func
+
+    cfg = as_config(config)
+    with tempfile.TemporaryDirectory(prefix="kit-tune-") as directory:
+        for epoch in range(1, cfg.epochs + 1):
+            with contextlib.redirect_stdout(io.StringIO()):  # Tune reports the metrics; no KIT_METRICS lines
+                result = train_func(cfg.replace(epochs=epoch, checkpoint_dir=directory).to_dict())
+            metrics = dict(result["final"])
+            metrics["epochs"] = cfg.epochs
+            ray.tune.report(metrics)
+
+
+def asha(metric: str = METRIC, mode: str = MODE, max_t: int = 4, grace_period: int = 1,
+         reduction_factor: int = 2):
+    """ASHA: stop the worse trials at each rung (epochs grace_period, x reduction_factor, ...)."""
+    from ray.tune.schedulers import ASHAScheduler
+
+    return ASHAScheduler(time_attr="training_iteration", metric=metric, mode=mode, max_t=max_t,
+                         grace_period=grace_period, reduction_factor=reduction_factor)
+
+
+def check_space(space: dict) -> None:
+    """Fail fast on a search space that names fields :func:`train_func` does not know."""
+    if not isinstance(space, dict) or not space:
+        raise ValueError("the search space must be a non-empty dict of TrainConfig fields")
+    known = set(TrainConfig.__dataclass_fields__)
+    unknown = sorted(set(space) - known)
+    if unknown:
+        raise ValueError(f"unknown TrainConfig field(s) {unknown}; known: {', '.join(sorted(known))}")
+
+
+def run_search(space: dict, base: TrainConfig | dict | None = None, num_samples: int = 4,
+               scheduler: Any = None, metric: str = METRIC, mode: str = MODE, max_concurrent: int | None = None,
+               seed: int = 0, storage_path: str | Path | None = None, name: str | None = None) -> SearchResult:
+    """Search ``space`` (Tune distributions over TrainConfig fields) on top of ``base``.
+
+    ``num_samples`` trials are drawn (grid values are crossed with it as Tune does);
+    each uses one CPU, so as many run at once as this machine has CPU slots.
+    ``scheduler`` (e.g. :func:`asha`) may stop trials early; it must use the same
+    ``metric`` and ``mode``.
+    """
+    import ray.tune
+
+    from kit.machine import local_ray as raylocal
+    from kit.train import data
+
+    check_space(space)
+    cfg = as_config(base, workers=1)
+    check_machine(cfg)
+    if not cfg.data_path:  # trials only load a file
+        cfg = cfg.replace(data_path=str(data.materialize(cfg.dataset, cfg.samples, cfg.test_fraction, cfg.seed)))
+    # A scheduler built with its own metric and mode must agree with the search's; Tune then
+    # refuses them a second time in TuneConfig, so they are passed there only when it has none.
+    scheduler_sets_metric = scheduler is not None and getattr(scheduler, "metric", None) is not None
+    if scheduler_sets_metric:
+        s_metric, s_mode = scheduler.metric, getattr(scheduler, "_mode", None)
+        if (s_metric, s_mode) != (metric, mode):
+            raise ValueError(f"the scheduler optimises {s_metric!r} ({s_mode}) but the search {metric!r} ({mode})")
+    raylocal.start()
+    param_space = {**cfg.to_dict(), **space}
+    name = name or f"kit-tune-{time.strftime('%Y%m%d-%H%M%S')}"
+    storage = Path(storage_path) if storage_path else paths.work_dir("ray_results")
+    from ray.tune.search.basic_variant import BasicVariantGenerator
+
+    tuner = ray.tune.Tuner(
+        ray.tune.with_resources(tune_trainable, {"cpu": 1}),
+        param_space=param_space,
+        tune_config=ray.tune.TuneConfig(
+            metric=None if scheduler_sets_metric else metric, mode=None if scheduler_sets_metric else mode,
+            num_samples=num_samples, scheduler=scheduler,
+            max_concurrent_trials=max_concurrent,
+            search_alg=BasicVariantGenerator(random_state=seed),
+            reuse_actors=True,  # a trial process imports torch once, not once per trial
+        ),
+        run_config=ray.tune.RunConfig(name=name, storage_path=str(storage), verbose=0),
+    )
+    began = time.time()
+    grid = tuner.fit()
+    wall = time.time() - began
+    errors = [r.error for r in grid if r.error]
+    if errors:
+        raise RuntimeError(f"{len(errors)} trial(s) failed; first: {errors[0]!r}")
+    table = results_table(grid, list(space), metric, mode)
+    best = grid.get_best_result(metric=metric, mode=mode, scope="all")
+    return SearchResult(
+        table=table,
+        best_config={k: best.config[k] for k in space},
+        best_metric=float(best.metrics_dataframe[metric].max() if mode == "max"
+                          else best.metrics_dataframe[metric].min()),
+        metric=metric,
+        mode=mode,
+        wall_s=wall,
+        histories={r.metrics.get("trial_id", str(i)): r.metrics_dataframe for i, r in enumerate(grid)},
+        result_grid=grid,
+    )
+
+
+def results_table(grid, columns: list[str], metric: str = METRIC, mode: str = MODE):
+    """One row per trial: the searched values, epochs run, the best and last metric; best first."""
+    import pandas as pd
+
+    rows = []
+    for i, result in enumerate(grid):
+        frame = result.metrics_dataframe
+        best = frame[metric].max() if mode == "max" else frame[metric].min()
+        rows.append({
+            "trial": result.metrics.get("trial_id", str(i)),
+            **{c: result.config[c] for c in columns},
+            "epochs_run": int(frame["epoch"].max()),
+            "epochs": int(result.config["epochs"]),
+            f"best_{metric}": round(float(best), 4),
+            f"last_{metric}": round(float(frame[metric].iloc[-1]), 4),
+        })
+    table = pd.DataFrame(rows).sort_values(f"best_{metric}", ascending=(mode == "min"), kind="stable")
+    return table.reset_index(drop=True)
+
+
+def plot_histories(result: SearchResult, ax=None):
+    """The metric per epoch for every trial: ASHA's early stops show as short lines."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.5))
+    for trial, frame in result.histories.items():
+        ax.plot(frame["epoch"], frame[result.metric], marker="o", label=trial)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(result.metric)
+    ax.set_title(f"{len(result.histories)} trials, {result.stopped_early} stopped early")
+    ax.legend(fontsize="x-small", ncol=2)
+    return ax
