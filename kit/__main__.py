@@ -1,44 +1,10 @@
-"""``python -m kit <command>``: the kit's command line.
-
-Each command lives in the module of its concept and is imported only when used,
-so ``python -m kit doctor`` stays fast.
-"""
+"""``python -m kit <command>``: see :mod:`kit.cli`."""
 
 from __future__ import annotations
 
-import importlib
 import sys
 
-#: command -> "module:function"; the function takes argv (list[str]) and returns an exit code.
-COMMANDS: dict[str, tuple[str, str]] = {
-    "doctor": ("kit.machine.doctor:cli", "preflight checks with a fix for each problem (--json for organisers)"),
-    "notebooks": ("kit.course.notebooks:cli", "generate notebooks/ from solutions/, check they are current"),
-    "bench": ("kit.bench:cli", "benchmarks that print ratios measured side by side"),
-    "validate": ("kit.k8s.validation.validate:cli", "offline checks of manifests: schemas, rules, policy"),
-    "manifests": ("kit.deploy.layout:cli", "write clusters/ from the kit's builders, or check it is current"),
-    "cluster": ("kit.k8s.live.cluster:cli", "profile, apply, wait, diagnostics and port-forward on a cluster"),
-    "deploy": ("kit.deploy.plan:cli", "stage 09's plan: write it and its commands, apply it to a cluster, delete it"),
-}
-
-
-def usage() -> str:
-    lines = ["usage: python -m kit <command> [options]", "", "commands:"]
-    lines += [f"  {name:<10} {help_text}" for name, (_, help_text) in COMMANDS.items()]
-    return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help"):
-        print(usage())
-        return 0
-    name, rest = argv[0], argv[1:]
-    if name not in COMMANDS:
-        print(f"unknown command {name!r}\n\n{usage()}", file=sys.stderr)
-        return 2
-    module_name, _, function = COMMANDS[name][0].partition(":")
-    return int(getattr(importlib.import_module(module_name), function)(rest) or 0)
-
+from kit.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

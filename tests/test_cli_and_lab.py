@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from kit.__main__ import main
+from kit.cli import main
 
 REPO = Path(__file__).resolve().parent.parent
 

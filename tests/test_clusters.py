@@ -263,7 +263,7 @@ def test_test_cluster_lane_stops_early_naming_missing_tools():
 
 
 def test_validate_command_builds_each_kustomization_and_passes_on_clusters(capsys):
-    from kit.__main__ import main
+    from kit.cli import main
 
     assert main(["validate", str(clusters.CLUSTERS)]) == 0
     out = capsys.readouterr().out

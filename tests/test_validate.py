@@ -14,7 +14,7 @@ import kubernetes_validate.utils
 import pytest
 from manifest_fixtures import FIXTURES, INVALID, VALID, by_kind, load
 
-from kit.__main__ import main
+from kit.cli import main
 from kit.k8s import traverse
 from kit.k8s.validation import crds
 from kit.k8s.validation.problems import Problem, format_path
