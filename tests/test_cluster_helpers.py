@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from kit.k8s.live import cluster
+from kit.machine.processes import free_port, port_is_free
 
 
 def _kubeconfig(tmp_path, name: str, current: str | None, namespace: str | None = None):
@@ -319,8 +320,8 @@ def test_busy_local_port_falls_back_to_a_free_one():
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        assert not cluster.port_free(port)
-        assert cluster.pick_local_port(port) != port
+        assert not port_is_free(port)
+        assert free_port(port) != port
 
 
 def _fake_kubectl(tmp_path, body: str):
@@ -335,7 +336,7 @@ def test_port_forward_runs_and_stops_a_managed_kubectl(tmp_path):
         echo "Forwarding from 127.0.0.1:${!#%%:*} -> ${!###*:}"
         exec sleep 60
         """)
-    forward = cluster.PortForward("svc/x", 8265, "kit", local_port=cluster.pick_local_port(18265), kubectl=kubectl)
+    forward = cluster.PortForward("svc/x", 8265, "kit", local_port=free_port(18265), kubectl=kubectl)
     with forward:
         assert forward.start() == forward.url  # idempotent
         pid = forward.process.pid
@@ -349,7 +350,7 @@ def test_port_forward_runs_and_stops_a_managed_kubectl(tmp_path):
 
 def test_port_forward_failure_shows_kubectl_output(tmp_path):
     kubectl = _fake_kubectl(tmp_path, 'echo \'Error from server (NotFound): services "x" not found\'; exit 1\n')
-    forward = cluster.PortForward("svc/x", 8265, "kit", local_port=cluster.pick_local_port(18266), kubectl=kubectl)
+    forward = cluster.PortForward("svc/x", 8265, "kit", local_port=free_port(18266), kubectl=kubectl)
     with pytest.raises(cluster.PortForwardError, match='services "x" not found'):
         forward.start(timeout=5)
     assert forward.process is None

@@ -11,7 +11,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import httpx
 
+from kit.machine.processes import free_port, port_is_free
 from kit.paths import REPO_ROOT
 
 HOST = "127.0.0.1"
@@ -28,23 +28,6 @@ HOST = "127.0.0.1"
 
 class ServerNotReady(RuntimeError):
     """The server process did not become ready; the message says why and shows its log."""
-
-
-def port_is_free(port: int, host: str = HOST) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-def free_port() -> int:
-    """A free loopback port picked by the OS."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((HOST, 0))
-        return probe.getsockname()[1]
 
 
 def kit_pythonpath() -> str:

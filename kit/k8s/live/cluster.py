@@ -25,7 +25,6 @@ import queue
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -38,6 +37,7 @@ from typing import Any
 import yaml
 
 from kit.k8s.builders.kueue import QUEUE_LABEL
+from kit.machine.processes import free_port, port_is_free
 
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 FIELD_MANAGER = "cnai-kit"
@@ -648,24 +648,6 @@ def diagnose_namespace(namespace: str, directory: Path | str, api: Any = None) -
 # --------------------------------------------------------------------------- port-forward
 
 
-def port_free(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-def pick_local_port(preferred: int, host: str = "127.0.0.1") -> int:
-    """``preferred`` when free, else a free port chosen by the OS (a local Ray often holds 8265)."""
-    if port_free(preferred, host):
-        return preferred
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
-
-
 class PortForwardError(RuntimeError):
     """kubectl port-forward did not start; the message has its output."""
 
@@ -695,8 +677,8 @@ class PortForward:
         """Start forwarding (idempotent); return the local URL once kubectl says it is forwarding."""
         if self.process is not None and self.process.poll() is None:
             return self.url
-        if self.local_port is None or not port_free(self.local_port, self.address):
-            chosen = pick_local_port(self.local_port or self.remote_port, self.address)
+        if self.local_port is None or not port_is_free(self.local_port, self.address):
+            chosen = free_port(self.local_port or self.remote_port, self.address)
             if chosen != (self.local_port or self.remote_port):
                 print(f"port {self.local_port or self.remote_port} is in use here; forwarding {chosen} instead")
             self.local_port = chosen

@@ -19,7 +19,6 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -35,6 +34,7 @@ from typing import Any
 from kit import paths, versions
 from kit.config.train import ConfigError, TrainConfig, as_config, check_machine
 from kit.machine import resources
+from kit.machine.processes import kill_process_group
 from kit.train import data
 from kit.train.loop import RESULT_PREFIX, parse_output, train_func
 
@@ -132,22 +132,6 @@ def run_in_process(config: TrainConfig | dict | None = None) -> LaunchResult:
 
 
 # --------------------------------------------------------------------------- torchrun
-
-
-def kill_process_group(pgid: int, grace_s: float = 5.0) -> None:
-    """SIGTERM a process group, then SIGKILL whatever is left after ``grace_s``."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(pgid, sig)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + grace_s
-        while time.monotonic() < deadline:
-            try:
-                os.killpg(pgid, 0)
-            except ProcessLookupError:
-                return
-            time.sleep(0.05)
 
 
 def stream_command(command: list[str], env: dict[str, str], on_line: LineCallback | None = print_line,
