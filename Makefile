@@ -15,11 +15,12 @@ PYTEST_ARGS ?=
 
 .PHONY: lab test test-fast test-gpu test-cluster image manifests notebooks lint doctor bench-ray bench-train clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml lab/overrides.json
 	@$(PYTHON) -c 'import sys; v = sys.version_info[:2]; sys.exit(0 if (3, 10) <= v <= (3, 12) else "Python 3.10-3.12 is needed, found %d.%d: run make with PYTHON=python3.11 (or install one)" % v)'
 	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install --quiet --upgrade pip
 	$(VPY) -m pip install --quiet -e .
+	@mkdir -p $(VENV)/share/jupyter/lab/settings && cp lab/overrides.json $(VENV)/share/jupyter/lab/settings/
 	@touch $(STAMP)
 
 lab: $(STAMP)

@@ -60,6 +60,10 @@ def test_make_lab_serves_jupyterlab_headless():
         assert "00_welcome_and_doctor.ipynb" in tree.text
         landing = httpx.get(f"http://127.0.0.1:{port}/?token={token}", timeout=10, follow_redirects=True)
         assert landing.url.path == "/lab/tree/notebooks/00_welcome_and_doctor.ipynb"
+        plugin = "@jupyterlab/apputils-extension:notification"
+        settings = httpx.get(f"http://127.0.0.1:{port}/lab/api/settings/{plugin}?token={token}", timeout=10).json()
+        news = settings["schema"]["properties"]["fetchNews"]["default"]
+        assert news == "false", f"lab/overrides.json did not reach JupyterLab: fetchNews default is {news!r}"
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
