@@ -179,11 +179,16 @@ def test_simulated_admission_is_all_or_nothing_and_fifo_lets_small_ones_pass():
     assert kueue.quantity("500m") == 0.5 and kueue.quantity("2Gi") == 2 * 2**30
 
 
-def test_queue_labels_agree_everywhere():
+def test_queue_label_of_builders_is_the_one_validation_and_diagnostics_read():
     from kit.k8s.builders import ray
-    from kit.k8s.live import cluster
+    from kit.k8s.live import diagnostics
 
-    assert kueue.QUEUE_LABEL == validate.QUEUE_LABEL == ray.QUEUE_LABEL == cluster.QUEUE_LABEL
+    queued = ray.raycluster(name="q", namespace="kit", queue="kit-queue")
+    assert validate.validate_documents([queued], queue="kit-queue", policy=False) == []
+    [problem] = validate.validate_documents([queued], queue="other", policy=False)
+    assert problem.path == f'metadata.labels["{versions.QUEUE_LABEL}"]'
+    snap = diagnostics.Snapshot("RayCluster", "q", "kit", resource=queued)
+    assert any("no Kueue Workload" in hint for hint in diagnostics.hints(snap))
 
 
 # --------------------------------------------------------------------------- install script
