@@ -276,8 +276,8 @@ def test_validate_command_builds_each_kustomization_and_passes_on_clusters(capsy
 
 
 def test_a_broken_kustomization_is_a_problem(tmp_path):
-    from kit.k8s.validation import validate
+    from kit.k8s.validation import loading
 
     (tmp_path / "kustomization.yaml").write_text("resources: [missing.yaml]\n")
-    [loaded, loose] = validate.load_sets([tmp_path])[0]
+    [loaded, loose] = loading.load_sets([tmp_path])[0]
     assert "kustomize build failed" in loaded.problems[0].message and not loose.documents

@@ -15,18 +15,14 @@ import pytest
 from manifest_fixtures import FIXTURES, INVALID, VALID, by_kind, load
 
 from kit.cli import main
+from kit.errors import KitError
 from kit.k8s import traverse
 from kit.k8s.validation import crds
+from kit.k8s.validation.dryrun import server_dry_run
 from kit.k8s.validation.problems import Problem, format_path
-from kit.k8s.validation.validate import (
-    KUBERNETES_VERSION,
-    SUBMISSION_MODES,
-    server_dry_run,
-    split_image,
-    validate_documents,
-    validate_paths,
-)
-from kit.versions import CRD_SHA256, IMAGES, OPERATORS, RAY
+from kit.k8s.validation.rules import SUBMISSION_MODES, split_image
+from kit.k8s.validation.validate import validate_documents, validate_paths
+from kit.versions import CRD_SHA256, IMAGES, KUBERNETES_VERSION, OPERATORS, RAY
 
 # --------------------------------------------------------------------------- valid fixtures
 
@@ -377,7 +373,8 @@ def test_missing_crd_dir_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     with pytest.raises(crds.CRDDirNotFoundError) as error:
         crds.find_crd_dir()
-    message = str(error.value)
+    message = error.value.explain()
+    assert isinstance(error.value, KitError) and "--fetch-crds" in error.value.fix
     assert str(tmp_path / "shared" / "crds") in message
     assert str(tmp_path / "cache" / "cloud-native-ai-kit" / "crds") in message
     assert "--fetch-crds" in message and crds.CRD_DIR_ENV in message
@@ -462,7 +459,7 @@ def test_fetch_rejects_a_file_that_differs_from_the_tested_one(tmp_path):
 
     with pytest.raises(crds.CRDFetchError, match="SHA-256") as error:
         crds.fetch(tmp_path, opener=tampered)
-    assert "CRD_SHA256" in str(error.value)
+    assert "CRD_SHA256" in str(error.value) and "OPERATORS" in error.value.fix
     assert list(tmp_path.glob("*.yaml")) == []
 
 
@@ -473,7 +470,7 @@ def test_fetch_offline_fails_clearly_and_writes_nothing(tmp_path):
     with pytest.raises(crds.CRDFetchError) as error:
         crds.fetch(tmp_path / "crds", opener=offline)
     assert "could not download https://raw.githubusercontent.com/" in str(error.value)
-    assert "offline" in str(error.value) and crds.CRD_DIR_ENV in str(error.value)
+    assert "offline" in str(error.value) and crds.CRD_DIR_ENV in error.value.fix
     assert list((tmp_path / "crds").iterdir()) == []
 
 

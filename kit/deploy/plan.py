@@ -34,6 +34,7 @@ from kit import paths
 from kit.config.serve import ServeConfig
 from kit.config.train import TrainConfig
 from kit.deploy import layout as clusters
+from kit.errors import KitError
 from kit.k8s.builders import runtime, to_yaml
 from kit.k8s.live import context, kubectl, portforward, waits
 
@@ -403,7 +404,7 @@ def cli(argv: list[str]) -> int:
                     print(f"{step.name} predicts {predict_in_cluster(step, instances)}")
         else:
             print("deleted:", ", ".join(cleanup(plan, steps)) or "nothing")
-    except (kubectl.ClusterError, waits.WaitError, portforward.PortForwardError, PredictError) as error:
-        print(error, file=sys.stderr)
+    except (KitError, PredictError) as error:  # kubectl, wait and port-forward errors carry their fix
+        print(error.explain() if isinstance(error, KitError) else error, file=sys.stderr)
         return 1
     return 0

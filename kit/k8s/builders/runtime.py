@@ -36,7 +36,7 @@ def upstream_torch_distributed(crd_dir: Path | str | None = None) -> dict:
     directory = Path(crd_dir) if crd_dir is not None else crds.find_crd_dir()
     path = directory / UPSTREAM_FILE
     if not path.exists():
-        raise crds.CRDDirNotFoundError(f"{path} is missing: run `python -m kit validate --fetch-crds`")
+        raise crds.CRDDirNotFoundError(f"{path} is missing", fix=crds.fetch_fix())
     return yaml.safe_load(path.read_text(encoding="utf-8"))
 
 

@@ -7,7 +7,7 @@ import re
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 from kit.errors import KitError
 from kit.versions import FIELD_MANAGER
@@ -15,7 +15,7 @@ from kit.versions import FIELD_MANAGER
 #: How kubectl is run: ``subprocess.run`` or a fake with its signature (tests).
 Runner = Callable[..., "subprocess.CompletedProcess[str]"]
 #: What apply and delete take: a resource (dict), several, a file or a kustomize directory.
-Applicable = Union[str, Path, Mapping[str, Any], Sequence[Mapping[str, Any]]]
+Applicable = str | Path | Mapping[str, Any] | Sequence[Mapping[str, Any]]
 
 
 class ClusterError(KitError, RuntimeError):
