@@ -7,6 +7,7 @@ import hashlib
 import json
 import shutil
 import subprocess
+import sys
 import urllib.error
 
 import jsonschema
@@ -22,6 +23,7 @@ from kit.k8s.validation.dryrun import server_dry_run
 from kit.k8s.validation.problems import Problem, format_path
 from kit.k8s.validation.rules import SUBMISSION_MODES, split_image
 from kit.k8s.validation.validate import validate_documents, validate_paths
+from kit.paths import REPO_ROOT
 from kit.versions import CRD_SHA256, IMAGES, KUBERNETES_VERSION, OPERATORS, RAY
 
 # --------------------------------------------------------------------------- valid fixtures
@@ -562,3 +564,14 @@ def test_cli_server_dry_run_without_cluster_exits_1(tmp_path, monkeypatch, capsy
     monkeypatch.setenv("HOME", str(tmp_path))
     assert main(["validate", "--server-dry-run", str(VALID / "09-service.yaml")]) == 1
     assert "server dry-run: no cluster reachable" in capsys.readouterr().out
+
+
+def test_validating_the_clusters_imports_neither_torch_nor_ray():
+    """Building and validating manifests stays light: `-X importtime` lists every module imported."""
+    out = subprocess.run([sys.executable, "-X", "importtime", "-m", "kit", "validate", "clusters/"],
+                         capture_output=True, text=True, timeout=120, cwd=REPO_ROOT)
+    assert out.returncode == 0, out.stdout + out.stderr
+    modules = {line.rpartition("|")[2].strip() for line in out.stderr.splitlines() if line.startswith("import time:")}
+    assert "kit.k8s.validation.validate" in modules  # the listing is complete enough to see the validator
+    heavy = sorted(m for m in modules if m.split(".")[0] in ("torch", "ray"))
+    assert heavy == [], f"validating manifests imported {heavy[:5]}"

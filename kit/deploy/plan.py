@@ -30,7 +30,7 @@ from typing import Any
 
 import httpx
 
-from kit import paths
+from kit import paths, versions
 from kit.config.serve import ServeConfig
 from kit.config.train import TrainConfig
 from kit.deploy import layout as clusters
@@ -68,8 +68,8 @@ class Plan:
     """The steps in the order they are applied, and where they go."""
 
     steps: list[Step]
-    namespace: str = clusters.NAMESPACE
-    queue: str = clusters.LOCAL_QUEUE
+    namespace: str = versions.NAMESPACE
+    queue: str = versions.LOCAL_QUEUE
 
     def __post_init__(self) -> None:
         for index, step in enumerate(self.steps):
@@ -126,11 +126,11 @@ def build_plan(size: clusters.Sizing = clusters.BASE_SIZE, *, train_config: Trai
              "KubeRay runs the Serve application of stage 07 from its serveConfigV2; the Serve proxy listens on "
              "port 8000 of the <name>-serve-svc Service", [rayservice],
              [("RayService", rayservice["metadata"]["name"])], 900,
-             portforward.serve_endpoint(rayservice["metadata"]["name"], clusters.NAMESPACE)),
+             portforward.serve_endpoint(rayservice["metadata"]["name"], versions.NAMESPACE)),
         Step("inferenceservice", "Serve with an InferenceService",
              "KServe (Standard mode: a Deployment, no Knative) runs stage 08's model server; the predictor "
              "Service answers on port 80", [isvc], [("InferenceService", isvc["metadata"]["name"])], 900,
-             portforward.inference_endpoint(isvc["metadata"]["name"], clusters.NAMESPACE)),
+             portforward.inference_endpoint(isvc["metadata"]["name"], versions.NAMESPACE)),
     ]
     return Plan(steps)
 
@@ -216,7 +216,7 @@ Apply = Callable[..., Any]
 Wait = Callable[..., dict]
 
 
-def deploy(step: Step, namespace: str = clusters.NAMESPACE, *, apply: Apply = kubectl.apply,
+def deploy(step: Step, namespace: str = versions.NAMESPACE, *, apply: Apply = kubectl.apply,
            wait: Wait = waits.wait_for, diagnostics: Path | str | None = None) -> list[dict]:
     """Apply one step server-side and wait for each resource it names; return those resources.
 

@@ -96,9 +96,9 @@ def batch_job(name: str, namespace: str, command: list[str], *, image: str = ver
         raise ValueError(f"parallelism and completions must be >= 1, got {parallelism} and {completions}")
     template = pods.pod_template([pods.container("main", image, cpu, memory, gpus=gpus, command=command)])
     template["spec"] = {**template["spec"], **gpu_scheduling(gpus), "restartPolicy": "Never"}
-    labels = {"kueue.x-k8s.io/queue-name": queue} if queue else None
+    labels = {versions.QUEUE_LABEL: queue} if queue else None
     return {
-        "apiVersion": "batch/v1",
+        "apiVersion": versions.API_RESOURCES["Job"].api_version,
         "kind": "Job",
         "metadata": _metadata(name, namespace, labels),
         "spec": {

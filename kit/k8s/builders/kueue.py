@@ -16,10 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from kit.k8s import traverse
-
-API_VERSION = "kueue.x-k8s.io/v1beta2"
-QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
-DEFAULT_FLAVOR = "default-flavor"
+from kit.versions import DEFAULT_FLAVOR, KUEUE_API_VERSION, QUEUE_LABEL
 
 
 def resource_flavor(name: str = DEFAULT_FLAVOR, node_labels: Mapping[str, str] | None = None,
@@ -30,7 +27,7 @@ def resource_flavor(name: str = DEFAULT_FLAVOR, node_labels: Mapping[str, str] |
         spec["nodeLabels"] = dict(node_labels)
     if tolerations:
         spec["tolerations"] = list(tolerations)
-    return {"apiVersion": API_VERSION, "kind": "ResourceFlavor", "metadata": {"name": name}, "spec": spec}
+    return {"apiVersion": KUEUE_API_VERSION, "kind": "ResourceFlavor", "metadata": {"name": name}, "spec": spec}
 
 
 def resource_groups(quotas: Mapping[str, Mapping[str, str | int]]) -> list[dict]:
@@ -64,7 +61,7 @@ def cluster_queue(name: str, quotas: Mapping[str, Mapping[str, str | int]], *,
         selector = {"matchExpressions": [
             {"key": "kubernetes.io/metadata.name", "operator": "In", "values": list(namespaces)}]}
     return {
-        "apiVersion": API_VERSION,
+        "apiVersion": KUEUE_API_VERSION,
         "kind": "ClusterQueue",
         "metadata": {"name": name},
         "spec": {"namespaceSelector": selector, "queueingStrategy": strategy,
@@ -74,7 +71,7 @@ def cluster_queue(name: str, quotas: Mapping[str, Mapping[str, str | int]], *,
 
 def local_queue(name: str, namespace: str, cluster_queue_name: str) -> dict:
     """A LocalQueue in ``namespace`` that sends its workloads to ClusterQueue ``cluster_queue_name``."""
-    return {"apiVersion": API_VERSION, "kind": "LocalQueue", "metadata": {"name": name, "namespace": namespace},
+    return {"apiVersion": KUEUE_API_VERSION, "kind": "LocalQueue", "metadata": {"name": name, "namespace": namespace},
             "spec": {"clusterQueue": cluster_queue_name}}
 
 

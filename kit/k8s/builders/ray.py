@@ -4,18 +4,17 @@ from __future__ import annotations
 
 from kit import versions
 from kit.k8s.builders import pods
-from kit.k8s.builders.kueue import QUEUE_LABEL
+from kit.versions import QUEUE_LABEL, RAY_API_VERSION
 
-API_VERSION = "ray.io/v1"
 _RAY_TMP = {"name": "ray-tmp", "mountPath": "/tmp/ray"}
 
 
 def _ray_container(name: str, image: str, cpu: str, memory: str, gpus: int = 0) -> dict:
     ports = (
         [
-            {"containerPort": 6379, "name": "gcs"},
-            {"containerPort": 8265, "name": "dashboard"},
-            {"containerPort": 10001, "name": "client"},
+            {"containerPort": versions.PORTS["ray-gcs"], "name": "gcs"},
+            {"containerPort": versions.PORTS["ray-dashboard"], "name": "dashboard"},
+            {"containerPort": versions.PORTS["ray-client"], "name": "client"},
         ]
         if name == "ray-head"
         else None
@@ -95,7 +94,7 @@ def raycluster(
     if queue:
         metadata["labels"] = {QUEUE_LABEL: queue}
     return {
-        "apiVersion": API_VERSION,
+        "apiVersion": RAY_API_VERSION,
         "kind": "RayCluster",
         "metadata": metadata,
         "spec": raycluster_spec(**spec_options),

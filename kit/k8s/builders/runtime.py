@@ -22,12 +22,11 @@ from kit import versions
 from kit.k8s.builders import pods
 from kit.k8s.validation import crds
 
-API_VERSION = "trainer.kubeflow.org/v1alpha1"
 UPSTREAM_NAME = "torch-distributed"
 NAME = "torch-distributed-restricted"
 UPSTREAM_FILE = "runtime.torch-distributed.yaml"
 #: The label by which Trainer finds the trainer node's pods, from upstream's runtime.
-ANCESTOR_LABEL = {"trainer.kubeflow.org/trainjob-ancestor-step": "trainer"}
+ANCESTOR_LABEL = {f"{versions.TRAINER_GROUP}/trainjob-ancestor-step": "trainer"}
 _SHM = {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "1Gi"}}
 
 
@@ -47,9 +46,9 @@ def torch_distributed_restricted(name: str = NAME, *, image: str = versions.IMAG
                           volume_mounts=[{"name": "dshm", "mountPath": "/dev/shm"}])
     pod_template = pods.pod_template([node], volumes=[dict(_SHM)])
     return {
-        "apiVersion": API_VERSION,
+        "apiVersion": versions.TRAINER_API_VERSION,
         "kind": "ClusterTrainingRuntime",
-        "metadata": {"name": name, "labels": {"trainer.kubeflow.org/framework": "torch"}},
+        "metadata": {"name": name, "labels": {f"{versions.TRAINER_GROUP}/framework": "torch"}},
         "spec": {
             "mlPolicy": {"numNodes": num_nodes, "torch": {}},
             "template": {"spec": {"replicatedJobs": [{

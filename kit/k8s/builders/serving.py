@@ -15,8 +15,7 @@ from kit import versions
 from kit.config.serve import ServeConfig, serve_config_v2
 from kit.k8s.builders import core, pods, ray
 
-KSERVE_API_VERSION = "serving.kserve.io/v1beta1"
-DEPLOYMENT_MODE = "serving.kserve.io/deploymentMode"
+DEPLOYMENT_MODE = f"{versions.KSERVE_GROUP}/deploymentMode"
 MODELS_MOUNT = "/models"
 MODELS_CLAIM = "kit-models"
 KSERVE_PORT = 8080
@@ -90,9 +89,9 @@ def rayservice(
     app_config = serve_config_v2(config, model_dir=f"{MODELS_MOUNT}/digits")
     metadata: dict = {"name": name, "namespace": namespace}
     if queue:
-        metadata["labels"] = {ray.QUEUE_LABEL: queue}
+        metadata["labels"] = {versions.QUEUE_LABEL: queue}
     return {
-        "apiVersion": ray.API_VERSION,
+        "apiVersion": versions.RAY_API_VERSION,
         "kind": "RayService",
         "metadata": metadata,
         "spec": {"serveConfigV2": yaml.safe_dump(app_config, sort_keys=False), "rayClusterConfig": spec},
@@ -144,7 +143,7 @@ def inferenceservice(
     if canary_traffic_percent is not None:
         predictor["canaryTrafficPercent"] = canary_traffic_percent
     return {
-        "apiVersion": KSERVE_API_VERSION,
+        "apiVersion": versions.KSERVE_API_VERSION,
         "kind": "InferenceService",
         "metadata": {"name": name, "namespace": namespace, "annotations": {DEPLOYMENT_MODE: "Standard"}},
         "spec": {"predictor": predictor},

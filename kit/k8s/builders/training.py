@@ -21,7 +21,7 @@ from typing import Any
 from kit import versions
 from kit.config.train import TrainConfig, as_config
 from kit.k8s.builders import pods
-from kit.k8s.builders.kueue import QUEUE_LABEL
+from kit.versions import QUEUE_LABEL
 
 
 def kit_image(gpus: int = 0) -> str:
@@ -79,12 +79,12 @@ def trainjob(
         "volumes": [_tmp_volume()],
     }
     return {
-        "apiVersion": "trainer.kubeflow.org/v1alpha1",
+        "apiVersion": versions.TRAINER_API_VERSION,
         "kind": "TrainJob",
         "metadata": _metadata(name, namespace, queue),
         "spec": {
             "runtimeRef": {
-                "apiGroup": "trainer.kubeflow.org", "kind": "ClusterTrainingRuntime", "name": runtime,
+                "apiGroup": versions.TRAINER_GROUP, "kind": "ClusterTrainingRuntime", "name": runtime,
             },
             "trainer": {
                 "image": image or kit_image(gpus),
@@ -158,7 +158,7 @@ def pytorchjob(
     if workers:
         specs["Worker"] = {"replicas": workers, **replica}
     return {
-        "apiVersion": "kubeflow.org/v1",
+        "apiVersion": versions.TRAINING_OPERATOR_API_VERSION,
         "kind": "PyTorchJob",
         "metadata": _metadata(name, namespace, queue),
         "spec": {
@@ -243,7 +243,7 @@ def rayjob(
         "--storage-path", storage_path, "--config", config_json,
     ])
     return {
-        "apiVersion": "ray.io/v1",
+        "apiVersion": versions.RAY_API_VERSION,
         "kind": "RayJob",
         "metadata": _metadata(name, namespace, queue),
         "spec": {

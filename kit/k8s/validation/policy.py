@@ -29,6 +29,7 @@ from typing import Any
 
 from kit.k8s import traverse
 from kit.k8s.validation.problems import PathParts, Problem, format_path, resource_name
+from kit.versions import PORTS
 
 ALLOWED_VOLUME_TYPES = frozenset({
     "configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim", "projected",
@@ -37,7 +38,8 @@ ALLOWED_VOLUME_TYPES = frozenset({
 ALLOWED_SECCOMP_TYPES = ("RuntimeDefault", "Localhost")
 ALLOWED_ADDED_CAPABILITIES = frozenset({"NET_BIND_SERVICE"})
 HOST_NAMESPACE_FIELDS = ("hostNetwork", "hostPID", "hostIPC")
-RAY_PORTS: dict[int, str] = {6379: "GCS", 8265: "dashboard and Jobs API", 10001: "Ray Client"}
+RAY_PORTS: dict[int, str] = {PORTS["ray-gcs"]: "GCS", PORTS["ray-dashboard"]: "dashboard and Jobs API",
+                             PORTS["ray-client"]: "Ray Client"}
 EXPOSING_SERVICE_TYPES = frozenset({"NodePort", "LoadBalancer"})
 SECRET_ENV_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|KEY", re.IGNORECASE)
 RESOURCE_NAMES = ("cpu", "memory")
