@@ -11,13 +11,14 @@ reports) and ``traverse`` (finding pod specs, containers and Ray cluster specs).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import yaml
 
 from kit.lazy import submodule_getattr
 
 
-def to_yaml(docs: dict | Iterable[dict]) -> str:
+def to_yaml(docs: dict[str, Any] | Iterable[dict[str, Any]]) -> str:
     """One or more resources as a multi-document YAML string, keys in the order built."""
     items = [docs] if isinstance(docs, dict) else list(docs)
     return "---\n".join(yaml.safe_dump(doc, sort_keys=False, default_flow_style=False) for doc in items)

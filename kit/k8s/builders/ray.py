@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from kit import versions
 from kit.k8s.builders import pods
 from kit.versions import QUEUE_LABEL, RAY_API_VERSION
@@ -9,7 +11,7 @@ from kit.versions import QUEUE_LABEL, RAY_API_VERSION
 _RAY_TMP = {"name": "ray-tmp", "mountPath": "/tmp/ray"}
 
 
-def _ray_container(name: str, image: str, cpu: str, memory: str, gpus: int = 0) -> dict:
+def _ray_container(name: str, image: str, cpu: str, memory: str, gpus: int = 0) -> dict[str, Any]:
     ports = (
         [
             {"containerPort": versions.PORTS["ray-gcs"], "name": "gcs"},
@@ -22,7 +24,7 @@ def _ray_container(name: str, image: str, cpu: str, memory: str, gpus: int = 0) 
     return pods.container(name, image, cpu, memory, gpus=gpus, ports=ports, volume_mounts=[_RAY_TMP])
 
 
-def _group_template(name: str, image: str, cpu: str, memory: str, gpus: int = 0) -> dict:
+def _group_template(name: str, image: str, cpu: str, memory: str, gpus: int = 0) -> dict[str, Any]:
     return pods.pod_template(
         [_ray_container(name, image, cpu, memory, gpus)], volumes=[{"name": "ray-tmp", "emptyDir": {}}]
     )
@@ -40,7 +42,7 @@ def raycluster_spec(
     gpu_workers: int = 0,
     gpus_per_worker: int = 1,
     autoscaling: bool = False,
-) -> dict:
+) -> dict[str, Any]:
     """The ``spec`` of a RayCluster (also embedded in RayJob and RayService)."""
     min_workers = workers if min_workers is None else min_workers
     max_workers = workers if max_workers is None else max_workers
@@ -50,7 +52,7 @@ def raycluster_spec(
             f"got {min_workers} <= {workers} <= {max_workers}"
         )
     image = versions.IMAGES["ray"]
-    spec: dict = {
+    spec: dict[str, Any] = {
         "rayVersion": versions.RAY,
         "authOptions": {"mode": "token"},
         "enableInTreeAutoscaling": autoscaling,
@@ -87,10 +89,10 @@ def raycluster_spec(
 
 
 def raycluster(
-    name: str = "kit-raycluster", namespace: str = "default", queue: str | None = None, **spec_options
-) -> dict:
+    name: str = "kit-raycluster", namespace: str = "default", queue: str | None = None, **spec_options: Any
+) -> dict[str, Any]:
     """A RayCluster with token auth, restricted pods and the kit's pinned Ray image."""
-    metadata: dict = {"name": name, "namespace": namespace}
+    metadata: dict[str, Any] = {"name": name, "namespace": namespace}
     if queue:
         metadata["labels"] = {QUEUE_LABEL: queue}
     return {

@@ -15,6 +15,7 @@ refuses its pods, and a ResourceQuota refuses pods without requests. The kit shi
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -30,17 +31,18 @@ ANCESTOR_LABEL = {f"{versions.TRAINER_GROUP}/trainjob-ancestor-step": "trainer"}
 _SHM = {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "1Gi"}}
 
 
-def upstream_torch_distributed(crd_dir: Path | str | None = None) -> dict:
+def upstream_torch_distributed(crd_dir: Path | str | None = None) -> dict[str, Any]:
     """Upstream's ``torch-distributed`` runtime, read from the CRD directory (see :mod:`kit.k8s.validation.crds`)."""
     directory = Path(crd_dir) if crd_dir is not None else crds.find_crd_dir()
     path = directory / UPSTREAM_FILE
     if not path.exists():
         raise crds.CRDDirNotFoundError(f"{path} is missing", fix=crds.fetch_fix())
-    return yaml.safe_load(path.read_text(encoding="utf-8"))
+    runtime: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return runtime
 
 
 def torch_distributed_restricted(name: str = NAME, *, image: str = versions.IMAGES["pytorch"],
-                                 cpu: str = "1", memory: str = "2Gi", num_nodes: int = 1) -> dict:
+                                 cpu: str = "1", memory: str = "2Gi", num_nodes: int = 1) -> dict[str, Any]:
     """A ClusterTrainingRuntime like upstream's ``torch-distributed`` whose pods pass ``restricted``."""
     node = pods.container("node", image, cpu, memory, env=[{"name": "HOME", "value": "/tmp"}],
                           volume_mounts=[{"name": "dshm", "mountPath": "/dev/shm"}])

@@ -9,6 +9,8 @@ objects a local run uses: the RayService's ``serveConfigV2`` is rendered from a
 
 from __future__ import annotations
 
+from typing import Any
+
 import yaml
 
 from kit import versions
@@ -22,7 +24,7 @@ KSERVE_PORT = 8080
 
 
 def shared_claim(namespace: str, name: str = MODELS_CLAIM, size: str = "1Gi",
-                 access_mode: str = "ReadWriteOnce") -> dict:
+                 access_mode: str = "ReadWriteOnce") -> dict[str, Any]:
     """A PersistentVolumeClaim several pods share: the models (the model Job writes, both servers
     read) or a RayJob's checkpoints.
 
@@ -41,7 +43,7 @@ def shared_claim(namespace: str, name: str = MODELS_CLAIM, size: str = "1Gi",
 
 
 def publish_model_job(namespace: str, *, claim: str = MODELS_CLAIM, model: str = "digits", version: str = "1",
-                      image: str | None = None, queue: str | None = None, epochs: int = 20) -> dict:
+                      image: str | None = None, queue: str | None = None, epochs: int = 20) -> dict[str, Any]:
     """A Job that trains the demo model (``python -m kit.serve.artifact``) into ``claim``/``model``."""
     job = core.batch_job(
         f"publish-{model}", namespace,
@@ -54,7 +56,7 @@ def publish_model_job(namespace: str, *, claim: str = MODELS_CLAIM, model: str =
     return job
 
 
-def _models_volume(claim: str) -> dict:
+def _models_volume(claim: str) -> dict[str, Any]:
     return {"name": "models", "persistentVolumeClaim": {"claimName": claim, "readOnly": True}}
 
 
@@ -68,7 +70,7 @@ def rayservice(
     workers: int = 1,
     max_workers: int = 3,
     image: str | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """A RayService running the kit's Serve app; ``config`` defaults to the local defaults.
 
     ``image`` must contain the ``kit`` package and torch on Ray's image at the client's Ray version:
@@ -87,7 +89,7 @@ def rayservice(
     head = spec["headGroupSpec"]["template"]["spec"]["containers"][0]
     head["ports"].append({"containerPort": 8000, "name": "serve"})
     app_config = serve_config_v2(config, model_dir=f"{MODELS_MOUNT}/digits")
-    metadata: dict = {"name": name, "namespace": namespace}
+    metadata: dict[str, Any] = {"name": name, "namespace": namespace}
     if queue:
         metadata["labels"] = {versions.QUEUE_LABEL: queue}
     return {
@@ -98,7 +100,7 @@ def rayservice(
     }
 
 
-def _probe(path: str, period: int) -> dict:
+def _probe(path: str, period: int) -> dict[str, Any]:
     return {"httpGet": {"path": path, "port": KSERVE_PORT}, "periodSeconds": period, "timeoutSeconds": 2,
             "failureThreshold": 3}
 
@@ -115,7 +117,7 @@ def inferenceservice(
     min_replicas: int = 1,
     max_replicas: int = 2,
     canary_traffic_percent: int | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """An InferenceService with the kit's predictor as a custom container, in Standard mode.
 
     ``canary_traffic_percent`` (0-100) sends that share of traffic to the newest revision
@@ -139,7 +141,7 @@ def inferenceservice(
     container["readinessProbe"] = _probe("/v2/health/ready", 5)
     container["livenessProbe"] = _probe("/v2/health/live", 10)
     pod = pods.pod_template([container])["spec"]
-    predictor: dict = {"minReplicas": min_replicas, "maxReplicas": max_replicas, **pod}
+    predictor: dict[str, Any] = {"minReplicas": min_replicas, "maxReplicas": max_replicas, **pod}
     if canary_traffic_percent is not None:
         predictor["canaryTrafficPercent"] = canary_traffic_percent
     return {

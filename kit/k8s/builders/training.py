@@ -40,7 +40,7 @@ def _metadata(name: str, namespace: str | None, queue: str | None) -> dict[str, 
     return metadata
 
 
-def _config_json(config: TrainConfig | dict | None, workers: int) -> str:
+def _config_json(config: TrainConfig | dict[str, Any] | None, workers: int) -> str:
     cfg = as_config(config, workers=workers)
     return json.dumps(cfg.to_dict(), separators=(",", ":"))
 
@@ -50,7 +50,7 @@ def _tmp_volume(name: str = "tmp") -> dict[str, Any]:
 
 
 def trainjob(
-    config: TrainConfig | dict | None = None,
+    config: TrainConfig | dict[str, Any] | None = None,
     name: str = "kit-train",
     namespace: str | None = None,
     num_nodes: int = 1,
@@ -132,7 +132,7 @@ def _torch_pod_template(container_name: str, image: str, command: list[str], cpu
 
 
 def pytorchjob(
-    config: TrainConfig | dict | None = None,
+    config: TrainConfig | dict[str, Any] | None = None,
     name: str = "kit-train",
     namespace: str | None = None,
     workers: int = 1,
@@ -177,7 +177,7 @@ CHECKPOINT_CLAIM = "kit-checkpoints"
 
 def _ray_pod_template(container_name: str, image: str, cpu: str, memory: str, gpus: int,
                       shared_claim: str | None = None) -> dict[str, Any]:
-    template = {
+    template: dict[str, Any] = {
         "spec": {
             "securityContext": pods.restricted_pod_security_context(),
             "containers": [
@@ -212,7 +212,7 @@ def _shared_storage_path(storage_path: str | None, claim: str | None) -> str:
 
 
 def rayjob(
-    config: TrainConfig | dict | None = None,
+    config: TrainConfig | dict[str, Any] | None = None,
     name: str = "kit-ray-train",
     namespace: str | None = None,
     workers: int = 2,

@@ -12,19 +12,22 @@ from kit.k8s.live.context import load_client_config
 from kit.k8s.live.kinds import Resource, kind_of
 from kit.versions import API_RESOURCES
 
+#: A list of resources (named here: inside the classes ``list`` is their method).
+Resources = list[Resource]
+
 
 class ClusterReader(Protocol):
     """What :func:`kit.k8s.live.waits.wait_for` and the diagnostics read; :class:`KubeAPI` or a fake."""
 
     def get(self, kind: str, name: str, namespace: str) -> Resource | None: ...
 
-    def list(self, kind: str, namespace: str) -> list[Resource]: ...
+    def list(self, kind: str, namespace: str) -> Resources: ...
 
-    def pods(self, namespace: str, selector: str) -> list[Resource]: ...
+    def pods(self, namespace: str, selector: str) -> Resources: ...
 
-    def events(self, namespace: str) -> list[Resource]: ...
+    def events(self, namespace: str) -> Resources: ...
 
-    def workloads(self, namespace: str) -> list[Resource]: ...
+    def workloads(self, namespace: str) -> Resources: ...
 
     def log_tail(self, namespace: str, pod: str, container: str, lines: int) -> str: ...
 
@@ -61,20 +64,20 @@ class KubeAPI:
                 return None
             raise
 
-    def list(self, kind: str, namespace: str) -> list[Resource]:
+    def list(self, kind: str, namespace: str) -> Resources:
         spec = kind_of(kind)
         if kind == "Job":
             return list(self._plain(self.batch.list_namespaced_job(namespace)).get("items", []))
         return list(self.custom.list_namespaced_custom_object(spec.group, spec.version, namespace,
                                                               spec.plural)["items"])
 
-    def pods(self, namespace: str, selector: str) -> list[Resource]:
+    def pods(self, namespace: str, selector: str) -> Resources:
         return list(self._plain(self.core.list_namespaced_pod(namespace, label_selector=selector)).get("items", []))
 
-    def events(self, namespace: str) -> list[Resource]:
+    def events(self, namespace: str) -> Resources:
         return list(self._plain(self.core.list_namespaced_event(namespace)).get("items", []))
 
-    def workloads(self, namespace: str) -> list[Resource]:
+    def workloads(self, namespace: str) -> Resources:
         workload = API_RESOURCES["Workload"]
         return list(self.custom.list_namespaced_custom_object(workload.group, workload.version, namespace,
                                                               workload.plural)["items"])

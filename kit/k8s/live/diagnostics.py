@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -56,14 +57,15 @@ def collect(api: ClusterReader, kind: str, name: str, namespace: str, *, log_lin
             snap.errors.append(f"could not read {what}: {type(error).__name__}: {str(error).splitlines()[0][:160]}")
             return default
 
-    snap.resource = attempt(f"{kind}/{name}", lambda: api.get(kind, name, namespace), None)
+    snap.resource = attempt(f"{kind}/{name}", partial(api.get, kind, name, namespace), None)
     obj = snap.resource or {}
+    none: list[Resource] = []
     if QUEUE_LABEL in ((obj.get("metadata") or {}).get("labels") or {}):
-        snap.workloads = [w for w in attempt("Kueue workloads", lambda: api.workloads(namespace), [])
+        snap.workloads = [w for w in attempt("Kueue workloads", partial(api.workloads, namespace), none)
                           if _owned_by(w, kind, name)]
     seen: set[str] = set()
     for selector in kind_of(kind).pod_selectors(name, obj):
-        for pod in attempt(f"pods {selector}", lambda s=selector: api.pods(namespace, s), []):  # type: ignore[misc]
+        for pod in attempt(f"pods {selector}", partial(api.pods, namespace, selector), none):
             if pod["metadata"]["name"] not in seen:
                 seen.add(pod["metadata"]["name"])
                 snap.pods.append(pod)
@@ -71,12 +73,11 @@ def collect(api: ClusterReader, kind: str, name: str, namespace: str, *, log_lin
     ray_cluster = (obj.get("status") or {}).get("rayClusterName")
     if ray_cluster:
         names.add(ray_cluster)
-    snap.events = [e for e in attempt("events", lambda: api.events(namespace), [])
+    snap.events = [e for e in attempt("events", partial(api.events, namespace), none)
                    if (e.get("involvedObject") or {}).get("name") in names]
-    for pod, container in log_targets(snap.pods)[:max_logs]:
-        key = f"{pod}/{container}"
-        snap.logs[key] = attempt(f"log of {key}", lambda p=pod, c=container: api.log_tail(namespace, p, c, log_lines),
-                                 "")
+    for pod_name, container in log_targets(snap.pods)[:max_logs]:
+        key = f"{pod_name}/{container}"
+        snap.logs[key] = attempt(f"log of {key}", partial(api.log_tail, namespace, pod_name, container, log_lines), "")
     return snap
 
 
@@ -123,8 +124,8 @@ def pod_line(pod: Resource) -> str:
     return "  ".join(parts)
 
 
-def _short(text: Any, limit: int = 200) -> str:
-    text = " ".join(str(text).split())
+def _short(value: Any, limit: int = 200) -> str:
+    text = " ".join(str(value).split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

@@ -32,7 +32,8 @@ class StrictLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: igno
                     None, None, f"duplicate key {key!r} (the first value would be silently lost)",
                     key_node.start_mark)
             seen.add(key)
-        return super().construct_mapping(node, deep=deep)
+        mapping: dict[Any, Any] = super().construct_mapping(node, deep=deep)
+        return mapping
 
 
 
@@ -125,11 +126,11 @@ def load_sets(paths: Iterable[Path | str]) -> tuple[list[Loaded], int]:
     kind's own cluster config (``kind.x-k8s.io``) is not a Kubernetes resource: it is counted and
     left to ``kind``. Returns the sets and how many such configs were set aside.
     """
-    paths = [Path(p) for p in paths]
-    roots = kustomize_roots(paths)
+    given_paths = [Path(p) for p in paths]
+    roots = kustomize_roots(given_paths)
     sets = [load_kustomization(root) for root in roots]
     loose = Loaded()
-    for given in paths:
+    for given in given_paths:
         for path in manifest_files(given) if given.exists() else [given]:
             if any(root == path.parent or root in path.parents for root in roots):
                 continue  # part of a kustomization: checked as built

@@ -108,7 +108,7 @@ def pod_problems(path: PathParts, pod: dict[str, Any]) -> list[tuple[PathParts, 
     return found
 
 
-def _pod_or_containers(path: PathParts, pod_context: dict[str, Any], containers: list, key: str,
+def _pod_or_containers(path: PathParts, pod_context: dict[str, Any], containers: list[Any], key: str,
                        good: Any, expected: str) -> list[tuple[PathParts, str]]:
     """A setting that must be good on the pod, or else on every container (and never bad on one)."""
     found: list[tuple[PathParts, str]] = []
@@ -169,11 +169,11 @@ def container_problems(path: PathParts, list_name: str,
     if context.get("runAsUser") == 0:
         found.append(((*context_path, "runAsUser"), f"runAsUser must not be 0 (root) {_RESTRICTED}"))
     capabilities = _mapping(context.get("capabilities"))
-    drop = capabilities.get("drop") if isinstance(capabilities.get("drop"), list) else []
+    drop: list[Any] = capabilities["drop"] if isinstance(capabilities.get("drop"), list) else []
     if "ALL" not in drop:
         found.append(((*context_path, "capabilities", "drop"),
                       f"capabilities.drop must include ALL {_RESTRICTED}"))
-    added = capabilities.get("add") if isinstance(capabilities.get("add"), list) else []
+    added: list[Any] = capabilities["add"] if isinstance(capabilities.get("add"), list) else []
     for i, capability in enumerate(added):
         if capability not in ALLOWED_ADDED_CAPABILITIES:
             found.append(((*context_path, "capabilities", "add", i),

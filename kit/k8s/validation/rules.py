@@ -90,14 +90,18 @@ def ray_cluster_problems(base: PathParts, cluster: dict[str, Any]) -> list[tuple
         if not isinstance(group, dict):
             continue
         path = (*base, "workerGroupSpecs", i)
-        low, high, replicas = group.get("minReplicas"), group.get("maxReplicas"), group.get("replicas")
-        if is_int(low, high) and low > high:
+        low, high, replicas = (_int_or_none(group.get(key)) for key in ("minReplicas", "maxReplicas", "replicas"))
+        if low is not None and high is not None and low > high:
             found.append(((*path, "minReplicas"), f"minReplicas ({low}) must be <= maxReplicas ({high})"))
-        elif is_int(low, high, replicas) and not low <= replicas <= high:
+        elif low is not None and high is not None and replicas is not None and not low <= replicas <= high:
             found.append(((*path, "replicas"),
                           f"replicas ({replicas}) must be between minReplicas ({low}) "
                           f"and maxReplicas ({high})"))
     return found
+
+
+def _int_or_none(value: Any) -> int | None:
+    return value if is_int(value) else None
 
 
 def split_image(image: str) -> tuple[str, str | None, str | None]:
