@@ -158,6 +158,11 @@ class APIResource:
     def api_version(self) -> str:
         return f"{self.group}/{self.version}" if self.group else self.version
 
+    @property
+    def crd_name(self) -> str:
+        """The name of the CustomResourceDefinition that serves it: ``plural.group``."""
+        return f"{self.plural}.{self.group}"
+
 
 def _resource(api_version: str, plural: str) -> APIResource:
     group, _, version = api_version.rpartition("/")
@@ -178,6 +183,9 @@ API_RESOURCES: dict[str, APIResource] = {
     "LocalQueue": _resource(KUEUE_API_VERSION, "localqueues"),
     "Workload": _resource(KUEUE_API_VERSION, "workloads"),
     "InferenceService": _resource(KSERVE_API_VERSION, "inferenceservices"),
+    "ServingRuntime": _resource(f"{KSERVE_GROUP}/v1alpha1", "servingruntimes"),
+    "ClusterServingRuntime": _resource(f"{KSERVE_GROUP}/v1alpha1", "clusterservingruntimes"),
+    "JobSet": _resource("jobset.x-k8s.io/v1alpha2", "jobsets"),  # Kubeflow Trainer runs TrainJobs as JobSets
     "Job": _resource("batch/v1", "jobs"),
 }
 

@@ -82,7 +82,7 @@ def _queued_reference() -> dict:
 @exercise(
     "01.queued_raycluster",
     "Queue a RayCluster with Kueue so that it can be admitted",
-    "Two things: the label kueue.x-k8s.io/queue-name must name the LocalQueue (the builder's queue= argument "
+    f"Two things: the label {QUEUE_LABEL} must name the LocalQueue (the builder's queue= argument "
     "sets it), and the whole cluster - head plus every worker - must fit the ClusterQueue's quota "
     "(kit.course.exercises.stage01.TEAM_QUOTA). kit.k8s.builders.kueue.total_requests(cluster) shows what it asks for.",
     reference=_queued_reference,

@@ -39,7 +39,7 @@ def _fixed_rayjob() -> dict:
     "Three fixes, all in the validator's output: every container's image must be the kit's image "
     "(kit.versions.IMAGES['kit']: Ray at the client's version, plus torch and kit - Ray's own image has no kit, "
     "so `python -m kit.train.launchers` would fail); spec.shutdownAfterJobFinishes must be True for "
-    "ttlSecondsAfterFinished to mean anything; the label kueue.x-k8s.io/queue-name must name the LocalQueue "
+    f"ttlSecondsAfterFinished to mean anything; the label {QUEUE_LABEL} must name the LocalQueue "
     "(kit.versions.LOCAL_QUEUE).",
     reference=_fixed_rayjob,
 )

@@ -186,7 +186,7 @@ HINTS: tuple[tuple[str, str], ...] = (
     (r"exceeded quota", "the namespace's ResourceQuota refused the pods: free quota or lower the requests"),
     (r"insufficient quota|couldn't assign flavors", "Kueue holds the workload: its ClusterQueue lacks quota; shrink "
                                                     "the workload or raise the ClusterQueue's nominalQuota"),
-    (r"LocalQueue .* doesn't exist|does not exist", "the LocalQueue named in kueue.x-k8s.io/queue-name does not exist "
+    (r"LocalQueue .* doesn't exist|does not exist", f"the LocalQueue named in {QUEUE_LABEL} does not exist "
                                                     "in this namespace: apply clusters/base/kueue.yaml"),
 )
 

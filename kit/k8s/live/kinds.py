@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kit.errors import KitError
-from kit.versions import API_RESOURCES, APIResource
+from kit.versions import API_RESOURCES, KSERVE_GROUP, RAY_GROUP, APIResource
 
 #: A resource as the API returns it (JSON-shaped).
 Resource = dict[str, Any]
@@ -87,7 +87,7 @@ def _ray_cluster_selectors(obj: Resource) -> list[str]:
     names = {status.get("rayClusterName")}
     for key in ("activeServiceStatus", "pendingServiceStatus"):
         names.add((status.get(key) or {}).get("rayClusterName"))
-    return [f"ray.io/cluster={n}" for n in sorted(n for n in names if n)]
+    return [f"{RAY_GROUP}/cluster={n}" for n in sorted(n for n in names if n)]
 
 
 @dataclass(frozen=True)
@@ -118,17 +118,17 @@ class Kind:
 
 KINDS: dict[str, Kind] = {
     "RayCluster": Kind(API_RESOURCES["RayCluster"], raycluster_verdict,
-                       lambda name, obj: [f"ray.io/cluster={name}"], "ready"),
+                       lambda name, obj: [f"{RAY_GROUP}/cluster={name}"], "ready"),
     "RayJob": Kind(API_RESOURCES["RayJob"], rayjob_verdict,
                    lambda name, obj: [*_ray_cluster_selectors(obj), f"batch.kubernetes.io/job-name={name}"],
                    "finished"),
     "RayService": Kind(API_RESOURCES["RayService"], ready_condition_verdict,
-                       lambda name, obj: _ray_cluster_selectors(obj) or [f"ray.io/originated-from-cr-name={name}"],
+                       lambda name, obj: _ray_cluster_selectors(obj) or [f"{RAY_GROUP}/originated-from-cr-name={name}"],
                        "ready"),
     "TrainJob": Kind(API_RESOURCES["TrainJob"], finished_verdict,
                      lambda name, obj: [f"jobset.sigs.k8s.io/jobset-name={name}"], "finished"),
     "InferenceService": Kind(API_RESOURCES["InferenceService"], ready_condition_verdict,
-                             lambda name, obj: [f"serving.kserve.io/inferenceservice={name}"], "ready"),
+                             lambda name, obj: [f"{KSERVE_GROUP}/inferenceservice={name}"], "ready"),
     "Job": Kind(API_RESOURCES["Job"], finished_verdict,
                 lambda name, obj: [f"batch.kubernetes.io/job-name={name}"], "finished"),
 }
