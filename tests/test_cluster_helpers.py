@@ -394,3 +394,27 @@ def test_doctor_reads_a_kubeconfig_list(monkeypatch, tmp_path):
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     [check] = doctor.check_cluster(timeout=2)
     assert "'kind-gone' is not reachable" in check.detail
+
+
+# --------------------------------------------------------------------------- python -m kit cluster (in-process)
+
+
+def test_cluster_profile_command_names_the_context(tmp_path, monkeypatch, capsys):
+    from kit.cli import main
+
+    monkeypatch.setenv("KUBECONFIG", str(_kubeconfig(tmp_path, "config", "kind-cnai-kit", "kit")))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    assert main(["cluster", "profile"]) == 0
+    assert "kind: context 'kind-cnai-kit', namespace 'kit'" in capsys.readouterr().out
+
+
+def test_cluster_wait_command_fails_with_report_and_fix_not_a_traceback(monkeypatch, capsys):
+    from kit.cli import main
+
+    failed = FakeAPI({"metadata": {"name": "j"}, "status": {"jobDeploymentStatus": "Failed", "jobStatus": "FAILED"}},
+                     pods=[PENDING_POD])
+    monkeypatch.setattr(waits, "KubeAPI", lambda: failed)
+    assert main(["cluster", "wait", "RayJob", "j", "-n", "kit"]) == 1
+    err = capsys.readouterr().err
+    assert "RayJob/j in 'kit' failed" in err and "\nFix: " in err and "Traceback" not in err
+    assert main(["cluster", "wait", "Deployment", "x"]) == 2  # not a kind the kit waits on: a usage error
