@@ -36,7 +36,6 @@ class StrictLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: igno
         return mapping
 
 
-
 @dataclass(frozen=True)
 class Document:
     """One YAML document and where it came from (file and position in the file)."""
@@ -62,6 +61,8 @@ class Loaded:
     documents: list[Document] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
 
+
+#: kind's own cluster config (not a Kubernetes resource: left to ``kind``).
 KIND_API = "kind.x-k8s.io/"
 
 

@@ -59,8 +59,10 @@ def semantic_problems(body: dict[str, Any]) -> list[tuple[PathParts, str]]:
 
 
 def rayjob_problems(spec: dict[str, Any]) -> list[tuple[PathParts, str]]:
-    """RayJob spec rules of KubeRay's webhook: ``ValidateRayJobSpec`` / ``validateDeletionConfiguration``
-    in ray-operator/controllers/ray/utils/validation.go, and the submission modes above."""
+    """RayJob spec rules KubeRay's controller enforces (``ValidateRayJobSpec`` / ``validateDeletionConfiguration``
+    in ray-operator/controllers/ray/utils/validation.go): the API server stores such a RayJob, then the
+    controller marks it ``ValidationFailed``, so catching it here saves a round trip. Plus the submission
+    modes above."""
     found: list[tuple[PathParts, str]] = []
     mode = spec.get("submissionMode")
     if mode is not None and mode not in SUBMISSION_MODES:
