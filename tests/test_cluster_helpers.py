@@ -377,23 +377,27 @@ def test_load_client_config_without_kubeconfig_raises_a_fix(tmp_path):
     assert "KUBECONFIG" in raised.value.fix
 
 
-def test_doctor_reads_a_kubeconfig_list(monkeypatch, tmp_path):
-    """A colon-separated $KUBECONFIG: the doctor finds the context in the second file, as kubectl does."""
+def test_doctor_reads_a_kubeconfig_list_like_kubectl(monkeypatch, tmp_path):
+    """A $KUBECONFIG list: the first file that sets current-context wins, as in kubectl (the client alone
+    would take the last one's)."""
     from kit.machine import doctor
 
-    config = tmp_path / "config"
-    config.write_text(textwrap.dedent("""\
-        apiVersion: v1
-        kind: Config
-        clusters: [{name: gone, cluster: {server: "https://127.0.0.1:9"}}]
-        users: [{name: me, user: {token: not-a-secret}}]
-        contexts: [{name: kind-gone, context: {cluster: gone, user: me}}]
-        current-context: kind-gone
-        """))
-    monkeypatch.setenv("KUBECONFIG", f"{tmp_path / 'missing'}:{config}")
+    def config(name: str, context: str) -> str:
+        path = tmp_path / name
+        path.write_text(textwrap.dedent(f"""\
+            apiVersion: v1
+            kind: Config
+            clusters: [{{name: {context}, cluster: {{server: "https://127.0.0.1:9"}}}}]
+            users: [{{name: {context}, user: {{token: not-a-secret}}}}]
+            contexts: [{{name: {context}, context: {{cluster: {context}, user: {context}}}}}]
+            current-context: {context}
+            """))
+        return str(path)
+
+    monkeypatch.setenv("KUBECONFIG", f"{tmp_path / 'missing'}:{config('a', 'kind-first')}:{config('b', 'second')}")
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     [check] = doctor.check_cluster(timeout=2)
-    assert "'kind-gone' is not reachable" in check.detail
+    assert "'kind-first' is not reachable" in check.detail
 
 
 # --------------------------------------------------------------------------- python -m kit cluster (in-process)
