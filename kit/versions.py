@@ -199,6 +199,10 @@ LOCAL_QUEUE = "kit-queue"
 CLUSTER_QUEUE = "kit-cluster-queue"
 DEFAULT_FLAVOR = "default-flavor"
 KIND_CLUSTER = "cnai-kit"
+#: Default names of the kit's workloads: the RayCluster, the TrainJob (and legacy PyTorchJob), the RayJob.
+RAY_CLUSTER = "kit-raycluster"
+TRAIN_JOB = "kit-train"
+RAY_JOB = "kit-ray-train"
 
 
 def requirement(name: str) -> str:

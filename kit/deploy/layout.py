@@ -36,7 +36,7 @@ from kit.config.train import TrainConfig
 from kit.deploy import operators
 from kit.k8s.builders import core, kueue, ray, runtime, serving, to_yaml, training
 from kit.paths import REPO_ROOT as REPO
-from kit.versions import CLUSTER_QUEUE, KIND_CLUSTER, LOCAL_QUEUE, NAMESPACE
+from kit.versions import CLUSTER_QUEUE, KIND_CLUSTER, LOCAL_QUEUE, NAMESPACE, RAY_CLUSTER
 
 CLUSTERS = REPO / "clusters"
 #: Files in clusters/ written by hand, not by the generator.
@@ -106,7 +106,7 @@ def queues(size: Sizing) -> list[dict]:
 
 def raycluster(size: Sizing) -> dict:
     """The queued RayCluster: fixed size, because Kueue admits a fixed gang of pods."""
-    return ray.raycluster("kit-raycluster", NAMESPACE, queue=LOCAL_QUEUE, workers=size.ray_workers,
+    return ray.raycluster(RAY_CLUSTER, NAMESPACE, queue=LOCAL_QUEUE, workers=size.ray_workers,
                           worker_cpu=size.worker_cpu, worker_memory=size.worker_memory,
                           gpu_workers=1 if size.gpus else 0)
 
@@ -166,7 +166,7 @@ BASE: dict[str, Builder] = {
 STANDALONE: dict[str, Builder] = {
     # Autoscaling needs a cluster that may change size, which Kueue's fixed gangs do not allow.
     "raycluster-autoscaling.yaml": lambda size: ray.raycluster(
-        "kit-raycluster-autoscaling", NAMESPACE, workers=1, min_workers=0, max_workers=4, autoscaling=True),
+        f"{RAY_CLUSTER}-autoscaling", NAMESPACE, workers=1, min_workers=0, max_workers=4, autoscaling=True),
     # Legacy training-operator v1 (kubeflow.org/v1): install-operators.sh does not install it.
     "pytorchjob-legacy.yaml": lambda size: training.pytorchjob(namespace=NAMESPACE),
 }

@@ -7,7 +7,7 @@ import copy
 from kit.course.exercises import NotYetRight, exercise
 from kit.k8s.builders import runtime, training
 from kit.k8s.validation import policy, validate
-from kit.versions import LOCAL_QUEUE, NAMESPACE, QUEUE_LABEL
+from kit.versions import LOCAL_QUEUE, NAMESPACE, QUEUE_LABEL, TRAIN_JOB
 
 #: The LocalQueue and namespace of the kit's clusters (``clusters/``): TrainJobs name the queue with Kueue's label.
 QUEUE = LOCAL_QUEUE
@@ -15,7 +15,7 @@ QUEUE = LOCAL_QUEUE
 
 def unqueued_trainjob() -> dict:
     """A TrainJob on the kit's restricted runtime, without the Kueue queue label."""
-    return training.trainjob({"epochs": 2}, name="kit-train", namespace=NAMESPACE, runtime=runtime.NAME)
+    return training.trainjob({"epochs": 2}, name=TRAIN_JOB, namespace=NAMESPACE, runtime=runtime.NAME)
 
 
 def _queued_trainjob() -> dict:

@@ -6,7 +6,7 @@ from typing import Any
 
 from kit import versions
 from kit.k8s.builders import pods
-from kit.versions import QUEUE_LABEL, RAY_API_VERSION
+from kit.versions import QUEUE_LABEL, RAY_API_VERSION, RAY_CLUSTER
 
 _RAY_TMP = {"name": "ray-tmp", "mountPath": "/tmp/ray"}
 
@@ -89,7 +89,7 @@ def raycluster_spec(
 
 
 def raycluster(
-    name: str = "kit-raycluster", namespace: str = "default", queue: str | None = None, **spec_options: Any
+    name: str = RAY_CLUSTER, namespace: str = "default", queue: str | None = None, **spec_options: Any
 ) -> dict[str, Any]:
     """A RayCluster with token auth, restricted pods and the kit's pinned Ray image."""
     metadata: dict[str, Any] = {"name": name, "namespace": namespace}

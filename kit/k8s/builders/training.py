@@ -51,7 +51,7 @@ def _tmp_volume(name: str = "tmp") -> dict[str, Any]:
 
 def trainjob(
     config: TrainConfig | dict[str, Any] | None = None,
-    name: str = "kit-train",
+    name: str = versions.TRAIN_JOB,
     namespace: str | None = None,
     num_nodes: int = 1,
     procs_per_node: int = 1,
@@ -133,7 +133,7 @@ def _torch_pod_template(container_name: str, image: str, command: list[str], cpu
 
 def pytorchjob(
     config: TrainConfig | dict[str, Any] | None = None,
-    name: str = "kit-train",
+    name: str = versions.TRAIN_JOB,
     namespace: str | None = None,
     workers: int = 1,
     procs_per_node: int = 1,
@@ -213,7 +213,7 @@ def _shared_storage_path(storage_path: str | None, claim: str | None) -> str:
 
 def rayjob(
     config: TrainConfig | dict[str, Any] | None = None,
-    name: str = "kit-ray-train",
+    name: str = versions.RAY_JOB,
     namespace: str | None = None,
     workers: int = 2,
     image: str | None = None,
