@@ -158,7 +158,7 @@ def test_gpu_job_requests_gpus_and_tolerates_gpu_nodes():
     pod = job["spec"]["template"]["spec"]
     assert pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
     assert pod["tolerations"][0]["key"] == "nvidia.com/gpu" and pod["restartPolicy"] == "Never"
-    assert job["metadata"]["labels"] == {kueue.QUEUE_LABEL: "q"}
+    assert job["metadata"]["labels"] == {versions.QUEUE_LABEL: "q"}
     with pytest.raises(ValueError, match="parallelism"):
         core.batch_job("x", "team", ["true"], parallelism=0)
 
