@@ -18,8 +18,9 @@ if (( ${#missing[@]} )); then
   echo "make test-cluster needs: ${missing[*]}. Run \`$PY -m kit doctor\` for where to get them." >&2
   exit 2
 fi
-CLUSTER="$("$PY" -c 'from kit import clusters; print(clusters.KIND_CLUSTER)')"
-NAMESPACE="$("$PY" -c 'from kit import clusters; print(clusters.NAMESPACE)')"
+CLUSTER="$("$PY" -c 'from kit import versions; print(versions.KIND_CLUSTER)')"
+NAMESPACE="$("$PY" -c 'from kit import versions; print(versions.NAMESPACE)')"
+FIELD_MANAGER="$("$PY" -c 'from kit import versions; print(versions.FIELD_MANAGER)')"
 OUT="build/kind-runs"
 DIAG="build/cluster-diagnostics"
 if kind get clusters 2>/dev/null | grep -qx "$CLUSTER"; then
@@ -58,7 +59,7 @@ echo "== installing operators"
 clusters/install-operators.sh
 
 echo "== applying clusters/overlays/local-kind"
-kubectl apply --server-side --field-manager=cnai-kit -k clusters/overlays/local-kind
+kubectl apply --server-side --field-manager="$FIELD_MANAGER" -k clusters/overlays/local-kind
 "$PY" -m kit cluster wait RayCluster kit-raycluster -n "$NAMESPACE" --timeout 600 --diagnostics "$DIAG"
 "$PY" -m kit cluster wait Job hello -n "$NAMESPACE" --timeout 300 --diagnostics "$DIAG"
 kubectl delete -k clusters/overlays/local-kind --ignore-not-found --wait=true

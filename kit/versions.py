@@ -8,6 +8,8 @@ when they drift from this file. Manifests and the doctor read this module.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 PYTHON_MIN = (3, 10)
 PYTHON_MAX = (3, 12)  # inclusive: 3.10, 3.11 and 3.12 are supported
 
@@ -122,6 +124,85 @@ PORTS: dict[str, int] = {
     "ray-serve": 8000,
     "kserve": 8080,
 }
+
+
+# --------------------------------------------------------------------------- Kubernetes constants
+
+#: Kubernetes version built-in kinds are validated against: the newest one kubernetes-validate
+#: (PYTHON_PINS) ships schemas for (tests/test_validate.py fails when the library ships a newer one).
+KUBERNETES_VERSION = "1.37.0"
+
+#: API groups of the operators at the versions in OPERATORS.
+RAY_GROUP = "ray.io"  # KubeRay
+TRAINER_GROUP = "trainer.kubeflow.org"  # Kubeflow Trainer v2
+TRAINING_OPERATOR_GROUP = "kubeflow.org"  # legacy training-operator v1
+KUEUE_GROUP = "kueue.x-k8s.io"
+KSERVE_GROUP = "serving.kserve.io"
+
+RAY_API_VERSION = f"{RAY_GROUP}/v1"
+TRAINER_API_VERSION = f"{TRAINER_GROUP}/v1alpha1"
+TRAINING_OPERATOR_API_VERSION = f"{TRAINING_OPERATOR_GROUP}/v1"
+KUEUE_API_VERSION = f"{KUEUE_GROUP}/v1beta2"
+KSERVE_API_VERSION = f"{KSERVE_GROUP}/v1beta1"
+
+
+@dataclass(frozen=True)
+class APIResource:
+    """Where the API server serves a kind: group (empty for the core group), version and plural."""
+
+    group: str
+    version: str
+    plural: str
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def crd_name(self) -> str:
+        """The name of the CustomResourceDefinition that serves it: ``plural.group``."""
+        return f"{self.plural}.{self.group}"
+
+
+def _resource(api_version: str, plural: str) -> APIResource:
+    group, _, version = api_version.rpartition("/")
+    return APIResource(group, version, plural)
+
+
+#: kind -> its API coordinates, for every kind the kit builds, validates, waits for or diagnoses.
+API_RESOURCES: dict[str, APIResource] = {
+    "RayCluster": _resource(RAY_API_VERSION, "rayclusters"),
+    "RayJob": _resource(RAY_API_VERSION, "rayjobs"),
+    "RayService": _resource(RAY_API_VERSION, "rayservices"),
+    "TrainJob": _resource(TRAINER_API_VERSION, "trainjobs"),
+    "TrainingRuntime": _resource(TRAINER_API_VERSION, "trainingruntimes"),
+    "ClusterTrainingRuntime": _resource(TRAINER_API_VERSION, "clustertrainingruntimes"),
+    "PyTorchJob": _resource(TRAINING_OPERATOR_API_VERSION, "pytorchjobs"),
+    "ResourceFlavor": _resource(KUEUE_API_VERSION, "resourceflavors"),
+    "ClusterQueue": _resource(KUEUE_API_VERSION, "clusterqueues"),
+    "LocalQueue": _resource(KUEUE_API_VERSION, "localqueues"),
+    "Workload": _resource(KUEUE_API_VERSION, "workloads"),
+    "InferenceService": _resource(KSERVE_API_VERSION, "inferenceservices"),
+    "ServingRuntime": _resource(f"{KSERVE_GROUP}/v1alpha1", "servingruntimes"),
+    "ClusterServingRuntime": _resource(f"{KSERVE_GROUP}/v1alpha1", "clusterservingruntimes"),
+    "JobSet": _resource("jobset.x-k8s.io/v1alpha2", "jobsets"),  # Kubeflow Trainer runs TrainJobs as JobSets
+    "Job": _resource("batch/v1", "jobs"),
+}
+
+#: The label that puts a workload in a Kueue LocalQueue.
+QUEUE_LABEL = f"{KUEUE_GROUP}/queue-name"
+#: The field manager of the kit's server-side applies.
+FIELD_MANAGER = "cnai-kit"
+#: Default names of the kit's cluster layout (clusters/): namespace, queues, flavor, kind cluster.
+NAMESPACE = "kit"
+LOCAL_QUEUE = "kit-queue"
+CLUSTER_QUEUE = "kit-cluster-queue"
+DEFAULT_FLAVOR = "default-flavor"
+KIND_CLUSTER = "cnai-kit"
+#: Default names of the kit's workloads: the RayCluster, the TrainJob (and legacy PyTorchJob), the RayJob.
+RAY_CLUSTER = "kit-raycluster"
+TRAIN_JOB = "kit-train"
+RAY_JOB = "kit-ray-train"
 
 
 def requirement(name: str) -> str:

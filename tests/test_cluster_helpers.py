@@ -1,4 +1,4 @@
-"""kit.k8s.live.cluster without an API server: profiles from fake kubeconfigs, kubectl commands, waits and
+"""kit.k8s.live without an API server: profiles from fake kubeconfigs, kubectl commands, waits and
 their reports from fake API responses, diagnostics bundles, and port-forward with a fake kubectl."""
 
 from __future__ import annotations
@@ -9,7 +9,9 @@ import textwrap
 import pytest
 import yaml
 
-from kit.k8s.live import cluster
+from kit import versions
+from kit.errors import KitError
+from kit.k8s.live import context, diagnostics, kinds, kubectl, portforward, waits
 from kit.machine.processes import free_port, port_is_free
 
 
@@ -30,23 +32,23 @@ def _kubeconfig(tmp_path, name: str, current: str | None, namespace: str | None 
 
 def test_kind_context_is_the_kind_profile(tmp_path):
     path = _kubeconfig(tmp_path, "config", "kind-cnai-kit", "kit")
-    found = cluster.detect({"KUBECONFIG": str(path)}, tmp_path / "no-sa")
+    found = context.detect({"KUBECONFIG": str(path)}, tmp_path / "no-sa")
     assert (found.profile, found.context, found.namespace) == ("kind", "kind-cnai-kit", "kit")
 
 
 def test_other_context_is_cluster_and_first_current_context_wins(tmp_path):
     first = _kubeconfig(tmp_path, "a", None)
     second = _kubeconfig(tmp_path, "b", "prod-eu")
-    found = cluster.detect({"KUBECONFIG": f"{first}:{tmp_path / 'missing'}:{second}"}, tmp_path / "no-sa")
+    found = context.detect({"KUBECONFIG": f"{first}:{tmp_path / 'missing'}:{second}"}, tmp_path / "no-sa")
     assert (found.profile, found.namespace) == ("cluster", "default") and str(second) in found.source
 
 
 def test_no_kubeconfig_is_local(tmp_path):
-    found = cluster.detect({"HOME": str(tmp_path)}, tmp_path / "no-sa")
+    found = context.detect({"HOME": str(tmp_path)}, tmp_path / "no-sa")
     assert found.profile == "local" and found.context is None
     (tmp_path / ".kube").mkdir()
     (tmp_path / ".kube" / "config").write_text(":: not yaml ::\n  - [")
-    assert cluster.detect({"HOME": str(tmp_path)}, tmp_path / "no-sa").profile == "local"
+    assert context.detect({"HOME": str(tmp_path)}, tmp_path / "no-sa").profile == "local"
 
 
 def test_service_account_means_in_cluster(tmp_path):
@@ -54,10 +56,10 @@ def test_service_account_means_in_cluster(tmp_path):
     sa.mkdir()
     (sa / "token").write_text("t")
     (sa / "namespace").write_text("team-a\n")
-    found = cluster.detect({"KUBERNETES_SERVICE_HOST": "10.0.0.1", "HOME": str(tmp_path)}, sa)
+    found = context.detect({"KUBERNETES_SERVICE_HOST": "10.0.0.1", "HOME": str(tmp_path)}, sa)
     assert (found.profile, found.context, found.namespace) == ("cluster", "in-cluster", "team-a")
     # the variable alone (e.g. a pod without a token mounted) is not enough
-    assert cluster.detect({"KUBERNETES_SERVICE_HOST": "10.0.0.1", "HOME": str(tmp_path)}, tmp_path).profile == "local"
+    assert context.detect({"KUBERNETES_SERVICE_HOST": "10.0.0.1", "HOME": str(tmp_path)}, tmp_path).profile == "local"
 
 
 # --------------------------------------------------------------------------- apply / delete
@@ -75,7 +77,7 @@ class FakeRun:
 
 def test_apply_documents_goes_server_side_through_stdin():
     run = FakeRun(stdout="raycluster.ray.io/x serverside-applied\n")
-    out = cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kit"}}, run=run)
+    out = kubectl.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kit"}}, run=run)
     command, kwargs = run.calls[0]
     assert command[:3] == ["kubectl", "apply", "--server-side"] and "--field-manager=cnai-kit" in command
     assert command[-2:] == ["-f", "-"] and "name: kit" in kwargs["input"] and "serverside-applied" in out
@@ -84,9 +86,9 @@ def test_apply_documents_goes_server_side_through_stdin():
 def test_apply_a_kustomize_dir_and_delete_ignores_what_is_gone(tmp_path):
     (tmp_path / "kustomization.yaml").write_text("resources: []\n")
     run = FakeRun()
-    cluster.apply(tmp_path, dry_run="server", run=run)
+    kubectl.apply(tmp_path, dry_run="server", run=run)
     assert run.calls[0][0][-3:] == ["-k", str(tmp_path), "--dry-run=server"]
-    cluster.delete(tmp_path / "x.yaml", run=run)
+    kubectl.delete(tmp_path / "x.yaml", run=run)
     assert run.calls[1][0][:4] == ["kubectl", "delete", "--ignore-not-found", "--wait=true"]
 
 
@@ -98,8 +100,10 @@ def test_apply_a_kustomize_dir_and_delete_ignores_what_is_gone(tmp_path):
     ("Unable to connect to the server: dial tcp 127.0.0.1:6443: connect: connection refused", "no cluster reachable"),
 ])
 def test_kubectl_failures_carry_the_fix(stderr, fix):
-    with pytest.raises(cluster.ClusterError, match="Fix: .*" + fix.replace(".", r"\.")):
-        cluster.apply([{"kind": "x"}], run=FakeRun(1, stderr=stderr))
+    with pytest.raises(kubectl.ClusterError) as raised:
+        kubectl.apply([{"kind": "x"}], run=FakeRun(1, stderr=stderr))
+    assert fix in raised.value.fix and isinstance(raised.value, KitError)
+    assert f"Fix: {raised.value.fix}" in raised.value.explain()
 
 
 # --------------------------------------------------------------------------- readiness rules
@@ -126,12 +130,12 @@ def _cond(type_, status, reason="", message=""):
     ("InferenceService", {}, "waiting"),
 ])
 def test_verdicts(kind, status, state):
-    assert cluster.kind_of(kind).verdict({"status": status}).state == state
+    assert kinds.kind_of(kind).verdict({"status": status}).state == state
 
 
 def test_unknown_kind_lists_the_known_ones():
     with pytest.raises(ValueError, match="known: RayCluster, RayJob"):
-        cluster.kind_of("Deployment")
+        kinds.kind_of("Deployment")
 
 
 # --------------------------------------------------------------------------- fake cluster
@@ -194,7 +198,7 @@ class FakeAPI:
 
 
 def _raycluster(status=None, queue="kit-queue"):
-    meta = {"name": "kit-raycluster", "namespace": "kit", "labels": {cluster.QUEUE_LABEL: queue}}
+    meta = {"name": "kit-raycluster", "namespace": "kit", "labels": {versions.QUEUE_LABEL: queue}}
     return {"apiVersion": "ray.io/v1", "kind": "RayCluster", "metadata": meta, "status": status or {}}
 
 
@@ -227,8 +231,8 @@ def test_timeout_report_explains_pods_events_quota_and_logs(tmp_path):
         logs={"trainer-node-0/node": "epoch 1\nKilled\n"},
     )
     clock, sleep = _fake_clock()
-    with pytest.raises(cluster.WaitTimeout) as raised:
-        cluster.wait_for("RayCluster", "kit-raycluster", "kit", timeout=30, api=api, poll=5, clock=clock,
+    with pytest.raises(waits.WaitTimeout) as raised:
+        waits.wait_for("RayCluster", "kit-raycluster", "kit", timeout=30, api=api, poll=5, clock=clock,
                          sleep=sleep, progress=None, diagnostics_dir=tmp_path)
     report = raised.value.report
     assert report.startswith("RayCluster/kit-raycluster in 'kit' not ready after 30 s (last status: state unhealthy)")
@@ -253,7 +257,7 @@ def test_wait_returns_when_ready_and_reports_progress_once_per_change():
     api = FakeAPI(_raycluster(), states=[{"state": "pending"}, {"state": "pending"}, {"state": "ready"}])
     clock, sleep = _fake_clock()
     seen = []
-    obj = cluster.wait_for("RayCluster", "kit-raycluster", "kit", timeout=60, api=api, clock=clock, sleep=sleep,
+    obj = waits.wait_for("RayCluster", "kit-raycluster", "kit", timeout=60, api=api, clock=clock, sleep=sleep,
                            progress=seen.append)
     assert obj["status"]["state"] == "ready"
     assert seen == ["RayCluster/kit-raycluster: state pending", "RayCluster/kit-raycluster: ready, 0 worker(s) "
@@ -264,24 +268,24 @@ def test_failure_raises_at_once_with_the_reason():
     api = FakeAPI({"metadata": {"name": "j"}}, states=[{"jobDeploymentStatus": "Failed", "jobStatus": "FAILED",
                                                          "message": "Job entrypoint command failed with exit code 1"}])
     clock, sleep = _fake_clock()
-    with pytest.raises(cluster.WorkloadFailed, match="RayJob/j in 'kit' failed: deployment Failed, job FAILED: Job "
+    with pytest.raises(waits.WorkloadFailed, match="RayJob/j in 'kit' failed: deployment Failed, job FAILED: Job "
                                                      "entrypoint command failed"):
-        cluster.wait_for("RayJob", "j", "kit", timeout=600, api=api, clock=clock, sleep=sleep, progress=None)
+        waits.wait_for("RayJob", "j", "kit", timeout=600, api=api, clock=clock, sleep=sleep, progress=None)
 
 
 def test_missing_resource_and_missing_workload_are_explained():
-    missing = cluster.collect(FakeAPI(None), "TrainJob", "train", "kit")
-    assert cluster.hints(missing) == ["TrainJob/train does not exist in namespace 'kit': was it applied, to this "
+    missing = diagnostics.collect(FakeAPI(None), "TrainJob", "train", "kit")
+    assert diagnostics.hints(missing) == ["TrainJob/train does not exist in namespace 'kit': was it applied, to this "
                                       "namespace?"]
-    unqueued = cluster.collect(FakeAPI(_raycluster()), "RayCluster", "kit-raycluster", "kit")
-    assert "is Kueue installed and does the LocalQueue 'kit-queue' exist" in cluster.hints(unqueued)[0]
+    unqueued = diagnostics.collect(FakeAPI(_raycluster()), "RayCluster", "kit-raycluster", "kit")
+    assert "is Kueue installed and does the LocalQueue 'kit-queue' exist" in diagnostics.hints(unqueued)[0]
 
 
 def test_pod_security_refusal_in_events_is_explained():
-    snap = cluster.collect(FakeAPI({"metadata": {"name": "hello"}}, events=[_event(
+    snap = diagnostics.collect(FakeAPI({"metadata": {"name": "hello"}}, events=[_event(
         "hello", "FailedCreate", 'pods "hello-x" is forbidden: violates PodSecurity "restricted:latest": '
         "allowPrivilegeEscalation != false", kind="Job")]), "Job", "hello", "kit")
-    assert any("Pod Security 'restricted' refused" in fix for fix in cluster.hints(snap))
+    assert any("Pod Security 'restricted' refused" in fix for fix in diagnostics.hints(snap))
 
 
 def test_collect_survives_api_errors():
@@ -289,14 +293,14 @@ def test_collect_survives_api_errors():
         def events(self, namespace):
             raise PermissionError("events is forbidden: User cannot list resource")
 
-    snap = cluster.collect(Broken(_raycluster({"state": "ready"}), workloads=[WORKLOAD]), "RayCluster",
+    snap = diagnostics.collect(Broken(_raycluster({"state": "ready"}), workloads=[WORKLOAD]), "RayCluster",
                            "kit-raycluster", "kit")
-    report = cluster.explain(snap, "headline")
+    report = diagnostics.explain(snap, "headline")
     assert "note: could not read events: PermissionError: events is forbidden" in report
 
 
 def test_diagnose_namespace_bundles_what_it_can_list(tmp_path, capsys):
-    folders = cluster.diagnose_namespace("kit", tmp_path, api=FakeAPI(_raycluster({"state": "ready"})))
+    folders = diagnostics.diagnose_namespace("kit", tmp_path, api=FakeAPI(_raycluster({"state": "ready"})))
     assert folders == [tmp_path / "raycluster-kit-raycluster"]
     out = capsys.readouterr().out
     assert "RayJob: not listed (RuntimeError)" in out and "status: ready" in out
@@ -306,11 +310,11 @@ def test_diagnose_namespace_bundles_what_it_can_list(tmp_path, capsys):
 
 
 def test_port_forward_command_binds_loopback():
-    forward = cluster.dashboard("kit-raycluster", "kit")
+    forward = portforward.dashboard("kit-raycluster", "kit")
     assert forward.command() == ["kubectl", "port-forward", "--address", "127.0.0.1", "-n", "kit",
                                  "svc/kit-raycluster-head-svc", "8265:8265"]
-    assert cluster.inference_endpoint("model", "kit").command()[-2:] == ["svc/model-predictor", "8080:80"]
-    assert cluster.serve_endpoint("app", "kit").command()[-1] == "8000:8000"
+    assert portforward.inference_endpoint("model", "kit").command()[-2:] == ["svc/model-predictor", "8080:80"]
+    assert portforward.serve_endpoint("app", "kit").command()[-1] == "8000:8000"
 
 
 def test_busy_local_port_falls_back_to_a_free_one():
@@ -336,7 +340,7 @@ def test_port_forward_runs_and_stops_a_managed_kubectl(tmp_path):
         echo "Forwarding from 127.0.0.1:${!#%%:*} -> ${!###*:}"
         exec sleep 60
         """)
-    forward = cluster.PortForward("svc/x", 8265, "kit", local_port=free_port(18265), kubectl=kubectl)
+    forward = portforward.PortForward("svc/x", 8265, "kit", local_port=free_port(18265), kubectl=kubectl)
     with forward:
         assert forward.start() == forward.url  # idempotent
         pid = forward.process.pid
@@ -350,7 +354,71 @@ def test_port_forward_runs_and_stops_a_managed_kubectl(tmp_path):
 
 def test_port_forward_failure_shows_kubectl_output(tmp_path):
     kubectl = _fake_kubectl(tmp_path, 'echo \'Error from server (NotFound): services "x" not found\'; exit 1\n')
-    forward = cluster.PortForward("svc/x", 8265, "kit", local_port=free_port(18266), kubectl=kubectl)
-    with pytest.raises(cluster.PortForwardError, match='services "x" not found'):
+    forward = portforward.PortForward("svc/x", 8265, "kit", local_port=free_port(18266), kubectl=kubectl)
+    with pytest.raises(portforward.PortForwardError, match='services "x" not found'):
         forward.start(timeout=5)
     assert forward.process is None
+
+
+# --------------------------------------------------------------------------- the one kubeconfig reader
+
+
+def test_kubeconfig_list_merges_like_kubectl(tmp_path):
+    first = _kubeconfig(tmp_path, "a", "kind-first", "ns-a")
+    second = _kubeconfig(tmp_path, "b", "second", "ns-b")
+    merged = context.read_kubeconfig({"KUBECONFIG": f"{tmp_path / 'missing'}:{first}:{second}"})
+    assert (merged.current_context, merged.source, merged.namespace) == ("kind-first", first, "ns-a")
+    assert merged.existing == [first, second] and set(merged.contexts) == {"kind-first", "second"}
+
+
+def test_load_client_config_without_kubeconfig_raises_a_fix(tmp_path):
+    with pytest.raises(kubectl.ClusterError) as raised:
+        context.load_client_config({"KUBECONFIG": str(tmp_path / "missing")})
+    assert "KUBECONFIG" in raised.value.fix
+
+
+def test_doctor_reads_a_kubeconfig_list_like_kubectl(monkeypatch, tmp_path):
+    """A $KUBECONFIG list: the first file that sets current-context wins, as in kubectl (the client alone
+    would take the last one's)."""
+    from kit.machine import doctor
+
+    def config(name: str, context: str) -> str:
+        path = tmp_path / name
+        path.write_text(textwrap.dedent(f"""\
+            apiVersion: v1
+            kind: Config
+            clusters: [{{name: {context}, cluster: {{server: "https://127.0.0.1:9"}}}}]
+            users: [{{name: {context}, user: {{token: not-a-secret}}}}]
+            contexts: [{{name: {context}, context: {{cluster: {context}, user: {context}}}}}]
+            current-context: {context}
+            """))
+        return str(path)
+
+    monkeypatch.setenv("KUBECONFIG", f"{tmp_path / 'missing'}:{config('a', 'kind-first')}:{config('b', 'second')}")
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    [check] = doctor.check_cluster(timeout=2)
+    assert "'kind-first' is not reachable" in check.detail
+
+
+# --------------------------------------------------------------------------- python -m kit cluster (in-process)
+
+
+def test_cluster_profile_command_names_the_context(tmp_path, monkeypatch, capsys):
+    from kit.cli import main
+
+    monkeypatch.setenv("KUBECONFIG", str(_kubeconfig(tmp_path, "config", "kind-cnai-kit", "kit")))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    assert main(["cluster", "profile"]) == 0
+    assert "kind: context 'kind-cnai-kit', namespace 'kit'" in capsys.readouterr().out
+
+
+def test_cluster_wait_command_fails_with_report_and_fix_not_a_traceback(monkeypatch, capsys):
+    from kit.cli import main
+
+    failed = FakeAPI({"metadata": {"name": "j"}, "status": {"jobDeploymentStatus": "Failed", "jobStatus": "FAILED"}},
+                     pods=[PENDING_POD])
+    monkeypatch.setattr(waits, "KubeAPI", lambda: failed)
+    assert main(["cluster", "wait", "RayJob", "j", "-n", "kit"]) == 1
+    err = capsys.readouterr().err
+    assert "RayJob/j in 'kit' failed" in err and "\nFix: " in err and "Traceback" not in err
+    assert main(["cluster", "wait", "Deployment", "x"]) == 2  # not a kind the kit waits on: a usage error

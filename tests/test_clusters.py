@@ -158,7 +158,7 @@ def test_gpu_job_requests_gpus_and_tolerates_gpu_nodes():
     pod = job["spec"]["template"]["spec"]
     assert pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
     assert pod["tolerations"][0]["key"] == "nvidia.com/gpu" and pod["restartPolicy"] == "Never"
-    assert job["metadata"]["labels"] == {kueue.QUEUE_LABEL: "q"}
+    assert job["metadata"]["labels"] == {versions.QUEUE_LABEL: "q"}
     with pytest.raises(ValueError, match="parallelism"):
         core.batch_job("x", "team", ["true"], parallelism=0)
 
@@ -179,11 +179,16 @@ def test_simulated_admission_is_all_or_nothing_and_fifo_lets_small_ones_pass():
     assert kueue.quantity("500m") == 0.5 and kueue.quantity("2Gi") == 2 * 2**30
 
 
-def test_queue_labels_agree_everywhere():
+def test_queue_label_of_builders_is_the_one_validation_and_diagnostics_read():
     from kit.k8s.builders import ray
-    from kit.k8s.live import cluster
+    from kit.k8s.live import diagnostics
 
-    assert kueue.QUEUE_LABEL == validate.QUEUE_LABEL == ray.QUEUE_LABEL == cluster.QUEUE_LABEL
+    queued = ray.raycluster(name="q", namespace="kit", queue="kit-queue")
+    assert validate.validate_documents([queued], queue="kit-queue", policy=False) == []
+    [problem] = validate.validate_documents([queued], queue="other", policy=False)
+    assert problem.path == f'metadata.labels["{versions.QUEUE_LABEL}"]'
+    snap = diagnostics.Snapshot("RayCluster", "q", "kit", resource=queued)
+    assert any("no Kueue Workload" in hint for hint in diagnostics.hints(snap))
 
 
 # --------------------------------------------------------------------------- install script
@@ -271,8 +276,8 @@ def test_validate_command_builds_each_kustomization_and_passes_on_clusters(capsy
 
 
 def test_a_broken_kustomization_is_a_problem(tmp_path):
-    from kit.k8s.validation import validate
+    from kit.k8s.validation import loading
 
     (tmp_path / "kustomization.yaml").write_text("resources: [missing.yaml]\n")
-    [loaded, loose] = validate.load_sets([tmp_path])[0]
+    [loaded, loose] = loading.load_sets([tmp_path])[0]
     assert "kustomize build failed" in loaded.problems[0].message and not loose.documents

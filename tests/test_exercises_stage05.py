@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from kit import versions
 from kit.course import exercises
 from kit.course.exercises import NotYetRight, stage05
-from kit.k8s.builders import kueue, runtime
+from kit.k8s.builders import runtime
 
 
 def _wrong(id: str, answer, message: str) -> None:
@@ -26,12 +27,12 @@ def _job(change) -> dict:
     ({"kind": "PyTorchJob"}, "expected kind TrainJob, got 'PyTorchJob'"),
     (stage05.unqueued_trainjob(), r"1 problem\(s\) remain:\n  metadata.labels\[\"kueue.x-k8s.io/queue-name\"\]: "
                                   "missing label"),
-    (_job(lambda j: j["metadata"]["labels"].update({kueue.QUEUE_LABEL: "default"})),
+    (_job(lambda j: j["metadata"]["labels"].update({versions.QUEUE_LABEL: "default"})),
      "queue label is 'default', expected 'kit-queue'"),
-    (_job(lambda j: j["metadata"].update(annotations={kueue.QUEUE_LABEL: "kit-queue"})),
+    (_job(lambda j: j["metadata"].update(annotations={versions.QUEUE_LABEL: "kit-queue"})),
      "the queue name is in metadata.annotations"),
-    (_job(lambda j: j["metadata"].update({kueue.QUEUE_LABEL: "kit-queue"})), "metadata \\(as a field of its own\\)"),
-    (_job(lambda j: (j["metadata"]["labels"].update({kueue.QUEUE_LABEL: "kit-queue"}),
+    (_job(lambda j: j["metadata"].update({versions.QUEUE_LABEL: "kit-queue"})), "metadata \\(as a field of its own\\)"),
+    (_job(lambda j: (j["metadata"]["labels"].update({versions.QUEUE_LABEL: "kit-queue"}),
                      j["spec"]["trainer"].update(numNodes=2))), "the TrainJob's spec changed"),
 ])
 def test_queue_label_rejects_wrong_answers(answer, message):
@@ -39,9 +40,9 @@ def test_queue_label_rejects_wrong_answers(answer, message):
 
 
 def test_queue_label_accepts_the_label_and_the_reference():
-    job = _job(lambda j: j["metadata"]["labels"].update({kueue.QUEUE_LABEL: stage05.QUEUE}))
+    job = _job(lambda j: j["metadata"]["labels"].update({versions.QUEUE_LABEL: stage05.QUEUE}))
     assert exercises.check("05.queue_label", job) is job
-    assert exercises.skip_ahead("05.queue_label")["metadata"]["labels"][kueue.QUEUE_LABEL] == "kit-queue"
+    assert exercises.skip_ahead("05.queue_label")["metadata"]["labels"][versions.QUEUE_LABEL] == "kit-queue"
 
 
 @pytest.mark.parametrize(("answer", "message"), [

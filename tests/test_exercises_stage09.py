@@ -9,7 +9,6 @@ import pytest
 from kit import versions
 from kit.course import exercises
 from kit.course.exercises import NotYetRight, stage09
-from kit.deploy import layout as clusters
 from kit.k8s import traverse
 
 
@@ -23,7 +22,7 @@ def _rayjob(image: str | None = None, shutdown: bool = True, queue: bool = True,
     job = stage09.broken_rayjob()
     job["spec"]["shutdownAfterJobFinishes"] = shutdown
     if queue:
-        job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] = clusters.LOCAL_QUEUE
+        job["metadata"]["labels"][versions.QUEUE_LABEL] = versions.LOCAL_QUEUE
     for _, pod in traverse.pod_specs(job):
         for container in pod["containers"]:
             container["image"] = image or versions.IMAGES["kit"]

@@ -7,6 +7,7 @@ import hashlib
 import json
 import shutil
 import subprocess
+import sys
 import urllib.error
 
 import jsonschema
@@ -15,18 +16,15 @@ import pytest
 from manifest_fixtures import FIXTURES, INVALID, VALID, by_kind, load
 
 from kit.cli import main
+from kit.errors import KitError
 from kit.k8s import traverse
 from kit.k8s.validation import crds
+from kit.k8s.validation.dryrun import server_dry_run
 from kit.k8s.validation.problems import Problem, format_path
-from kit.k8s.validation.validate import (
-    KUBERNETES_VERSION,
-    SUBMISSION_MODES,
-    server_dry_run,
-    split_image,
-    validate_documents,
-    validate_paths,
-)
-from kit.versions import CRD_SHA256, IMAGES, OPERATORS, RAY
+from kit.k8s.validation.rules import SUBMISSION_MODES, split_image
+from kit.k8s.validation.validate import validate_documents, validate_paths
+from kit.paths import REPO_ROOT
+from kit.versions import CRD_SHA256, IMAGES, KUBERNETES_VERSION, OPERATORS, RAY
 
 # --------------------------------------------------------------------------- valid fixtures
 
@@ -377,7 +375,8 @@ def test_missing_crd_dir_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     with pytest.raises(crds.CRDDirNotFoundError) as error:
         crds.find_crd_dir()
-    message = str(error.value)
+    message = error.value.explain()
+    assert isinstance(error.value, KitError) and "--fetch-crds" in error.value.fix
     assert str(tmp_path / "shared" / "crds") in message
     assert str(tmp_path / "cache" / "cloud-native-ai-kit" / "crds") in message
     assert "--fetch-crds" in message and crds.CRD_DIR_ENV in message
@@ -462,7 +461,7 @@ def test_fetch_rejects_a_file_that_differs_from_the_tested_one(tmp_path):
 
     with pytest.raises(crds.CRDFetchError, match="SHA-256") as error:
         crds.fetch(tmp_path, opener=tampered)
-    assert "CRD_SHA256" in str(error.value)
+    assert "CRD_SHA256" in str(error.value) and "OPERATORS" in error.value.fix
     assert list(tmp_path.glob("*.yaml")) == []
 
 
@@ -473,7 +472,7 @@ def test_fetch_offline_fails_clearly_and_writes_nothing(tmp_path):
     with pytest.raises(crds.CRDFetchError) as error:
         crds.fetch(tmp_path / "crds", opener=offline)
     assert "could not download https://raw.githubusercontent.com/" in str(error.value)
-    assert "offline" in str(error.value) and crds.CRD_DIR_ENV in str(error.value)
+    assert "offline" in str(error.value) and crds.CRD_DIR_ENV in error.value.fix
     assert list((tmp_path / "crds").iterdir()) == []
 
 
@@ -565,3 +564,14 @@ def test_cli_server_dry_run_without_cluster_exits_1(tmp_path, monkeypatch, capsy
     monkeypatch.setenv("HOME", str(tmp_path))
     assert main(["validate", "--server-dry-run", str(VALID / "09-service.yaml")]) == 1
     assert "server dry-run: no cluster reachable" in capsys.readouterr().out
+
+
+def test_validating_the_clusters_imports_neither_torch_nor_ray():
+    """Building and validating manifests stays light: `-X importtime` lists every module imported."""
+    out = subprocess.run([sys.executable, "-X", "importtime", "-m", "kit", "validate", "clusters/"],
+                         capture_output=True, text=True, timeout=120, cwd=REPO_ROOT)
+    assert out.returncode == 0, out.stdout + out.stderr
+    modules = {line.rpartition("|")[2].strip() for line in out.stderr.splitlines() if line.startswith("import time:")}
+    assert "kit.k8s.validation.validate" in modules  # the listing is complete enough to see the validator
+    heavy = sorted(m for m in modules if m.split(".")[0] in ("torch", "ray"))
+    assert heavy == [], f"validating manifests imported {heavy[:5]}"

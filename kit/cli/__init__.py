@@ -22,9 +22,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "doctor": ("kit.machine.doctor:cli", "preflight checks with a fix for each problem (--json for organisers)"),
     "notebooks": ("kit.course.notebooks:cli", "generate notebooks/ from solutions/, check they are current"),
     "bench": ("kit.bench:cli", "benchmarks that print ratios measured side by side"),
-    "validate": ("kit.k8s.validation.validate:cli", "offline checks of manifests: schemas, admission rules, policy"),
+    "validate": ("kit.cli.validate:cli", "offline checks of manifests: schemas, admission rules, policy"),
     "manifests": ("kit.deploy.layout:cli", "write clusters/ from the kit's builders, or check it is current"),
-    "cluster": ("kit.k8s.live.cluster:cli", "profile, apply, wait, diagnostics and port-forward on a cluster"),
+    "cluster": ("kit.cli.cluster:cli", "profile, apply, wait, diagnostics and port-forward on a cluster"),
     "deploy": ("kit.deploy.plan:cli", "stage 09's plan: write it and its commands, apply it to a cluster, delete it"),
 }
 

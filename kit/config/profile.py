@@ -41,8 +41,8 @@ def resolve(name: str) -> Profile:
 def detect() -> str:
     """The profile this environment suggests: in-cluster or a cluster context -> that, else local.
 
-    See :func:`kit.k8s.live.cluster.detect` for the rules and for the context it found.
+    See :func:`kit.k8s.live.context.detect` for the rules and for the context it found.
     """
-    from kit.k8s.live import cluster
+    from kit.k8s.live.context import detect as detect_context
 
-    return cluster.detect().profile
+    return detect_context().profile

@@ -9,6 +9,7 @@ builders stay fast.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
 INGRESS = "DigitsIngress"
 CLASSIFIER = "DigitsClassifier"
@@ -25,7 +26,7 @@ class ServeConfig:
     #: fixed replica count of the classifier; ignored when ``autoscaling`` is set
     num_replicas: int = 1
     #: e.g. {"min_replicas": 1, "max_replicas": 4, "target_ongoing_requests": 8}
-    autoscaling: dict | None = None
+    autoscaling: dict[str, Any] | None = None
     max_ongoing_requests: int = 32
     #: requests waiting for a replica beyond this are answered 503 (no unbounded queue)
     max_queued_requests: int = 64
@@ -43,13 +44,13 @@ class ServeConfig:
     def batching(self) -> bool:
         return self.max_batch_size > 1
 
-    def user_config(self) -> dict:
+    def user_config(self) -> dict[str, Any]:
         return {"max_batch_size": self.max_batch_size, "batch_wait_timeout_s": self.batch_wait_timeout_s}
 
 
-def deployment_options(config: ServeConfig) -> dict[str, dict]:
+def deployment_options(config: ServeConfig) -> dict[str, dict[str, Any]]:
     """Per-deployment options, shared by :func:`build_app` and :func:`serve_config_v2`."""
-    classifier: dict = {
+    classifier: dict[str, Any] = {
         "max_ongoing_requests": config.max_ongoing_requests,
         "health_check_period_s": config.health_check_period_s,
         "ray_actor_options": {"num_cpus": config.replica_cpus},
@@ -69,7 +70,7 @@ def deployment_options(config: ServeConfig) -> dict[str, dict]:
     return {INGRESS: ingress, CLASSIFIER: classifier}
 
 
-def serve_config_v2(config: ServeConfig, model_dir: str = "/models/digits", port: int = 8000) -> dict:
+def serve_config_v2(config: ServeConfig, model_dir: str = "/models/digits", port: int = 8000) -> dict[str, Any]:
     """The RayService ``serveConfigV2`` for ``config`` (the model read from ``model_dir`` in the pod)."""
     options = deployment_options(config)
     args = {**asdict(config), "model_dir": model_dir}

@@ -37,6 +37,11 @@ class Operator:
         return "install_" + self.key.replace("-", "_")
 
 
+def _crds(*kinds: str) -> tuple[str, ...]:
+    """The CRD names (``plural.group``) of ``kinds``, from :data:`kit.versions.API_RESOURCES`."""
+    return tuple(versions.API_RESOURCES[kind].crd_name for kind in kinds)
+
+
 _TRAINER = "github.com/kubeflow/trainer.git/manifests/overlays"
 _KSERVE_STANDARD = '{"data":{"deploy":"{\\"defaultDeploymentMode\\":\\"Standard\\"}"}}'
 
@@ -52,21 +57,19 @@ OPERATORS: tuple[Operator, ...] = (
     Operator(
         "kuberay", "KubeRay operator (RayCluster, RayJob, RayService)",
         (f'{APPLY} -k "github.com/ray-project/kuberay/ray-operator/config/default?ref=${{KUBERAY_VERSION}}"',),
-        ("rayclusters.ray.io", "rayjobs.ray.io", "rayservices.ray.io"),
+        _crds("RayCluster", "RayJob", "RayService"),
         (("ray-system", "kuberay-operator"),),
     ),
     Operator(
         "kueue", "Kueue (quotas, queueing, gang admission)",
         (f'{APPLY} -f "https://github.com/kubernetes-sigs/kueue/releases/download/${{KUEUE_VERSION}}/manifests.yaml"',),
-        ("resourceflavors.kueue.x-k8s.io", "clusterqueues.kueue.x-k8s.io", "localqueues.kueue.x-k8s.io",
-         "workloads.kueue.x-k8s.io"),
+        _crds("ResourceFlavor", "ClusterQueue", "LocalQueue", "Workload"),
         (("kueue-system", "kueue-controller-manager"),),
     ),
     Operator(
         "kubeflow-trainer", "Kubeflow Trainer v2 (TrainJob, runtimes) with JobSet",
         (f'{APPLY} -k "{_TRAINER}/manager?ref=${{KUBEFLOW_TRAINER_VERSION}}"',),
-        ("trainjobs.trainer.kubeflow.org", "trainingruntimes.trainer.kubeflow.org",
-         "clustertrainingruntimes.trainer.kubeflow.org", "jobsets.jobset.x-k8s.io"),
+        _crds("TrainJob", "TrainingRuntime", "ClusterTrainingRuntime", "JobSet"),
         (("kubeflow-system", "kubeflow-trainer-controller-manager"), ("kubeflow-system", "jobset-controller-manager")),
         # The runtimes go in once the Trainer webhook that validates them answers.
         (f'{APPLY} -k "{_TRAINER}/runtimes?ref=${{KUBEFLOW_TRAINER_VERSION}}"',),
@@ -74,8 +77,7 @@ OPERATORS: tuple[Operator, ...] = (
     Operator(
         "kserve", "KServe in Standard mode (plain Deployments, no Knative or Istio)",
         (f'{APPLY} -k "github.com/kserve/kserve/config/overlays/standalone/kserve?ref=${{KSERVE_VERSION}}"',),
-        ("inferenceservices.serving.kserve.io", "servingruntimes.serving.kserve.io",
-         "clusterservingruntimes.serving.kserve.io"),
+        _crds("InferenceService", "ServingRuntime", "ClusterServingRuntime"),
         (("kserve", "kserve-controller-manager"),),
         (f"kubectl patch configmap inferenceservice-config -n kserve --type merge -p {shlex.quote(_KSERVE_STANDARD)}",),
     ),

@@ -8,7 +8,7 @@ servers, how to reach them. The plan is data; the verbs are separate:
 
 - :func:`write` puts each step in its own YAML file, :func:`commands` prints the exact
   ``kubectl`` / ``python -m kit cluster`` lines that apply, wait, query and delete them;
-- :func:`deploy` applies a step server-side and waits with :func:`kit.k8s.live.cluster.wait_for`
+- :func:`deploy` applies a step server-side and waits with :func:`kit.k8s.live.waits.wait_for`
   (a timeout explains itself), :func:`predict` asks a served model through
   ``kubectl port-forward``, :func:`cleanup` deletes the workloads;
 - :func:`rehearse_server` runs an InferenceService's own container command on this machine
@@ -30,12 +30,13 @@ from typing import Any
 
 import httpx
 
-from kit import paths
+from kit import paths, versions
 from kit.config.serve import ServeConfig
 from kit.config.train import TrainConfig
 from kit.deploy import layout as clusters
+from kit.errors import KitError
 from kit.k8s.builders import runtime, to_yaml
-from kit.k8s.live import cluster
+from kit.k8s.live import context, kubectl, portforward, waits
 
 MODEL = "digits"
 
@@ -50,8 +51,8 @@ class Step:
     documents: list[dict]
     waits: list[tuple[str, str]] = field(default_factory=list)  # (kind, name), in order
     timeout_s: float = 600
-    #: for servers: the port-forward to their Service (kit.k8s.live.cluster.serve_endpoint / inference_endpoint)
-    endpoint: cluster.PortForward | None = None
+    #: for servers: the port-forward to their Service (kit.k8s.live.portforward.serve_endpoint / inference_endpoint)
+    endpoint: portforward.PortForward | None = None
     index: int = 0
 
     @property
@@ -67,8 +68,8 @@ class Plan:
     """The steps in the order they are applied, and where they go."""
 
     steps: list[Step]
-    namespace: str = clusters.NAMESPACE
-    queue: str = clusters.LOCAL_QUEUE
+    namespace: str = versions.NAMESPACE
+    queue: str = versions.LOCAL_QUEUE
 
     def __post_init__(self) -> None:
         for index, step in enumerate(self.steps):
@@ -125,11 +126,11 @@ def build_plan(size: clusters.Sizing = clusters.BASE_SIZE, *, train_config: Trai
              "KubeRay runs the Serve application of stage 07 from its serveConfigV2; the Serve proxy listens on "
              "port 8000 of the <name>-serve-svc Service", [rayservice],
              [("RayService", rayservice["metadata"]["name"])], 900,
-             cluster.serve_endpoint(rayservice["metadata"]["name"], clusters.NAMESPACE)),
+             portforward.serve_endpoint(rayservice["metadata"]["name"], versions.NAMESPACE)),
         Step("inferenceservice", "Serve with an InferenceService",
              "KServe (Standard mode: a Deployment, no Knative) runs stage 08's model server; the predictor "
              "Service answers on port 80", [isvc], [("InferenceService", isvc["metadata"]["name"])], 900,
-             cluster.inference_endpoint(isvc["metadata"]["name"], clusters.NAMESPACE)),
+             portforward.inference_endpoint(isvc["metadata"]["name"], versions.NAMESPACE)),
     ]
     return Plan(steps)
 
@@ -191,7 +192,7 @@ def commands(plan: Plan, directory: Path | str | None = None, *, step: str | Non
     for current in plan.steps if step is None else [plan.step(step)]:
         path = _shown(directory / current.file_name)
         lines.append(f"# {current.index}. {current.title}")
-        lines.append(_shell(cluster.apply_command(["-f", path])))
+        lines.append(_shell(kubectl.apply_command(["-f", path])))
         for kind, name in current.waits:
             lines.append(_shell(["python", "-m", "kit", "cluster", "wait", kind, name, "-n", plan.namespace,
                                  "--timeout", f"{current.timeout_s:g}", "--diagnostics", _shown(diagnostics_dir())]))
@@ -204,7 +205,7 @@ def commands(plan: Plan, directory: Path | str | None = None, *, step: str | Non
             lines.append("kill %1  # stop the port-forward")
     if step is None:
         lines.append("# clean up (the namespace and its queues stay)")
-        lines += [_shell(cluster.delete_command(["-f", _shown(directory / s.file_name)]))
+        lines += [_shell(kubectl.delete_command(["-f", _shown(directory / s.file_name)]))
                   for s in reversed(plan.workloads())]
     return lines
 
@@ -215,8 +216,8 @@ Apply = Callable[..., Any]
 Wait = Callable[..., dict]
 
 
-def deploy(step: Step, namespace: str = clusters.NAMESPACE, *, apply: Apply = cluster.apply,
-           wait: Wait = cluster.wait_for, diagnostics: Path | str | None = None) -> list[dict]:
+def deploy(step: Step, namespace: str = versions.NAMESPACE, *, apply: Apply = kubectl.apply,
+           wait: Wait = waits.wait_for, diagnostics: Path | str | None = None) -> list[dict]:
     """Apply one step server-side and wait for each resource it names; return those resources.
 
     A wait that times out or sees the workload fail raises with the resource's conditions,
@@ -257,7 +258,7 @@ def predict_in_cluster(step: Step, instances: list[list[float]]) -> list[int]:
         return predict(forward.url, instances)
 
 
-def cleanup(plan: Plan, steps: list[Step] | None = None, *, delete: Callable[..., Any] = cluster.delete) -> list[str]:
+def cleanup(plan: Plan, steps: list[Step] | None = None, *, delete: Callable[..., Any] = kubectl.delete) -> list[str]:
     """Delete the plan's workloads (or those of ``steps``), newest first; what is already gone is fine.
     The platform stays."""
     done = []
@@ -372,7 +373,7 @@ def cli(argv: list[str]) -> int:
     parser.add_argument("--step", action="append", default=None, help="only this step (repeatable)")
     parser.add_argument("--out", type=Path, default=None, help="where plan writes the files (build/deploy/)")
     args = parser.parse_args(argv)
-    profile = args.profile or cluster.detect().profile
+    profile = args.profile or context.detect().profile
     plan = build_plan(clusters.sizing_for(profile, args.image))
     problems = validate(plan)
     for problem in problems:
@@ -403,7 +404,7 @@ def cli(argv: list[str]) -> int:
                     print(f"{step.name} predicts {predict_in_cluster(step, instances)}")
         else:
             print("deleted:", ", ".join(cleanup(plan, steps)) or "nothing")
-    except (cluster.ClusterError, cluster.WaitError, cluster.PortForwardError, PredictError) as error:
-        print(error, file=sys.stderr)
+    except (KitError, PredictError) as error:  # kubectl, wait and port-forward errors carry their fix
+        print(error.explain() if isinstance(error, KitError) else error, file=sys.stderr)
         return 1
     return 0

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from kit.k8s.validation.problems import PathParts
+from kit.versions import RAY_GROUP
 
 #: KServe component fields that are containers themselves (a model server framework).
 KSERVE_MODEL_KEYS = (
@@ -77,7 +78,7 @@ def containers(pod: dict[str, Any]) -> list[tuple[PathParts, str, dict[str, Any]
 def ray_cluster_specs(doc: dict[str, Any]) -> list[tuple[PathParts, dict[str, Any]]]:
     """RayCluster specs: RayCluster ``spec``, RayJob ``rayClusterSpec``, RayService ``rayClusterConfig``."""
     spec = doc.get("spec")
-    if not isinstance(spec, dict) or not str(doc.get("apiVersion", "")).startswith("ray.io/"):
+    if not isinstance(spec, dict) or not str(doc.get("apiVersion", "")).startswith(f"{RAY_GROUP}/"):
         return []
     field_by_kind = {"RayCluster": None, "RayJob": "rayClusterSpec", "RayService": "rayClusterConfig"}
     kind = doc.get("kind")

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from kit import versions
+from kit.errors import KitError
 from kit.machine import local_ray as raylocal
 from kit.machine import resources
 
@@ -242,11 +243,10 @@ def check_cluster(timeout: float = 5.0) -> list[Check]:
             config.load_incluster_config()
             context = "in-cluster service account"
         else:
-            # Read KUBECONFIG now: the client library only reads it once, at import.
-            kubeconfig = os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
-            config.load_kube_config(config_file=kubeconfig)
-            context = config.list_kube_config_contexts(config_file=kubeconfig)[1]["name"]
-    except (ConfigException, OSError, TypeError, KeyError) as error:
+            from kit.k8s.live.context import load_client_config
+
+            context = load_client_config()  # $KUBECONFIG (a path list) or ~/.kube/config, as kubectl reads it
+    except (KitError, ConfigException, OSError, TypeError, KeyError) as error:
         return [
             Check(
                 "cluster",

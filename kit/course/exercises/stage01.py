@@ -6,6 +6,7 @@ import copy
 
 from kit.course.exercises import NotYetRight, exercise, expect_manifest, listed, validation_problems
 from kit.k8s.builders import kueue, pods, ray
+from kit.versions import DEFAULT_FLAVOR, QUEUE_LABEL
 
 TEAM = "team-a"
 QUEUE = "team-a-queue"
@@ -43,7 +44,7 @@ def _fixed_pod() -> dict:
 
 def team_queues() -> list[dict]:
     """The ClusterQueue and LocalQueue of exercise 01.2 (one flavor, :data:`TEAM_QUOTA`)."""
-    return [kueue.resource_flavor(), kueue.cluster_queue(CLUSTER_QUEUE, {kueue.DEFAULT_FLAVOR: TEAM_QUOTA}),
+    return [kueue.resource_flavor(), kueue.cluster_queue(CLUSTER_QUEUE, {DEFAULT_FLAVOR: TEAM_QUOTA}),
             kueue.local_queue(QUEUE, TEAM, CLUSTER_QUEUE)]
 
 
@@ -81,7 +82,7 @@ def _queued_reference() -> dict:
 @exercise(
     "01.queued_raycluster",
     "Queue a RayCluster with Kueue so that it can be admitted",
-    "Two things: the label kueue.x-k8s.io/queue-name must name the LocalQueue (the builder's queue= argument "
+    f"Two things: the label {QUEUE_LABEL} must name the LocalQueue (the builder's queue= argument "
     "sets it), and the whole cluster - head plus every worker - must fit the ClusterQueue's quota "
     "(kit.course.exercises.stage01.TEAM_QUOTA). kit.k8s.builders.kueue.total_requests(cluster) shows what it asks for.",
     reference=_queued_reference,
@@ -89,8 +90,8 @@ def _queued_reference() -> dict:
 def check_queued_raycluster(cluster) -> None:
     expect_manifest(cluster, "RayCluster")
     labels = (cluster.get("metadata") or {}).get("labels") or {}
-    if kueue.QUEUE_LABEL not in labels:
-        raise NotYetRight(f"no {kueue.QUEUE_LABEL} label: Kueue ignores the RayCluster and it starts at once, "
+    if QUEUE_LABEL not in labels:
+        raise NotYetRight(f"no {QUEUE_LABEL} label: Kueue ignores the RayCluster and it starts at once, "
                           "outside every quota")
     problems = validation_problems([*team_queues(), cluster])
     if problems:

@@ -5,34 +5,34 @@ from __future__ import annotations
 import copy
 
 from kit.course.exercises import NotYetRight, exercise
-from kit.k8s.builders import kueue, runtime, training
+from kit.k8s.builders import runtime, training
 from kit.k8s.validation import policy, validate
+from kit.versions import LOCAL_QUEUE, NAMESPACE, QUEUE_LABEL, TRAIN_JOB
 
-#: The LocalQueue of the kit's clusters (``clusters/``): TrainJobs name it with Kueue's label.
-QUEUE = "kit-queue"
-NAMESPACE = "kit"
+#: The LocalQueue and namespace of the kit's clusters (``clusters/``): TrainJobs name the queue with Kueue's label.
+QUEUE = LOCAL_QUEUE
 
 
 def unqueued_trainjob() -> dict:
     """A TrainJob on the kit's restricted runtime, without the Kueue queue label."""
-    return training.trainjob({"epochs": 2}, name="kit-train", namespace=NAMESPACE, runtime=runtime.NAME)
+    return training.trainjob({"epochs": 2}, name=TRAIN_JOB, namespace=NAMESPACE, runtime=runtime.NAME)
 
 
 def _queued_trainjob() -> dict:
     job = unqueued_trainjob()
-    job["metadata"]["labels"][kueue.QUEUE_LABEL] = QUEUE
+    job["metadata"]["labels"][QUEUE_LABEL] = QUEUE
     return job
 
 
 def _misplaced_label(job: dict) -> str | None:
     """Where the queue name went instead of ``metadata.labels``, if it went somewhere else."""
     metadata = job.get("metadata") or {}
-    if kueue.QUEUE_LABEL in (metadata.get("annotations") or {}):
+    if QUEUE_LABEL in (metadata.get("annotations") or {}):
         return "metadata.annotations"
-    if kueue.QUEUE_LABEL in (job.get("spec") or {}) or kueue.QUEUE_LABEL in (job.get("spec") or {}).get(
+    if QUEUE_LABEL in (job.get("spec") or {}) or QUEUE_LABEL in (job.get("spec") or {}).get(
             "trainer", {}):
         return "spec"
-    if kueue.QUEUE_LABEL in metadata:
+    if QUEUE_LABEL in metadata:
         return "metadata (as a field of its own)"
     return None
 
@@ -41,7 +41,7 @@ def _misplaced_label(job: dict) -> str | None:
     "05.queue_label",
     "Kueue: send the TrainJob to the team's queue",
     f"Kueue picks up a workload by one label in metadata.labels: "
-    f"{kueue.QUEUE_LABEL} = the LocalQueue's name ({QUEUE!r}).",
+    f"{QUEUE_LABEL} = the LocalQueue's name ({QUEUE!r}).",
     reference=_queued_trainjob,
 )
 def check_queue_label(job) -> None:

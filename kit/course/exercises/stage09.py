@@ -6,12 +6,12 @@ from kit import versions
 from kit.course.exercises import NotYetRight, exercise, expect_manifest, listed, validation_problems
 from kit.deploy import layout as clusters
 from kit.k8s import traverse
-from kit.k8s.builders.kueue import QUEUE_LABEL
+from kit.versions import LOCAL_QUEUE, QUEUE_LABEL
 
 
 def _problems(docs: list[dict]) -> list[str]:
     queues = clusters.queues(clusters.BASE_SIZE)  # the LocalQueue the stage's workloads must name
-    return validation_problems([*queues, *docs], queue=clusters.LOCAL_QUEUE)
+    return validation_problems([*queues, *docs], queue=LOCAL_QUEUE)
 
 
 def broken_rayjob() -> dict:
@@ -26,7 +26,7 @@ def broken_rayjob() -> dict:
 
 def _fixed_rayjob() -> dict:
     job = broken_rayjob()
-    job["metadata"]["labels"][QUEUE_LABEL] = clusters.LOCAL_QUEUE
+    job["metadata"]["labels"][QUEUE_LABEL] = LOCAL_QUEUE
     job["spec"]["shutdownAfterJobFinishes"] = True
     for container in traverse.all_containers(job):
         container["image"] = versions.IMAGES["kit"]
@@ -39,8 +39,8 @@ def _fixed_rayjob() -> dict:
     "Three fixes, all in the validator's output: every container's image must be the kit's image "
     "(kit.versions.IMAGES['kit']: Ray at the client's version, plus torch and kit - Ray's own image has no kit, "
     "so `python -m kit.train.launchers` would fail); spec.shutdownAfterJobFinishes must be True for "
-    "ttlSecondsAfterFinished to mean anything; the label kueue.x-k8s.io/queue-name must name the LocalQueue "
-    "(kit.deploy.layout.LOCAL_QUEUE).",
+    f"ttlSecondsAfterFinished to mean anything; the label {QUEUE_LABEL} must name the LocalQueue "
+    "(kit.versions.LOCAL_QUEUE).",
     reference=_fixed_rayjob,
 )
 def check_fix_rayjob(job) -> None:

@@ -9,6 +9,8 @@ pass that profile.
 
 from __future__ import annotations
 
+from typing import Any
+
 from kit import versions
 from kit.k8s.builders import pods
 
@@ -18,8 +20,8 @@ GPU_RESOURCE = "nvidia.com/gpu"
 OPERATOR_NAMESPACES = ("ray-system", "kubeflow-system", "kserve", "kueue-system")
 
 
-def _metadata(name: str, namespace: str | None = None, labels: dict | None = None) -> dict:
-    metadata: dict = {"name": name}
+def _metadata(name: str, namespace: str | None = None, labels: dict[str, Any] | None = None) -> dict[str, Any]:
+    metadata: dict[str, Any] = {"name": name}
     if namespace is not None:
         metadata["namespace"] = namespace
     if labels:
@@ -27,14 +29,14 @@ def _metadata(name: str, namespace: str | None = None, labels: dict | None = Non
     return metadata
 
 
-def namespace(name: str, level: str = PSS_LEVEL) -> dict:
+def namespace(name: str, level: str = PSS_LEVEL) -> dict[str, Any]:
     """A Namespace whose pods must pass Pod Security ``level`` (enforced, warned and audited)."""
     labels = {f"pod-security.kubernetes.io/{mode}": level for mode in ("enforce", "warn", "audit")}
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": _metadata(name, labels=labels)}
 
 
 def resource_quota(namespace: str, cpu: str, memory: str, gpus: int = 0, pods_max: int = 20,
-                   name: str = "compute") -> dict:
+                   name: str = "compute") -> dict[str, Any]:
     """The most a namespace's pods may request and use together; ``gpus`` 0 forbids GPUs."""
     hard = {
         "requests.cpu": cpu, "limits.cpu": cpu,
@@ -46,7 +48,7 @@ def resource_quota(namespace: str, cpu: str, memory: str, gpus: int = 0, pods_ma
             "spec": {"hard": hard}}
 
 
-def limit_range(namespace: str, cpu: str = "500m", memory: str = "512Mi", name: str = "defaults") -> dict:
+def limit_range(namespace: str, cpu: str = "500m", memory: str = "512Mi", name: str = "defaults") -> dict[str, Any]:
     """Requests and limits for containers that set none (a quota rejects pods without them)."""
     default = {"cpu": cpu, "memory": memory}
     return {"apiVersion": "v1", "kind": "LimitRange", "metadata": _metadata(name, namespace),
@@ -55,9 +57,9 @@ def limit_range(namespace: str, cpu: str = "500m", memory: str = "512Mi", name: 
 
 
 def network_policy(namespace: str, allowed_namespaces: tuple[str, ...] = OPERATOR_NAMESPACES,
-                   name: str = "same-namespace-and-operators") -> dict:
+                   name: str = "same-namespace-and-operators") -> dict[str, Any]:
     """Ingress only from pods of this namespace and of the operators': everything else is denied."""
-    sources: list[dict] = [{"podSelector": {}}]
+    sources: list[dict[str, Any]] = [{"podSelector": {}}]
     if allowed_namespaces:
         sources.append({"namespaceSelector": {"matchExpressions": [
             {"key": "kubernetes.io/metadata.name", "operator": "In", "values": list(allowed_namespaces)}]}})
@@ -65,7 +67,7 @@ def network_policy(namespace: str, allowed_namespaces: tuple[str, ...] = OPERATO
             "spec": {"podSelector": {}, "policyTypes": ["Ingress"], "ingress": [{"from": sources}]}}
 
 
-def gpu_scheduling(gpus: int) -> dict:
+def gpu_scheduling(gpus: int) -> dict[str, Any]:
     """Pod spec fields that place a GPU pod: the GPU node label, and the taint GPU nodes carry."""
     if not gpus:
         return {}
@@ -76,7 +78,8 @@ def gpu_scheduling(gpus: int) -> dict:
 
 
 def pod(name: str, namespace: str, command: list[str], *, image: str = versions.IMAGES["python"],
-        cpu: str = "500m", memory: str = "512Mi", gpus: int = 0, labels: dict | None = None) -> dict:
+        cpu: str = "500m", memory: str = "512Mi", gpus: int = 0,
+        labels: dict[str, Any] | None = None) -> dict[str, Any]:
     """A single restricted Pod running ``command`` (in practice, let a Job or an operator make pods)."""
     template = pods.pod_template([pods.container("main", image, cpu, memory, gpus=gpus, command=command)])
     spec = {**template["spec"], **gpu_scheduling(gpus), "restartPolicy": "Never"}
@@ -86,7 +89,7 @@ def pod(name: str, namespace: str, command: list[str], *, image: str = versions.
 def batch_job(name: str, namespace: str, command: list[str], *, image: str = versions.IMAGES["python"],
               cpu: str = "500m", memory: str = "512Mi", gpus: int = 0, parallelism: int = 1,
               completions: int | None = None, backoff_limit: int = 2, ttl_seconds: int = 3600,
-              queue: str | None = None) -> dict:
+              queue: str | None = None) -> dict[str, Any]:
     """A batch Job: ``parallelism`` pods at a time until ``completions`` succeed, retried ``backoff_limit`` times.
 
     ``queue`` adds the Kueue label: Kueue then creates the Job suspended and lets
@@ -96,9 +99,9 @@ def batch_job(name: str, namespace: str, command: list[str], *, image: str = ver
         raise ValueError(f"parallelism and completions must be >= 1, got {parallelism} and {completions}")
     template = pods.pod_template([pods.container("main", image, cpu, memory, gpus=gpus, command=command)])
     template["spec"] = {**template["spec"], **gpu_scheduling(gpus), "restartPolicy": "Never"}
-    labels = {"kueue.x-k8s.io/queue-name": queue} if queue else None
+    labels = {versions.QUEUE_LABEL: queue} if queue else None
     return {
-        "apiVersion": "batch/v1",
+        "apiVersion": versions.API_RESOURCES["Job"].api_version,
         "kind": "Job",
         "metadata": _metadata(name, namespace, labels),
         "spec": {

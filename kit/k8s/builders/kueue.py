@@ -14,32 +14,30 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from kit.k8s import traverse
-
-API_VERSION = "kueue.x-k8s.io/v1beta2"
-QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
-DEFAULT_FLAVOR = "default-flavor"
+from kit.versions import DEFAULT_FLAVOR, KUEUE_API_VERSION, QUEUE_LABEL
 
 
 def resource_flavor(name: str = DEFAULT_FLAVOR, node_labels: Mapping[str, str] | None = None,
-                    tolerations: list[dict] | None = None) -> dict:
+                    tolerations: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """A ResourceFlavor; ``node_labels`` steer admitted pods to matching nodes, ``tolerations`` let them land there."""
-    spec: dict = {}
+    spec: dict[str, Any] = {}
     if node_labels:
         spec["nodeLabels"] = dict(node_labels)
     if tolerations:
         spec["tolerations"] = list(tolerations)
-    return {"apiVersion": API_VERSION, "kind": "ResourceFlavor", "metadata": {"name": name}, "spec": spec}
+    return {"apiVersion": KUEUE_API_VERSION, "kind": "ResourceFlavor", "metadata": {"name": name}, "spec": spec}
 
 
-def resource_groups(quotas: Mapping[str, Mapping[str, str | int]]) -> list[dict]:
+def resource_groups(quotas: Mapping[str, Mapping[str, str | int]]) -> list[dict[str, Any]]:
     """``{flavor: {resource: quota}}`` as Kueue resource groups: flavors covering the same resources share one.
 
     Kueue lets each resource appear in one group only: CPU and memory in one, GPUs
     in another (with their own flavor) is the usual shape.
     """
-    groups: dict[tuple[str, ...], list[dict]] = {}
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for flavor, amounts in quotas.items():
         covered = tuple(amounts)
         groups.setdefault(covered, []).append({
@@ -57,14 +55,14 @@ def resource_groups(quotas: Mapping[str, Mapping[str, str | int]]) -> list[dict]
 
 
 def cluster_queue(name: str, quotas: Mapping[str, Mapping[str, str | int]], *,
-                  namespaces: Iterable[str] | None = None, strategy: str = "BestEffortFIFO") -> dict:
+                  namespaces: Iterable[str] | None = None, strategy: str = "BestEffortFIFO") -> dict[str, Any]:
     """A ClusterQueue with ``quotas`` per flavor, fed by LocalQueues in ``namespaces`` (None: any namespace)."""
-    selector: dict = {}
+    selector: dict[str, Any] = {}
     if namespaces is not None:
         selector = {"matchExpressions": [
             {"key": "kubernetes.io/metadata.name", "operator": "In", "values": list(namespaces)}]}
     return {
-        "apiVersion": API_VERSION,
+        "apiVersion": KUEUE_API_VERSION,
         "kind": "ClusterQueue",
         "metadata": {"name": name},
         "spec": {"namespaceSelector": selector, "queueingStrategy": strategy,
@@ -72,9 +70,9 @@ def cluster_queue(name: str, quotas: Mapping[str, Mapping[str, str | int]], *,
     }
 
 
-def local_queue(name: str, namespace: str, cluster_queue_name: str) -> dict:
+def local_queue(name: str, namespace: str, cluster_queue_name: str) -> dict[str, Any]:
     """A LocalQueue in ``namespace`` that sends its workloads to ClusterQueue ``cluster_queue_name``."""
-    return {"apiVersion": API_VERSION, "kind": "LocalQueue", "metadata": {"name": name, "namespace": namespace},
+    return {"apiVersion": KUEUE_API_VERSION, "kind": "LocalQueue", "metadata": {"name": name, "namespace": namespace},
             "spec": {"clusterQueue": cluster_queue_name}}
 
 
@@ -97,7 +95,7 @@ def quantity(value: str | int | float) -> float:
     return float(text)
 
 
-def pod_count(doc: dict) -> list[tuple[int, dict]]:
+def pod_count(doc: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
     """(replicas, pod spec) pairs of a Pod, Job or RayCluster: how many pods each template makes."""
     kind, spec = doc.get("kind"), doc.get("spec") or {}
     if kind == "Pod":
@@ -110,7 +108,7 @@ def pod_count(doc: dict) -> list[tuple[int, dict]]:
     raise ValueError(f"simulate_admission knows Pod, Job and RayCluster, not {kind}")
 
 
-def total_requests(doc: dict) -> dict[str, float]:
+def total_requests(doc: dict[str, Any]) -> dict[str, float]:
     """What the whole workload requests: every pod's container requests, times its replicas."""
     total: dict[str, float] = {}
     for replicas, pod in pod_count(doc):
@@ -138,7 +136,7 @@ class Admission:
         return f"{'admitted' if self.admitted else 'waiting '}  {self.name}: {self.reason}"
 
 
-def simulate_admission(quota: Mapping[str, str | int], workloads: Iterable[dict]) -> list[Admission]:
+def simulate_admission(quota: Mapping[str, str | int], workloads: Iterable[dict[str, Any]]) -> list[Admission]:
     """Admit ``workloads`` in order into one flavor's ``quota``, all-or-nothing, as Kueue's BestEffortFIFO does.
 
     A workload that does not fit waits *whole*, and later, smaller ones may still be admitted.

@@ -9,10 +9,12 @@ runtime's default seccomp profile. Ray images run as uid 1000 and write to
 
 from __future__ import annotations
 
+from typing import Any
+
 RAY_UID = 1000
 
 
-def restricted_security_context(uid: int = RAY_UID) -> dict:
+def restricted_security_context(uid: int = RAY_UID) -> dict[str, Any]:
     """Container securityContext accepted by the PSS ``restricted`` profile."""
     return {
         "runAsNonRoot": True,
@@ -23,7 +25,7 @@ def restricted_security_context(uid: int = RAY_UID) -> dict:
     }
 
 
-def restricted_pod_security_context(uid: int = RAY_UID) -> dict:
+def restricted_pod_security_context(uid: int = RAY_UID) -> dict[str, Any]:
     """Pod-level securityContext accepted by the PSS ``restricted`` profile."""
     return {
         "runAsNonRoot": True,
@@ -34,7 +36,7 @@ def restricted_pod_security_context(uid: int = RAY_UID) -> dict:
     }
 
 
-def resources(cpu: str, memory: str, gpus: int = 0) -> dict:
+def resources(cpu: str, memory: str, gpus: int = 0) -> dict[str, Any]:
     """Requests equal to limits (Guaranteed QoS: no surprise evictions mid-training)."""
     amount = {"cpu": cpu, "memory": memory}
     if gpus:
@@ -51,12 +53,12 @@ def container(
     gpus: int = 0,
     command: list[str] | None = None,
     args: list[str] | None = None,
-    ports: list[dict] | None = None,
-    env: list[dict] | None = None,
-    volume_mounts: list[dict] | None = None,
-) -> dict:
+    ports: list[dict[str, Any]] | None = None,
+    env: list[dict[str, Any]] | None = None,
+    volume_mounts: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     """A restricted-compliant container; optional fields are left out when empty."""
-    spec: dict = {"name": name, "image": image}
+    spec: dict[str, Any] = {"name": name, "image": image}
     for key, value in (("command", command), ("args", args), ("ports", ports), ("env", env)):
         if value:
             spec[key] = value
@@ -67,12 +69,13 @@ def container(
     return spec
 
 
-def pod_template(containers: list[dict], volumes: list[dict] | None = None, labels: dict | None = None) -> dict:
+def pod_template(containers: list[dict[str, Any]],
+                 volumes: list[dict[str, Any]] | None = None, labels: dict[str, Any] | None = None) -> dict[str, Any]:
     """A pod template whose pod-level securityContext also satisfies ``restricted``."""
-    spec: dict = {"securityContext": restricted_pod_security_context(), "containers": containers}
+    spec: dict[str, Any] = {"securityContext": restricted_pod_security_context(), "containers": containers}
     if volumes:
         spec["volumes"] = volumes
-    template: dict = {"spec": spec}
+    template: dict[str, Any] = {"spec": spec}
     if labels:
         template["metadata"] = {"labels": labels}
     return template

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from kit import versions
 from kit.k8s.builders import pods
-from kit.k8s.builders.kueue import QUEUE_LABEL
+from kit.versions import QUEUE_LABEL, RAY_API_VERSION, RAY_CLUSTER
 
-API_VERSION = "ray.io/v1"
 _RAY_TMP = {"name": "ray-tmp", "mountPath": "/tmp/ray"}
 
 
-def _ray_container(name: str, image: str, cpu: str, memory: str, gpus: int = 0) -> dict:
+def _ray_container(name: str, image: str, cpu: str, memory: str, gpus: int = 0) -> dict[str, Any]:
     ports = (
         [
-            {"containerPort": 6379, "name": "gcs"},
-            {"containerPort": 8265, "name": "dashboard"},
-            {"containerPort": 10001, "name": "client"},
+            {"containerPort": versions.PORTS["ray-gcs"], "name": "gcs"},
+            {"containerPort": versions.PORTS["ray-dashboard"], "name": "dashboard"},
+            {"containerPort": versions.PORTS["ray-client"], "name": "client"},
         ]
         if name == "ray-head"
         else None
@@ -23,7 +24,7 @@ def _ray_container(name: str, image: str, cpu: str, memory: str, gpus: int = 0) 
     return pods.container(name, image, cpu, memory, gpus=gpus, ports=ports, volume_mounts=[_RAY_TMP])
 
 
-def _group_template(name: str, image: str, cpu: str, memory: str, gpus: int = 0) -> dict:
+def _group_template(name: str, image: str, cpu: str, memory: str, gpus: int = 0) -> dict[str, Any]:
     return pods.pod_template(
         [_ray_container(name, image, cpu, memory, gpus)], volumes=[{"name": "ray-tmp", "emptyDir": {}}]
     )
@@ -41,7 +42,7 @@ def raycluster_spec(
     gpu_workers: int = 0,
     gpus_per_worker: int = 1,
     autoscaling: bool = False,
-) -> dict:
+) -> dict[str, Any]:
     """The ``spec`` of a RayCluster (also embedded in RayJob and RayService)."""
     min_workers = workers if min_workers is None else min_workers
     max_workers = workers if max_workers is None else max_workers
@@ -51,7 +52,7 @@ def raycluster_spec(
             f"got {min_workers} <= {workers} <= {max_workers}"
         )
     image = versions.IMAGES["ray"]
-    spec: dict = {
+    spec: dict[str, Any] = {
         "rayVersion": versions.RAY,
         "authOptions": {"mode": "token"},
         "enableInTreeAutoscaling": autoscaling,
@@ -88,14 +89,14 @@ def raycluster_spec(
 
 
 def raycluster(
-    name: str = "kit-raycluster", namespace: str = "default", queue: str | None = None, **spec_options
-) -> dict:
+    name: str = RAY_CLUSTER, namespace: str = "default", queue: str | None = None, **spec_options: Any
+) -> dict[str, Any]:
     """A RayCluster with token auth, restricted pods and the kit's pinned Ray image."""
-    metadata: dict = {"name": name, "namespace": namespace}
+    metadata: dict[str, Any] = {"name": name, "namespace": namespace}
     if queue:
         metadata["labels"] = {QUEUE_LABEL: queue}
     return {
-        "apiVersion": API_VERSION,
+        "apiVersion": RAY_API_VERSION,
         "kind": "RayCluster",
         "metadata": metadata,
         "spec": raycluster_spec(**spec_options),

@@ -9,21 +9,22 @@ objects a local run uses: the RayService's ``serveConfigV2`` is rendered from a
 
 from __future__ import annotations
 
+from typing import Any
+
 import yaml
 
 from kit import versions
 from kit.config.serve import ServeConfig, serve_config_v2
 from kit.k8s.builders import core, pods, ray
 
-KSERVE_API_VERSION = "serving.kserve.io/v1beta1"
-DEPLOYMENT_MODE = "serving.kserve.io/deploymentMode"
+DEPLOYMENT_MODE = f"{versions.KSERVE_GROUP}/deploymentMode"
 MODELS_MOUNT = "/models"
 MODELS_CLAIM = "kit-models"
 KSERVE_PORT = 8080
 
 
 def shared_claim(namespace: str, name: str = MODELS_CLAIM, size: str = "1Gi",
-                 access_mode: str = "ReadWriteOnce") -> dict:
+                 access_mode: str = "ReadWriteOnce") -> dict[str, Any]:
     """A PersistentVolumeClaim several pods share: the models (the model Job writes, both servers
     read) or a RayJob's checkpoints.
 
@@ -42,7 +43,7 @@ def shared_claim(namespace: str, name: str = MODELS_CLAIM, size: str = "1Gi",
 
 
 def publish_model_job(namespace: str, *, claim: str = MODELS_CLAIM, model: str = "digits", version: str = "1",
-                      image: str | None = None, queue: str | None = None, epochs: int = 20) -> dict:
+                      image: str | None = None, queue: str | None = None, epochs: int = 20) -> dict[str, Any]:
     """A Job that trains the demo model (``python -m kit.serve.artifact``) into ``claim``/``model``."""
     job = core.batch_job(
         f"publish-{model}", namespace,
@@ -55,7 +56,7 @@ def publish_model_job(namespace: str, *, claim: str = MODELS_CLAIM, model: str =
     return job
 
 
-def _models_volume(claim: str) -> dict:
+def _models_volume(claim: str) -> dict[str, Any]:
     return {"name": "models", "persistentVolumeClaim": {"claimName": claim, "readOnly": True}}
 
 
@@ -69,7 +70,7 @@ def rayservice(
     workers: int = 1,
     max_workers: int = 3,
     image: str | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """A RayService running the kit's Serve app; ``config`` defaults to the local defaults.
 
     ``image`` must contain the ``kit`` package and torch on Ray's image at the client's Ray version:
@@ -88,18 +89,18 @@ def rayservice(
     head = spec["headGroupSpec"]["template"]["spec"]["containers"][0]
     head["ports"].append({"containerPort": 8000, "name": "serve"})
     app_config = serve_config_v2(config, model_dir=f"{MODELS_MOUNT}/digits")
-    metadata: dict = {"name": name, "namespace": namespace}
+    metadata: dict[str, Any] = {"name": name, "namespace": namespace}
     if queue:
-        metadata["labels"] = {ray.QUEUE_LABEL: queue}
+        metadata["labels"] = {versions.QUEUE_LABEL: queue}
     return {
-        "apiVersion": ray.API_VERSION,
+        "apiVersion": versions.RAY_API_VERSION,
         "kind": "RayService",
         "metadata": metadata,
         "spec": {"serveConfigV2": yaml.safe_dump(app_config, sort_keys=False), "rayClusterConfig": spec},
     }
 
 
-def _probe(path: str, period: int) -> dict:
+def _probe(path: str, period: int) -> dict[str, Any]:
     return {"httpGet": {"path": path, "port": KSERVE_PORT}, "periodSeconds": period, "timeoutSeconds": 2,
             "failureThreshold": 3}
 
@@ -116,7 +117,7 @@ def inferenceservice(
     min_replicas: int = 1,
     max_replicas: int = 2,
     canary_traffic_percent: int | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """An InferenceService with the kit's predictor as a custom container, in Standard mode.
 
     ``canary_traffic_percent`` (0-100) sends that share of traffic to the newest revision
@@ -140,11 +141,11 @@ def inferenceservice(
     container["readinessProbe"] = _probe("/v2/health/ready", 5)
     container["livenessProbe"] = _probe("/v2/health/live", 10)
     pod = pods.pod_template([container])["spec"]
-    predictor: dict = {"minReplicas": min_replicas, "maxReplicas": max_replicas, **pod}
+    predictor: dict[str, Any] = {"minReplicas": min_replicas, "maxReplicas": max_replicas, **pod}
     if canary_traffic_percent is not None:
         predictor["canaryTrafficPercent"] = canary_traffic_percent
     return {
-        "apiVersion": KSERVE_API_VERSION,
+        "apiVersion": versions.KSERVE_API_VERSION,
         "kind": "InferenceService",
         "metadata": {"name": name, "namespace": namespace, "annotations": {DEPLOYMENT_MODE: "Standard"}},
         "spec": {"predictor": predictor},

@@ -21,7 +21,7 @@ from typing import Any
 from kit import versions
 from kit.config.train import TrainConfig, as_config
 from kit.k8s.builders import pods
-from kit.k8s.builders.kueue import QUEUE_LABEL
+from kit.versions import QUEUE_LABEL
 
 
 def kit_image(gpus: int = 0) -> str:
@@ -40,7 +40,7 @@ def _metadata(name: str, namespace: str | None, queue: str | None) -> dict[str, 
     return metadata
 
 
-def _config_json(config: TrainConfig | dict | None, workers: int) -> str:
+def _config_json(config: TrainConfig | dict[str, Any] | None, workers: int) -> str:
     cfg = as_config(config, workers=workers)
     return json.dumps(cfg.to_dict(), separators=(",", ":"))
 
@@ -50,8 +50,8 @@ def _tmp_volume(name: str = "tmp") -> dict[str, Any]:
 
 
 def trainjob(
-    config: TrainConfig | dict | None = None,
-    name: str = "kit-train",
+    config: TrainConfig | dict[str, Any] | None = None,
+    name: str = versions.TRAIN_JOB,
     namespace: str | None = None,
     num_nodes: int = 1,
     procs_per_node: int = 1,
@@ -79,12 +79,12 @@ def trainjob(
         "volumes": [_tmp_volume()],
     }
     return {
-        "apiVersion": "trainer.kubeflow.org/v1alpha1",
+        "apiVersion": versions.TRAINER_API_VERSION,
         "kind": "TrainJob",
         "metadata": _metadata(name, namespace, queue),
         "spec": {
             "runtimeRef": {
-                "apiGroup": "trainer.kubeflow.org", "kind": "ClusterTrainingRuntime", "name": runtime,
+                "apiGroup": versions.TRAINER_GROUP, "kind": "ClusterTrainingRuntime", "name": runtime,
             },
             "trainer": {
                 "image": image or kit_image(gpus),
@@ -132,8 +132,8 @@ def _torch_pod_template(container_name: str, image: str, command: list[str], cpu
 
 
 def pytorchjob(
-    config: TrainConfig | dict | None = None,
-    name: str = "kit-train",
+    config: TrainConfig | dict[str, Any] | None = None,
+    name: str = versions.TRAIN_JOB,
     namespace: str | None = None,
     workers: int = 1,
     procs_per_node: int = 1,
@@ -158,7 +158,7 @@ def pytorchjob(
     if workers:
         specs["Worker"] = {"replicas": workers, **replica}
     return {
-        "apiVersion": "kubeflow.org/v1",
+        "apiVersion": versions.TRAINING_OPERATOR_API_VERSION,
         "kind": "PyTorchJob",
         "metadata": _metadata(name, namespace, queue),
         "spec": {
@@ -177,7 +177,7 @@ CHECKPOINT_CLAIM = "kit-checkpoints"
 
 def _ray_pod_template(container_name: str, image: str, cpu: str, memory: str, gpus: int,
                       shared_claim: str | None = None) -> dict[str, Any]:
-    template = {
+    template: dict[str, Any] = {
         "spec": {
             "securityContext": pods.restricted_pod_security_context(),
             "containers": [
@@ -212,8 +212,8 @@ def _shared_storage_path(storage_path: str | None, claim: str | None) -> str:
 
 
 def rayjob(
-    config: TrainConfig | dict | None = None,
-    name: str = "kit-ray-train",
+    config: TrainConfig | dict[str, Any] | None = None,
+    name: str = versions.RAY_JOB,
     namespace: str | None = None,
     workers: int = 2,
     image: str | None = None,
@@ -243,7 +243,7 @@ def rayjob(
         "--storage-path", storage_path, "--config", config_json,
     ])
     return {
-        "apiVersion": "ray.io/v1",
+        "apiVersion": versions.RAY_API_VERSION,
         "kind": "RayJob",
         "metadata": _metadata(name, namespace, queue),
         "spec": {

@@ -27,6 +27,7 @@ from typing import Any
 
 import yaml
 
+from kit.errors import KitError
 from kit.paths import REPO_ROOT
 from kit.versions import CRD_SHA256, OPERATORS
 
@@ -94,12 +95,18 @@ _COPIED_KEYWORDS = frozenset({
 _SUBSCHEMA_LISTS = ("allOf", "anyOf", "oneOf")
 
 
-class CRDDirNotFoundError(FileNotFoundError):
-    """No directory with CRD files: the message names every place tried and how to fix it."""
+class CRDDirNotFoundError(KitError, FileNotFoundError):
+    """No directory with CRD files: the message names every place tried, ``fix`` how to get them."""
 
 
-class CRDFetchError(RuntimeError):
-    """Downloading the pinned CRD files failed (offline, or GitHub unreachable)."""
+class CRDFetchError(KitError, RuntimeError):
+    """Downloading the pinned CRD files failed (offline, GitHub unreachable, or a file not the pinned one)."""
+
+
+def fetch_fix() -> str:
+    """How to get the CRD files: download them, or point $KIT_CRD_DIR at a copy."""
+    return (f"run `python -m kit validate --fetch-crds` (downloads them to {user_cache_dir()}), "
+            f"or set {CRD_DIR_ENV} to a directory holding the files listed in shared/crds/README.md")
 
 
 def user_cache_dir() -> Path:
@@ -131,11 +138,7 @@ def find_crd_dir() -> Path:
         if directory.is_dir() and any(directory.glob("*.yaml")):
             return directory
     tried = "\n".join(f"  - {path} ({origin})" for origin, path in places)
-    raise CRDDirNotFoundError(
-        "no CRD files (*.yaml) found; tried:\n" + tried + "\n"
-        f"Fix: run `python -m kit validate --fetch-crds` (downloads them to {user_cache_dir()}), "
-        f"or set {CRD_DIR_ENV} to a directory holding the files listed in shared/crds/README.md."
-    )
+    raise CRDDirNotFoundError("no CRD files (*.yaml) found; tried:\n" + tried, fix=fetch_fix())
 
 
 def describe() -> str:
@@ -143,7 +146,7 @@ def describe() -> str:
     try:
         directory = find_crd_dir()
     except CRDDirNotFoundError as error:
-        return "CRD schemas: MISSING, so custom resources cannot be validated.\n" + str(error).splitlines()[-1]
+        return f"CRD schemas: MISSING, so custom resources cannot be validated.\nFix: {error.fix}"
     origin = next((o for o, path in candidate_dirs() if path == directory), "")
     count = len(list(directory.glob("*.yaml")))
     return f"CRD schemas: {count} files in {directory} ({origin})"
@@ -366,7 +369,7 @@ def load_index(directory: Path | str | None = None) -> CRDIndex:
     """
     chosen = Path(directory).expanduser() if directory is not None else find_crd_dir()
     if not chosen.is_dir() or not any(chosen.glob("*.yaml")):
-        raise CRDDirNotFoundError(f"no CRD files (*.yaml) in {chosen}")
+        raise CRDDirNotFoundError(f"no CRD files (*.yaml) in {chosen}", fix=fetch_fix())
     return _index_of(str(chosen.resolve()))
 
 
@@ -406,18 +409,17 @@ def fetch(dest: Path | str | None = None, *, opener: Opener | None = None,
         except (urllib.error.URLError, OSError) as error:
             reason = getattr(error, "reason", error)
             raise CRDFetchError(
-                f"could not download {url}: {reason}\n"
-                "Are you offline? The CRD files come from GitHub. Alternatively copy them from a machine "
-                f"that has them and set {CRD_DIR_ENV} to their directory."
+                f"could not download {url}: {reason}\nAre you offline? The CRD files come from GitHub.",
+                fix=f"copy them from a machine that has them and set {CRD_DIR_ENV} to their directory",
             ) from error
         if not body.strip():
-            raise CRDFetchError(f"downloaded an empty file from {url}")
+            raise CRDFetchError(f"downloaded an empty file from {url}", fix="try again; check your proxy")
         digest = hashlib.sha256(body).hexdigest()
         if digest != CRD_SHA256[name]:
             raise CRDFetchError(
                 f"{url} is not the file the kit was tested with: SHA-256 {digest}, "
-                f"expected {CRD_SHA256[name]} (kit.versions.CRD_SHA256). Nothing was written for it; "
-                "check the pinned tag in kit.versions.OPERATORS, or report it if upstream rewrote the tag.")
+                f"expected {CRD_SHA256[name]} (kit.versions.CRD_SHA256). Nothing was written for it.",
+                fix="check the pinned tag in kit.versions.OPERATORS, or report it if upstream rewrote the tag")
         partial = target / f".{name}.partial"
         partial.write_bytes(body)
         partial.replace(target / name)

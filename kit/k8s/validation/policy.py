@@ -29,6 +29,7 @@ from typing import Any
 
 from kit.k8s import traverse
 from kit.k8s.validation.problems import PathParts, Problem, format_path, resource_name
+from kit.versions import PORTS
 
 ALLOWED_VOLUME_TYPES = frozenset({
     "configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim", "projected",
@@ -37,7 +38,8 @@ ALLOWED_VOLUME_TYPES = frozenset({
 ALLOWED_SECCOMP_TYPES = ("RuntimeDefault", "Localhost")
 ALLOWED_ADDED_CAPABILITIES = frozenset({"NET_BIND_SERVICE"})
 HOST_NAMESPACE_FIELDS = ("hostNetwork", "hostPID", "hostIPC")
-RAY_PORTS: dict[int, str] = {6379: "GCS", 8265: "dashboard and Jobs API", 10001: "Ray Client"}
+RAY_PORTS: dict[int, str] = {PORTS["ray-gcs"]: "GCS", PORTS["ray-dashboard"]: "dashboard and Jobs API",
+                             PORTS["ray-client"]: "Ray Client"}
 EXPOSING_SERVICE_TYPES = frozenset({"NodePort", "LoadBalancer"})
 SECRET_ENV_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|KEY", re.IGNORECASE)
 RESOURCE_NAMES = ("cpu", "memory")
@@ -106,7 +108,7 @@ def pod_problems(path: PathParts, pod: dict[str, Any]) -> list[tuple[PathParts, 
     return found
 
 
-def _pod_or_containers(path: PathParts, pod_context: dict[str, Any], containers: list, key: str,
+def _pod_or_containers(path: PathParts, pod_context: dict[str, Any], containers: list[Any], key: str,
                        good: Any, expected: str) -> list[tuple[PathParts, str]]:
     """A setting that must be good on the pod, or else on every container (and never bad on one)."""
     found: list[tuple[PathParts, str]] = []
@@ -167,11 +169,11 @@ def container_problems(path: PathParts, list_name: str,
     if context.get("runAsUser") == 0:
         found.append(((*context_path, "runAsUser"), f"runAsUser must not be 0 (root) {_RESTRICTED}"))
     capabilities = _mapping(context.get("capabilities"))
-    drop = capabilities.get("drop") if isinstance(capabilities.get("drop"), list) else []
+    drop: list[Any] = capabilities["drop"] if isinstance(capabilities.get("drop"), list) else []
     if "ALL" not in drop:
         found.append(((*context_path, "capabilities", "drop"),
                       f"capabilities.drop must include ALL {_RESTRICTED}"))
-    added = capabilities.get("add") if isinstance(capabilities.get("add"), list) else []
+    added: list[Any] = capabilities["add"] if isinstance(capabilities.get("add"), list) else []
     for i, capability in enumerate(added):
         if capability not in ALLOWED_ADDED_CAPABILITIES:
             found.append(((*context_path, "capabilities", "add", i),

@@ -56,3 +56,21 @@ def resource_name(doc: Any) -> str:
     if isinstance(metadata, Mapping):
         name = metadata.get("name") or metadata.get("generateName")
     return f"{doc.get('kind') or '?'}/{name or '?'}"
+
+
+def is_int(*values: Any) -> bool:
+    """Every value is an integer (``True`` and ``False`` are not)."""
+    return all(isinstance(v, int) and not isinstance(v, bool) for v in values)
+
+
+def type_name(value: Any) -> str:
+    """The JSON Schema name of a value's type: string, integer, object ..."""
+    names = {bool: "boolean", int: "integer", float: "number", str: "string", list: "array",
+             dict: "object", type(None): "null"}
+    return names.get(type(value), type(value).__name__)
+
+
+def short_value(value: Any, limit: int = 60) -> str:
+    """``repr(value)``, cut to ``limit`` characters for a message."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
