@@ -13,21 +13,95 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
-from kit.cli import main
+from kit.cli import COMMANDS, main
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-def test_usage_and_unknown_command(capsys):
+def test_usage_lists_every_command_and_an_unknown_one_is_a_usage_error(capsys):
     assert main([]) == 0
-    assert "doctor" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert [line.split()[0] for line in out.split("commands:")[1].strip().splitlines()] == list(COMMANDS)
     assert main(["frobnicate"]) == 2
     assert "unknown command 'frobnicate'" in capsys.readouterr().err
 
 
-def test_notebooks_check_command_passes_on_the_repo():
+def test_entry_point_prints_usage():
+    """The one subprocess test: ``python -m kit`` reaches kit.cli.main."""
+    done = subprocess.run([sys.executable, "-m", "kit", "--help"], capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 0 and done.stderr == ""
+    assert all(f"  {name} " in done.stdout for name in COMMANDS)
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_every_command_has_help_and_rejects_an_unknown_option(command, capsys):
+    assert main([command, "--help"]) == 0
+    assert f"usage: python -m kit {command}" in capsys.readouterr().out
+    assert main([command, "--no-such-option"]) == 2
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_a_kit_error_reaches_the_user_as_message_and_fix(monkeypatch, capsys):
+    from kit.course import notebooks
+
+    monkeypatch.setattr(notebooks, "stale", lambda: ["01_x.ipynb: differs from what solutions/01_x.ipynb generates"])
+    assert main(["notebooks", "check"]) == 1
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == [
+        "kit notebooks: notebooks/ is out of date:",
+        "  01_x.ipynb: differs from what solutions/01_x.ipynb generates",
+        "Fix: run `python -m kit notebooks generate` and commit notebooks/",
+    ]
+    assert captured.out == ""
+
+
+def test_a_malformed_solution_is_named_with_its_fix(monkeypatch, capsys):
+    from kit.course import notebooks
+
+    unclosed = "# BEGIN SOLUTION\nx = 1"
+    monkeypatch.setattr(notebooks, "generate", lambda: [notebooks.strip_solution(unclosed, "01_x.ipynb, cell 3")])
+    assert main(["notebooks", "generate"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("kit notebooks: 01_x.ipynb, cell 3: BEGIN SOLUTION is never closed with END SOLUTION\n")
+    assert "\nFix: pair each `# BEGIN SOLUTION`" in err and "Traceback" not in err
+
+
+def test_an_unexpected_exception_is_not_swallowed(monkeypatch):
+    """Only KitError is the user's problem; a bug in the kit keeps its traceback."""
+    from kit.course import notebooks
+
+    monkeypatch.setattr(notebooks, "stale", lambda: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        main(["notebooks", "check"])
+
+
+def test_notebooks_check_command_passes_on_the_repo(capsys):
     assert main(["notebooks", "check"]) == 0
+    assert "matches" in capsys.readouterr().out
+
+
+def test_bench_usage_errors_exit_2_before_measuring(capsys):
+    assert main(["bench"]) == 2
+    assert main(["bench", "nope"]) == 2
+    assert main(["bench", "ray", "--repeat", "two"]) == 2
+    assert "invalid int value: 'two'" in capsys.readouterr().err
+
+
+def test_library_logs_reach_stderr_through_the_cli(monkeypatch, capsys):
+    import logging
+
+    from kit import cli
+
+    def command(argv):
+        logging.getLogger("kit.deploy.plan").info("applying %s", argv[0])
+        return 0
+
+    monkeypatch.setitem(cli.COMMANDS, "fake", (f"{__name__}:_fake", "a test command"))
+    monkeypatch.setattr(sys.modules[__name__], "_fake", command, raising=False)
+    assert main(["fake", "now"]) == 0
+    assert capsys.readouterr().err == "applying now\n"
 
 
 def _free_port() -> int:
