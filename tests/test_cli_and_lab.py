@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import signal
@@ -149,3 +150,27 @@ def test_ruff_is_clean():
     out = subprocess.run([sys.executable, "-m", "ruff", "check", "kit", "tests"], cwd=REPO,
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def _fake_ray_figures(repeat: int) -> dict:
+    from kit.bench import ray
+
+    rows = {ray.WARM: {"median": 4.2, "runs": [4.0, 4.4][:repeat]}, "reuse": {"median": 0.01, "runs": [0.01]}}
+    return {"machine": {"cpus": 2}, "warm_goal_s": ray.WARM_GOAL_S, "rows": rows}
+
+
+def test_bench_prints_the_table_or_json_and_saves_the_figures(monkeypatch, tmp_path, capsys):
+    from kit import bench
+    from kit.bench import ray
+
+    monkeypatch.setattr(ray, "bench_ray", _fake_ray_figures)
+    monkeypatch.setattr(bench, "out_dir", lambda: tmp_path)
+    assert main(["bench", "ray", "--repeat", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "warm start goal ≤ 5 s: measured 4.2 s (met)" in out and "4.00, 4.40" in out
+    assert f"wrote {tmp_path / 'ray.json'}" in out
+    saved = json.loads((tmp_path / "ray.json").read_text())
+    assert saved == _fake_ray_figures(2)
+
+    assert main(["bench", "ray", "--repeat", "1", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["rows"][ray.WARM]["runs"] == [4.0]

@@ -49,7 +49,7 @@ def out_dir() -> Path:
 
 
 def save(name: str, data: dict) -> Path:
-    """Write ``build/bench/<name>.json`` with the machine added."""
+    """Write ``build/bench/<name>.json`` (each benchmark's figures include :func:`machine`)."""
     path = out_dir() / f"{name}.json"
-    path.write_text(json.dumps({"machine": machine(), **data}, indent=2))
+    path.write_text(json.dumps(data, indent=2))
     return path
