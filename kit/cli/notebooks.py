@@ -10,6 +10,7 @@ import argparse
 from pathlib import Path
 
 from kit.errors import KitError
+from kit.paths import REPO_ROOT
 
 
 def main(argv: list[str]) -> int:
@@ -25,7 +26,7 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.action == "generate":
         for path in notebooks.generate():
-            print(f"wrote {path.relative_to(notebooks.REPO)}")
+            print(f"wrote {path.relative_to(REPO_ROOT)}")
     elif args.action == "check":
         problems = notebooks.stale()
         if problems:

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kit.errors import KitError
+
+if TYPE_CHECKING:  # kit.machine reads the machine; TrainConfig must import without it
+    from kit.machine.resources import Resources
 
 #: Models :mod:`kit.train.models` builds and data sets :mod:`kit.train.data` makes (they check they agree).
 MODELS = ("mlp", "cnn")
@@ -109,7 +112,7 @@ def as_config(config: TrainConfig | dict[str, Any] | None = None, **overrides: A
     return TrainConfig.from_dict(values)
 
 
-def check_machine(config: TrainConfig, resources=None) -> None:
+def check_machine(config: TrainConfig, resources: Resources | None = None) -> None:
     """Fail fast when this machine cannot give ``config`` what it asks for (CPUs per worker, a GPU).
 
     Launchers call this before they start any process; :func:`train_func` does not,
