@@ -12,6 +12,7 @@ Every command follows the same conventions:
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import importlib
 import logging
@@ -38,6 +39,12 @@ def usage() -> str:
     lines = ["usage: python -m kit <command> [options]", "", "commands:"]
     lines += [f"  {name:<10} {help_text}" for name, (_, help_text) in COMMANDS.items()]
     return "\n".join(lines)
+
+
+def command_parser(command: str, doc: str | None) -> argparse.ArgumentParser:
+    """The argument parser of ``python -m kit <command>``: its module docstring is the help text."""
+    return argparse.ArgumentParser(prog=f"python -m kit {command}", description=(doc or "").replace("``", "`"),
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
 class _StderrHandler(logging.Handler):

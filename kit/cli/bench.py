@@ -11,12 +11,11 @@ import argparse
 import json
 from typing import Any
 
-from kit.cli import EXIT_OK
+from kit.cli import EXIT_OK, command_parser
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m kit bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = command_parser("bench", __doc__)
     sub = parser.add_subparsers(dest="name", required=True, metavar="{ray,train,serve}")
     ray = sub.add_parser("ray", help="local Ray start-up: cold, warm and reuse")
     ray.add_argument("--repeat", type=int, default=2, help="runs per measurement (medians are reported)")

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kit.cli import EXIT_FAILED, EXIT_OK
+from kit.cli import EXIT_FAILED, EXIT_OK, command_parser
 from kit.errors import KitError
 
 if TYPE_CHECKING:  # the plan imports the builders and httpx: only when the command runs
@@ -21,8 +21,7 @@ if TYPE_CHECKING:  # the plan imports the builders and httpx: only when the comm
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m kit deploy", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = command_parser("deploy", __doc__)
     parser.add_argument("action", choices=("plan", "apply", "delete"),
                         help="plan: validate, write build/deploy/ and print the commands; apply: apply and wait "
                              "for each step and ask both servers; delete: remove the workloads")

@@ -6,17 +6,15 @@ check blocks the curriculum (status ``fail``), 0 otherwise.
 
 from __future__ import annotations
 
-import argparse
 import json
 
-from kit.cli import EXIT_FAILED, EXIT_OK
+from kit.cli import EXIT_FAILED, EXIT_OK, command_parser
 
 
 def main(argv: list[str]) -> int:
     from kit.machine import doctor
 
-    parser = argparse.ArgumentParser(prog="python -m kit doctor", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = command_parser("doctor", __doc__)
     parser.add_argument("--json", action="store_true", help="machine-readable report for organisers")
     args = parser.parse_args(argv)
     checks = doctor.run_checks()

@@ -6,11 +6,10 @@ kit generates, is missing or is not the kit's (``--json``: the problems as data)
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
-from kit.cli import EXIT_FAILED, EXIT_OK
+from kit.cli import EXIT_FAILED, EXIT_OK, command_parser
 from kit.errors import KitError
 
 FIX = "run `python -m kit manifests write` (after changing the kit, not the YAML) and commit clusters/"
@@ -19,8 +18,7 @@ FIX = "run `python -m kit manifests write` (after changing the kit, not the YAML
 def main(argv: list[str]) -> int:
     from kit.deploy import layout
 
-    parser = argparse.ArgumentParser(prog="python -m kit manifests", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = command_parser("manifests", __doc__)
     parser.add_argument("action", choices=("write", "check"))
     parser.add_argument("--root", type=Path, default=layout.CLUSTERS, help="target directory (default: clusters/)")
     parser.add_argument("--json", action="store_true", help="check: print {root, current, problems} as JSON")

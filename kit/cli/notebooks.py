@@ -6,9 +6,9 @@ solutions in smoke mode and stores their outputs (which nbval compares).
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
+from kit.cli import command_parser
 from kit.errors import KitError
 from kit.paths import REPO_ROOT
 
@@ -16,8 +16,7 @@ from kit.paths import REPO_ROOT
 def main(argv: list[str]) -> int:
     from kit.course import notebooks
 
-    parser = argparse.ArgumentParser(prog="python -m kit notebooks", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = command_parser("notebooks", __doc__)
     sub = parser.add_subparsers(dest="action", required=True)
     sub.add_parser("generate", help="write notebooks/ from solutions/")
     sub.add_parser("check", help="exit 1 when notebooks/ is out of date")
