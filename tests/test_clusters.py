@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -12,6 +13,7 @@ import pytest
 import yaml
 
 from kit import versions
+from kit.cli import main
 from kit.deploy import layout as clusters
 from kit.deploy import operators
 from kit.k8s.builders import core, kueue, runtime
@@ -38,7 +40,7 @@ def test_committed_clusters_dir_is_what_the_kit_generates():
     assert not problems, "clusters/ is out of date: run `python -m kit manifests write`\n" + "\n".join(problems)
 
 
-def test_check_reports_edits_strays_and_missing_files(tmp_path):
+def test_check_reports_edits_strays_and_missing_files(tmp_path, capsys):
     clusters.write(tmp_path)
     assert clusters.check(tmp_path) == []
     (tmp_path / "base" / "job.yaml").write_text("edited: true\n")
@@ -47,9 +49,15 @@ def test_check_reports_edits_strays_and_missing_files(tmp_path):
     problems = "\n".join(clusters.check(tmp_path))
     assert "base/job.yaml: differs" in problems and "stray.yaml: not generated" in problems
     assert "kind-config.yaml: missing" in problems
-    assert clusters.cli(["check", "--root", str(tmp_path)]) == 1
-    clusters.write(tmp_path)
+    assert main(["manifests", "check", "--root", str(tmp_path)]) == 1
+    assert "Fix: run `python -m kit manifests write`" in capsys.readouterr().err
+    assert main(["manifests", "check", "--json", "--root", str(tmp_path)]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["current"] is False and len(report["problems"]) == 3
+    assert main(["manifests", "write", "--root", str(tmp_path)]) == 0
     assert clusters.check(tmp_path) == [] and not (tmp_path / "base" / "stray.yaml").exists()
+    assert main(["manifests", "check", "--json", "--root", str(tmp_path)]) == 0
+    assert json.loads(capsys.readouterr().out.split("\n", 1)[1])["current"] is True
 
 
 @pytest.mark.parametrize("folder", ["base", "standalone"])
@@ -268,8 +276,6 @@ def test_test_cluster_lane_stops_early_naming_missing_tools():
 
 
 def test_validate_command_builds_each_kustomization_and_passes_on_clusters(capsys):
-    from kit.cli import main
-
     assert main(["validate", str(clusters.CLUSTERS)]) == 0
     out = capsys.readouterr().out
     assert "all valid" in out and "set aside 1 kind cluster config" in out

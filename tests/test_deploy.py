@@ -6,14 +6,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
 
 import httpx
 import pytest
 import yaml
 
 from kit import versions
+from kit.cli import main
 from kit.deploy import layout as clusters
 from kit.deploy import plan as deploy
 from kit.serve import artifact
@@ -175,27 +174,52 @@ def test_a_failing_job_command_reports_its_output(plan, tmp_path):
     assert not (tmp_path / "digits").exists()
 
 
-def test_cluster_commands_are_valid_kit_cli(plan, tmp_path):
+def test_cluster_commands_are_valid_kit_cli(plan, tmp_path, capsys):
     wait = next(line for line in deploy.commands(plan, tmp_path) if line.startswith("python -m kit cluster wait"))
-    done = subprocess.run([*wait.split()[:5], "--help"], capture_output=True, text=True)
-    assert done.returncode == 0 and "--diagnostics" in done.stdout
+    assert main([*wait.split()[3:5], "--help"]) == 0
+    assert "--diagnostics" in capsys.readouterr().out
 
 
-def _cli(*argv: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "kit", "deploy", *argv], capture_output=True, text=True,
-                          env={**os.environ, "KUBECONFIG": "/nonexistent"})
+@pytest.fixture
+def no_cluster(monkeypatch):
+    monkeypatch.setenv("KUBECONFIG", "/nonexistent")
 
 
-def test_cli_plan_writes_the_files_and_prints_the_commands(tmp_path):
-    done = _cli("plan", "--profile", "kind", "--out", str(tmp_path), "--step", "inferenceservice")
-    assert done.returncode == 0, done.stderr
+def test_cli_plan_writes_the_files_and_prints_the_commands(tmp_path, no_cluster, capsys):
+    assert main(["deploy", "plan", "--profile", "kind", "--out", str(tmp_path), "--step", "inferenceservice"]) == 0
+    out = capsys.readouterr().out
     assert (tmp_path / "05-inferenceservice.yaml").exists() and (tmp_path / "request.json").exists()
-    assert "svc/digits-predictor 8080:80" in done.stdout and "03-trainjob.yaml" not in done.stdout.split("commands")[1]
+    assert "svc/digits-predictor 8080:80" in out and "03-trainjob.yaml" not in out.split("commands")[1]
 
 
-def test_cli_names_a_wrong_step_and_an_unreachable_cluster_without_a_traceback():
-    wrong = _cli("plan", "--step", "nope")
-    assert wrong.returncode == 2 and "no step 'nope'" in wrong.stderr and "Traceback" not in wrong.stderr
-    down = _cli("apply", "--profile", "kind", "--step", "trainjob")
-    assert down.returncode == 1 and "Traceback" not in down.stderr
-    assert "failed" in down.stderr and "Fix:" in down.stderr
+def test_cli_plan_json_lists_steps_files_and_commands(tmp_path, no_cluster, capsys):
+    assert main(["deploy", "plan", "--json", "--profile", "kind", "--out", str(tmp_path),
+                 "--step", "rayjob", "--step", "inferenceservice"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["valid"] is True and report["problems"] == [] and report["namespace"] == "kit"
+    assert [s["name"] for s in report["steps"]] == ["rayjob", "inferenceservice"]
+    assert report["steps"][0]["waits"] == ["RayJob/kit-ray-train"]
+    assert sorted(os.path.basename(f) for f in report["files"]) == sorted(
+        [*(p.name for p in tmp_path.glob("*.yaml")), "request.json"])
+    assert any("svc/digits-predictor" in line for line in report["steps"][1]["commands"])
+
+
+def test_cli_plan_refuses_an_invalid_plan_with_its_problems(tmp_path, no_cluster, monkeypatch, capsys):
+    from kit.k8s.validation.problems import Problem
+
+    broken = Problem("stage-09 plan", "RayJob/kit-ray-train", "metadata.labels", "no queue label")
+    monkeypatch.setattr(deploy, "validate", lambda plan: [broken])
+    assert main(["deploy", "plan", "--profile", "kind", "--out", str(tmp_path)]) == 1
+    captured = capsys.readouterr()
+    assert "the plan has 1 problem(s)" in captured.err and "no queue label" in captured.err
+    assert "Fix:" in captured.err and "Traceback" not in captured.err and not list(tmp_path.iterdir())
+    assert main(["deploy", "plan", "--json", "--profile", "kind", "--out", str(tmp_path)]) == 1
+    assert json.loads(capsys.readouterr().out)["problems"][0]["message"] == "no queue label"
+
+
+def test_cli_names_a_wrong_step_and_an_unreachable_cluster_without_a_traceback(no_cluster, capsys):
+    assert main(["deploy", "plan", "--step", "nope"]) == 2
+    assert "no step 'nope'" in capsys.readouterr().err
+    assert main(["deploy", "apply", "--profile", "kind", "--step", "trainjob"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "failed" in err and "Fix:" in err

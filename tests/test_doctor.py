@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
-import sys
 
 from kit import versions
+from kit.cli import main
 from kit.machine import doctor, resources
 
 
@@ -96,18 +96,31 @@ current-context: kind-gone
     assert "'kind-gone' is not reachable" in check.detail and "local profile" in check.detail
 
 
-def test_cli_json_and_exit_status(monkeypatch, capsys):
-    out = subprocess.run(
-        [sys.executable, "-m", "kit", "doctor", "--json"], capture_output=True, text=True, timeout=120
-    )
-    report = json.loads(out.stdout)
-    assert out.returncode == (0 if report["ready"] else 1)
+def test_command_runs_the_real_checks_and_reports_json(capsys):
+    code = main(["doctor", "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == (0 if report["ready"] else 1)
     assert {c["name"] for c in report["checks"]} >= {"python", "packages", "cpus", "memory", "ray token auth"}
     assert report["resources"]["cpu_slots"] >= 1
 
-    monkeypatch.setattr(doctor, "run_checks", lambda: [doctor.Check("memory", doctor.FAIL, "0.5 GiB", "more")])
-    assert doctor.cli([]) == 1
-    assert "1 problem(s) block the curriculum" in capsys.readouterr().out
+
+def test_command_exit_status_follows_blocking_checks(monkeypatch, capsys):
+    warning = doctor.Check("port 8265 (ray-dashboard)", doctor.WARN, "already in use", "stop it")
+    monkeypatch.setattr(doctor, "run_checks", lambda: [warning])
+    assert main(["doctor"]) == 0
+    out = capsys.readouterr().out
+    assert "already in use\n      fix: stop it" in out and "Ready: nothing blocks the curriculum (1 warning(s))" in out
+
+    blocker = doctor.Check("memory", doctor.FAIL, "0.5 GiB usable", "ask for more")
+    monkeypatch.setattr(doctor, "run_checks", lambda: [warning, blocker])
+    assert main(["doctor"]) == 1
+    assert capsys.readouterr().out.rstrip().endswith("1 problem(s) block the curriculum: fix them, then re-run "
+                                                     "the doctor.")
+    assert main(["doctor", "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["ready"] is False
+    assert [(c["name"], c["status"], c["fix"]) for c in report["checks"]] == [
+        ("port 8265 (ray-dashboard)", "warn", "stop it"), ("memory", "fail", "ask for more")]
 
 
 # --- the kind lane: what `make test-cluster` needs -------------------------------------

@@ -55,7 +55,7 @@ def test_more_workers_than_cpus_fails_naming_workers():
     with pytest.raises(ConfigError) as error:
         check_machine(TrainConfig(workers=3), two_cpus)
     assert error.value.field == "workers"
-    assert "workers <= 2" in str(error.value)
+    assert "3 workers need 3 CPUs" in str(error.value) and "workers <= 2" in error.value.fix
 
 
 def test_unknown_model_names_field_and_choices():

@@ -1,14 +1,13 @@
-"""``python -m kit bench ray``: local Ray start-up, cold (fresh process), warm (restart) and reuse."""
+"""Local Ray start-up, cold (fresh process), warm (restart) and reuse (``python -m kit bench ray``)."""
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import subprocess
 import sys
 import time
 
-from kit.bench import machine, save
+from kit.bench import machine
 
 _COLD_START = """
 import time
@@ -19,6 +18,10 @@ total = time.perf_counter() - began
 raylocal.stop()
 print(f"{total:.3f} {info.start_seconds:.3f}")
 """
+
+
+WARM = "warm: start again after stop, same process"
+WARM_GOAL_S = 5.0
 
 
 def bench_ray(repeat: int = 2) -> dict:
@@ -43,22 +46,19 @@ def bench_ray(repeat: int = 2) -> dict:
     rows = {
         "cold: import + start (fresh process)": cold_total,
         "cold: ray.init only": cold_init,
-        "warm: start again after stop, same process": warm,
+        WARM: warm,
         "re-run of the start cell (reuse)": reuse,
     }
-    print(f"machine: {machine()}")
-    print(f"{'local Ray start-up':<46} {'median s':>9}   runs")
-    for label, values in rows.items():
-        print(f"{label:<46} {statistics.median(values):>9.2f}   {', '.join(f'{v:.2f}' for v in values)}")
-    goal = statistics.median(warm)
-    print(f"warm start goal ≤ 5 s: measured {goal:.1f} s ({'met' if goal <= 5 else 'not met'})")
-    data = {label: {"median": statistics.median(v), "runs": v} for label, v in rows.items()}
-    print(f"saved {save('ray', data)}")
-    return data
+    return {"machine": machine(), "warm_goal_s": WARM_GOAL_S,
+            "rows": {label: {"median": statistics.median(v), "runs": v} for label, v in rows.items()}}
 
 
-def cli(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m kit bench ray", description=__doc__)
-    parser.add_argument("--repeat", type=int, default=2, help="runs per measurement (medians are reported)")
-    bench_ray(parser.parse_args(argv).repeat)
-    return 0
+def format_ray(data: dict) -> str:
+    """The figures as the table the command prints."""
+    lines = [f"machine: {data['machine']}", f"{'local Ray start-up':<46} {'median s':>9}   runs"]
+    for label, row in data["rows"].items():
+        lines.append(f"{label:<46} {row['median']:>9.2f}   {', '.join(f'{v:.2f}' for v in row['runs'])}")
+    warm = data["rows"][WARM]["median"]
+    lines.append(f"warm start goal ≤ {data['warm_goal_s']:g} s: measured {warm:.1f} s "
+                 f"({'met' if warm <= data['warm_goal_s'] else 'not met'})")
+    return "\n".join(lines)

@@ -1,4 +1,4 @@
-"""``python -m kit bench serve``: the same predict function behind five servers, measured in one run.
+"""The same predict function behind five servers, measured in one run (``python -m kit bench serve``).
 
 Servers: plain FastAPI on one uvicorn process (the baseline), Ray Serve unbatched and
 batched, KServe v1 and v2. All call :class:`kit.serve.artifact.Predictor`; the load
@@ -16,13 +16,12 @@ Two model configurations:
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
-from kit.bench import machine, save
+from kit.bench import machine
 from kit.serve import artifact, loadgen
 
 SMALL = (128,)
@@ -91,17 +90,19 @@ def bench_serve(repeat: int = 2, seconds: float = 4.0, concurrency: int = CONCUR
         "KServe v1 / baseline (goal >= 0.8)": ratio("KServe v1 (small)", base),
         "KServe v2 / baseline (goal >= 0.8)": ratio("KServe v2 (small)", base),
     }
-    print(f"machine: {machine()}")
-    print(f"closed loop, {concurrency} concurrent clients, {seconds:g} s per run, {repeat} alternating rounds, "
-          "1 row per request; medians")
-    print(markdown_table(rows))
-    print()
-    for name, value in goals.items():
-        print(f"{name}: {value}")
-    data = {"concurrency": concurrency, "seconds_per_run": seconds, "repeat": repeat, "rows": rows,
-            "goals": goals, "wall_seconds": round(time.perf_counter() - began, 1)}
-    print(f"saved {save('serve', data)} ({data['wall_seconds']} s)")
-    return data
+    return {"machine": machine(), "concurrency": concurrency, "seconds_per_run": seconds, "repeat": repeat,
+            "rows": rows, "goals": goals, "wall_seconds": round(time.perf_counter() - began, 1)}
+
+
+def format_serve(data: dict) -> str:
+    """The figures as the table the command prints."""
+    lines = [f"machine: {data['machine']}",
+             f"closed loop, {data['concurrency']} concurrent clients, {data['seconds_per_run']:g} s per run, "
+             f"{data['repeat']} alternating rounds, 1 row per request; medians",
+             markdown_table(data["rows"]), ""]
+    lines += [f"{name}: {value}" for name, value in data["goals"].items()]
+    lines.append(f"wall time: {data['wall_seconds']} s")
+    return "\n".join(lines)
 
 
 def _median_row(results: list[loadgen.LoadResult]) -> dict:
@@ -119,13 +120,3 @@ def markdown_table(rows: dict[str, dict]) -> str:
         lines.append(f"| {label} | {row['throughput_rps']:.0f} | {row['p50_ms']:.1f} | {row['p95_ms']:.1f} | "
                      f"{row['p99_ms']:.1f} | {row['errors']} |")
     return "\n".join(lines)
-
-
-def cli(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m kit bench serve", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeat", type=int, default=2, help="alternating rounds (medians are reported)")
-    parser.add_argument("--seconds", type=float, default=4.0, help="seconds per load run")
-    args = parser.parse_args(argv)
-    bench_serve(args.repeat, args.seconds)
-    return 0

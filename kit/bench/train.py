@@ -1,16 +1,15 @@
-"""``python -m kit bench train``: the same :func:`kit.train.loop.train_func` and worker count under torchrun and
-Ray Train, alternating A/B (order swapped each round), medians of steady-state epoch
-times (first epoch of each run dropped; both checkpoint every epoch), their ratio against the goal
+"""Ray Train vs torchrun (``python -m kit bench train``, :mod:`kit.cli.bench`).
+
+The same :func:`kit.train.loop.train_func` and worker count under torchrun and Ray Train,
+alternating A/B (order swapped each round): medians of steady-state epoch times (first epoch
+of each run dropped; both checkpoint every epoch), their ratio against the goal
 (Ray / torchrun <= 1.10), each launcher's start-up time (call -> first training step;
-starting the local Ray itself is reported apart), and 1 vs 2 worker throughput. Prints a
-table with the machine, writes ``bench/train.json`` and ``bench/train.png`` under the
-kit's work directory.
+starting the local Ray itself is reported apart), and 1 vs 2 worker throughput.
+:func:`format_train` makes the table, :func:`plot_train` the figure (``bench/train.png``).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import tempfile
 import time
 from statistics import median
@@ -138,18 +137,3 @@ def plot_train(report: dict[str, Any], path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
-
-
-def cli(argv: list[str]) -> int:
-    """``python -m kit bench train [--quick] [--rounds N]``."""
-    parser = argparse.ArgumentParser(prog="python -m kit bench train", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="less data, fewer epochs, one A/B round")
-    parser.add_argument("--rounds", type=int, default=None, help="A/B rounds (default 2, or 1 with --quick)")
-    args = parser.parse_args(argv)
-    report = bench_train(quick=args.quick, rounds=args.rounds)
-    out = paths.work_dir("bench")
-    (out / "train.json").write_text(json.dumps(report, indent=2))
-    plot_train(report, out / "train.png")
-    print(format_train(report))
-    print(f"\nwrote {out / 'train.json'} and {out / 'train.png'}")
-    return 0

@@ -5,13 +5,19 @@ Every command follows the same conventions:
 - exit 0 when it succeeded, 1 when what it checked or did failed, 2 for a usage error;
 - a failure prints a message and its fix (a :class:`kit.errors.KitError`), never a traceback;
 - ``--json`` where a program reads the output;
-- each command's module is imported only when that command runs, so ``python -m kit doctor`` stays fast.
+- each command's module is imported only when that command runs, so ``python -m kit doctor`` stays fast;
+- argument parsing and printing live here (``kit/cli/<command>.py``); the library modules return data.
+  What the library logs (``logging``, logger ``kit``) goes to stderr.
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import importlib
+import logging
 import sys
+from collections.abc import Iterator
 
 from kit.errors import KitError
 
@@ -19,13 +25,13 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 #: command -> ("module:function", help); the function takes argv (list[str]) and returns an exit code.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "doctor": ("kit.machine.doctor:cli", "preflight checks with a fix for each problem (--json for organisers)"),
-    "notebooks": ("kit.course.notebooks:cli", "generate notebooks/ from solutions/, check they are current"),
-    "bench": ("kit.bench:cli", "benchmarks that print ratios measured side by side"),
-    "validate": ("kit.cli.validate:cli", "offline checks of manifests: schemas, admission rules, policy"),
-    "manifests": ("kit.deploy.layout:cli", "write clusters/ from the kit's builders, or check it is current"),
-    "cluster": ("kit.cli.cluster:cli", "profile, apply, wait, diagnostics and port-forward on a cluster"),
-    "deploy": ("kit.deploy.plan:cli", "stage 09's plan: write it and its commands, apply it to a cluster, delete it"),
+    "doctor": ("kit.cli.doctor:main", "preflight checks with a fix for each problem (--json for organisers)"),
+    "notebooks": ("kit.cli.notebooks:main", "generate notebooks/ from solutions/, check they are current"),
+    "bench": ("kit.cli.bench:main", "benchmarks that print ratios measured side by side"),
+    "validate": ("kit.cli.validate:main", "offline checks of manifests: schemas, admission rules, policy"),
+    "manifests": ("kit.cli.manifests:main", "write clusters/ from the kit's builders, or check it is current"),
+    "cluster": ("kit.cli.cluster:main", "profile, apply, wait, diagnostics and port-forward on a cluster"),
+    "deploy": ("kit.cli.deploy:main", "stage 09's plan: write it and its commands, apply it to a cluster, delete it"),
 }
 
 
@@ -35,8 +41,37 @@ def usage() -> str:
     return "\n".join(lines)
 
 
+def command_parser(command: str, doc: str | None) -> argparse.ArgumentParser:
+    """The argument parser of ``python -m kit <command>``: its module docstring is the help text."""
+    return argparse.ArgumentParser(prog=f"python -m kit {command}", description=(doc or "").replace("``", "`"),
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+class _StderrHandler(logging.Handler):
+    """Log records as plain lines on the *current* ``sys.stderr`` (which tests and notebooks may swap)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(self.format(record), file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def logging_to_stderr(level: int = logging.INFO) -> Iterator[None]:
+    """While a command runs, show the kit's log records (logger ``kit``) on stderr at ``level``;
+    restore the logger afterwards, so an in-process call (a test, a notebook) keeps its own setup."""
+    logger, handler = logging.getLogger("kit"), _StderrHandler()
+    previous = logger.level
+    logger.setLevel(level)
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run one command; a :class:`KitError` becomes its message and fix on stderr and exit code 1."""
+    """Run one command; a :class:`KitError` becomes its message and fix on stderr and exit code 1;
+    a usage error (argparse) exits 2, ``--help`` 0, also when called in-process."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
         print(usage())
@@ -47,7 +82,13 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     module_name, _, function = COMMANDS[name][0].partition(":")
     try:
-        return int(getattr(importlib.import_module(module_name), function)(rest) or EXIT_OK)
+        with logging_to_stderr():
+            return int(getattr(importlib.import_module(module_name), function)(rest) or EXIT_OK)
     except KitError as error:
         print(f"kit {name}: {error.explain()}", file=sys.stderr)
+        return EXIT_FAILED
+    except SystemExit as done:  # argparse: --help (0) or a usage error (2)
+        if done.code is None or isinstance(done.code, int):
+            return done.code or EXIT_OK
+        print(f"kit {name}: {done.code}", file=sys.stderr)
         return EXIT_FAILED

@@ -31,7 +31,7 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def cli(argv: list[str]) -> int:
+def main(argv: list[str]) -> int:
     """Run one action; a failed wait raises a :class:`kit.k8s.live.waits.WaitError` (report + fix, exit 1)."""
     try:
         args = parser().parse_args(argv)

@@ -44,7 +44,7 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def cli(argv: list[str]) -> int:
+def main(argv: list[str]) -> int:
     """``python -m kit validate PATH... [--json] [--no-policy] [--queue NAME] [--server-dry-run]``."""
     try:
         args = parser().parse_args(argv)

@@ -10,7 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from kit.errors import KitError
+
 PROFILES = ("local", "kind", "cluster")
+
+
+class ProfileError(KitError, ValueError):
+    """A PROFILE value that is not one of :data:`PROFILES`."""
 
 
 @dataclass(frozen=True)
@@ -34,7 +40,8 @@ def resolve(name: str) -> Profile:
     """Validate a PROFILE value (case-insensitive) and describe it."""
     key = str(name).strip().lower()
     if key not in PROFILES:
-        raise ValueError(f"PROFILE={name!r} is not a profile: use one of {', '.join(map(repr, PROFILES))}")
+        raise ProfileError(f"PROFILE={name!r} is not a profile",
+                           fix=f"set PROFILE to one of {', '.join(map(repr, PROFILES))} in the notebook's first cell")
     return Profile(key, key != "local", _DESCRIPTIONS[key])
 
 

@@ -9,7 +9,9 @@ import math
 from dataclasses import asdict, dataclass, fields, replace
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
+from kit.errors import KitError
+
+if TYPE_CHECKING:  # kit.machine reads the machine; TrainConfig must import without it
     from kit.machine.resources import Resources
 
 #: Models :mod:`kit.train.models` builds and data sets :mod:`kit.train.data` makes (they check they agree).
@@ -18,11 +20,12 @@ DATASETS = ("digits", "synthetic")
 DEVICES = ("auto", "cpu", "cuda")
 
 
-class ConfigError(ValueError):
-    """A configuration value that cannot work; ``field`` names the culprit."""
+class ConfigError(KitError, ValueError):
+    """A configuration value that cannot work; ``field`` names the culprit, ``fix`` the way out."""
 
-    def __init__(self, field: str, message: str):
-        super().__init__(f"TrainConfig.{field}: {message}")
+    def __init__(self, field: str, message: str, *, fix: str = "") -> None:
+        super().__init__(f"TrainConfig.{field}: {message}",
+                         fix=fix or f"pass a valid {field!r} (the fields and their defaults: kit/config/train.py)")
         self.field = field
 
 
@@ -64,9 +67,11 @@ class TrainConfig:
         if not isinstance(self.bf16, bool):
             raise ConfigError("bf16", f"must be True or False, got {self.bf16!r}")
         if self.crash_at_epoch and not self.crash_marker:
-            raise ConfigError("crash_marker", "is needed with crash_at_epoch (the drill crashes once)")
+            raise ConfigError("crash_marker", "is needed with crash_at_epoch (the drill crashes once)",
+                              fix="set crash_marker to a file path the drill may create")
         if self.crash_at_epoch > self.epochs:
-            raise ConfigError("crash_at_epoch", f"{self.crash_at_epoch} > epochs ({self.epochs})")
+            raise ConfigError("crash_at_epoch", f"{self.crash_at_epoch} > epochs ({self.epochs})",
+                              fix=f"use crash_at_epoch <= {self.epochs}, or 0 for no drill")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
@@ -74,7 +79,8 @@ class TrainConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ConfigError(unknown[0], f"unknown field; known fields: {', '.join(sorted(known))}")
+            raise ConfigError(unknown[0], f"unknown field; known fields: {', '.join(sorted(known))}",
+                              fix=f"remove {unknown[0]!r} or correct its spelling")
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
@@ -95,7 +101,8 @@ def _positive_int(name: str, value: Any) -> None:
 
 def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
-        raise ConfigError(name, f"must be one of {', '.join(allowed)}; got {value!r}")
+        raise ConfigError(name, f"must be one of {', '.join(allowed)}; got {value!r}",
+                          fix=f"use {name}={allowed[0]!r} or another of {', '.join(allowed)}")
 
 
 def as_config(config: TrainConfig | dict[str, Any] | None = None, **overrides: Any) -> TrainConfig:
@@ -118,11 +125,12 @@ def check_machine(config: TrainConfig, resources: Resources | None = None) -> No
         raise ConfigError(
             "workers",
             f"{config.workers} workers need {config.workers} CPUs but this machine gives {limits.cpus:g} "
-            f"(from {limits.cpu_source}); use workers <= {limits.cpu_slots}",
+            f"(from {limits.cpu_source})",
+            fix=f"use workers <= {limits.cpu_slots}, or run on a machine (or cluster) with more CPUs",
         )
     if config.device == "cuda" and limits.gpus < config.workers:
         raise ConfigError(
             "device",
-            f"'cuda' with {config.workers} worker(s) needs as many GPUs; this machine has {limits.gpus}. "
-            "Use device='auto' or 'cpu'",
+            f"'cuda' with {config.workers} worker(s) needs as many GPUs; this machine has {limits.gpus}",
+            fix="use device='auto' (CUDA when there is a GPU) or 'cpu'",
         )

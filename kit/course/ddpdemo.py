@@ -15,7 +15,13 @@ import os
 import sys
 from dataclasses import dataclass, field
 
+from kit.errors import KitError
+
 DEMO_PREFIX = "KIT_DDP "
+
+
+class NotEnoughCPUs(KitError, ValueError):
+    """The demo asked for more processes than this machine has CPUs."""
 
 
 def shard_indices(n: int, rank: int, world_size: int) -> list[int]:
@@ -136,7 +142,9 @@ def run_demo(nproc: int = 2, steps: int = 30, batch_size: int = 32, timeout_s: f
     from kit.train import launchers as launch
 
     if nproc > resources.detect().cpu_slots:
-        raise ValueError(f"{nproc} processes need {nproc} CPUs; this machine gives {resources.detect().cpu_slots}")
+        slots = resources.detect().cpu_slots
+        raise NotEnoughCPUs(f"{nproc} processes need {nproc} CPUs; this machine gives {slots}",
+                            fix=f"run the demo with nproc <= {slots}")
     path = str(data.materialize("digits"))
     command = demo_command(nproc, path, steps, batch_size)
     with launch.private_tmpdir(launch.child_env(nproc)) as env:

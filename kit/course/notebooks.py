@@ -9,21 +9,25 @@
     # END SOLUTION
 
 The learner notebook gets ``# YOUR CODE HERE`` and the placeholder instead, with
-every output stripped. ``python -m kit notebooks generate`` writes ``notebooks/``;
-``check`` fails when it is out of date (the test suite runs it); ``record`` re-runs
-a solution in smoke mode and stores its outputs, which nbval then compares.
+every output stripped. :func:`generate` writes ``notebooks/``; :func:`stale` says how it
+is out of date (the test suite checks it); :func:`record` re-runs a solution in smoke mode
+and stores its outputs, which nbval then compares. The command line
+(``python -m kit notebooks generate|check|record``) is :mod:`kit.cli.notebooks`.
 """
 
 from __future__ import annotations
 
 import copy
+import logging
 import re
-import sys
 from pathlib import Path
 
 import nbformat
 
+from kit.errors import KitError
 from kit.paths import REPO_ROOT as REPO
+
+log = logging.getLogger(__name__)
 
 SOLUTIONS = REPO / "solutions"
 NOTEBOOKS = REPO / "notebooks"
@@ -33,8 +37,12 @@ END = re.compile(r"^\s*# END SOLUTION\s*$")
 _VOLATILE_METADATA = ("papermill", "execution", "widgets")
 
 
-class SolutionMarkupError(ValueError):
+class SolutionMarkupError(KitError, ValueError):
     """A solution region is malformed (unbalanced markers)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, fix="pair each `# BEGIN SOLUTION` with one `# END SOLUTION` in that cell of "
+                                      "solutions/, without nesting")
 
 
 def strip_solution(source: str, where: str = "cell") -> str:
@@ -126,6 +134,7 @@ def record(path: Path, parameters: dict | None = None) -> None:
     import papermill
 
     parameters = parameters or {"PROFILE": "local", "SMOKE": True}
+    log.info("recording %s ...", path)
     with tempfile.TemporaryDirectory() as tmp:
         executed_path = Path(tmp) / path.name
         papermill.execute_notebook(
@@ -144,34 +153,3 @@ def record(path: Path, parameters: dict | None = None) -> None:
     for key in _VOLATILE_METADATA:
         source.metadata.pop(key, None)
     path.write_text(nbformat.writes(source) + "\n")
-
-
-def cli(argv: list[str]) -> int:
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m kit notebooks", description=__doc__)
-    sub = parser.add_subparsers(dest="action", required=True)
-    sub.add_parser("generate", help="write notebooks/ from solutions/")
-    sub.add_parser("check", help="exit 1 when notebooks/ is out of date")
-    rec = sub.add_parser("record", help="re-run solutions in smoke mode and store their outputs")
-    rec.add_argument("paths", nargs="*", type=Path, help="solution notebooks (default: all)")
-    args = parser.parse_args(argv)
-    try:
-        if args.action == "generate":
-            for path in generate():
-                print(f"wrote {path.relative_to(REPO)}")
-            return 0
-        if args.action == "check":
-            problems = stale()
-            for problem in problems:
-                print(problem, file=sys.stderr)
-            if problems:
-                print("run `python -m kit notebooks generate`", file=sys.stderr)
-            return 1 if problems else 0
-        for path in args.paths or solution_paths():
-            print(f"recording {path} ...", flush=True)
-            record(path)
-        return 0
-    except SolutionMarkupError as error:
-        print(f"solution markup error: {error}", file=sys.stderr)
-        return 1

@@ -13,11 +13,14 @@ servers, how to reach them. The plan is data; the verbs are separate:
   ``kubectl port-forward``, :func:`cleanup` deletes the workloads;
 - :func:`rehearse_server` runs an InferenceService's own container command on this machine
   (loopback, local model directory), so the local profile exercises what the pod will run.
+
+The command line (``python -m kit deploy plan|apply|delete``) is :mod:`kit.cli.deploy`.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shlex
 import subprocess
@@ -36,9 +39,30 @@ from kit.config.train import TrainConfig
 from kit.deploy import layout as clusters
 from kit.errors import KitError
 from kit.k8s.builders import runtime, to_yaml
-from kit.k8s.live import context, kubectl, portforward, waits
+from kit.k8s.live import kubectl, portforward, waits
 
 MODEL = "digits"
+
+log = logging.getLogger(__name__)
+
+
+class UnknownStep(KitError, KeyError):
+    """A step name the plan does not have."""
+
+    def __str__(self) -> str:
+        return self.message  # a plain KeyError would show the message quoted
+
+
+class PlanError(KitError, ValueError):
+    """A document or step this module cannot use for what was asked (the message says why)."""
+
+
+class RehearsalFailed(KitError, RuntimeError):
+    """A pod's command, run on this machine, failed; the message has its output."""
+
+
+class PredictError(KitError, RuntimeError):
+    """A served model did not answer with predictions; the message says what came back."""
 
 
 @dataclass
@@ -79,7 +103,8 @@ class Plan:
         for step in self.steps:
             if step.name == name:
                 return step
-        raise KeyError(f"no step {name!r} in this plan; steps: {', '.join(s.name for s in self.steps)}")
+        steps = ", ".join(s.name for s in self.steps)
+        raise UnknownStep(f"no step {name!r} in this plan; steps: {steps}", fix=f"name one of: {steps}")
 
     def documents(self) -> list[dict]:
         return [doc for step in self.steps for doc in step.documents]
@@ -223,15 +248,11 @@ def deploy(step: Step, namespace: str = versions.NAMESPACE, *, apply: Apply = ku
     A wait that times out or sees the workload fail raises with the resource's conditions,
     Kueue workload, pod states, events and log tails (and writes a diagnostics bundle).
     """
-    print(f"== {step.index}. {step.title}: applying {', '.join(step.kinds())}")
-    print(apply(step.documents).strip())
+    log.info("== %d. %s: applying %s", step.index, step.title, ", ".join(step.kinds()))
+    log.info("%s", apply(step.documents).strip())
     diagnostics = diagnostics if diagnostics is not None else diagnostics_dir()
     return [wait(kind, name, namespace, timeout=step.timeout_s, diagnostics_dir=diagnostics)
             for kind, name in step.waits]
-
-
-class PredictError(RuntimeError):
-    """A served model did not answer with predictions; the message says what came back."""
 
 
 def predict(base_url: str, instances: list[list[float]], model: str = MODEL, timeout: float = 30.0) -> list[int]:
@@ -240,20 +261,26 @@ def predict(base_url: str, instances: list[list[float]], model: str = MODEL, tim
     try:
         response = httpx.post(url, json=request_body(instances), timeout=timeout)
     except httpx.HTTPError as error:
-        raise PredictError(f"POST {url} failed: {type(error).__name__}: {error}") from None
+        raise PredictError(f"POST {url} failed: {type(error).__name__}: {error}",
+                           fix="check that the server runs and that its port-forward is up "
+                               "(`python -m kit cluster diagnostics` on a cluster)") from None
     if response.status_code != 200:
-        raise PredictError(f"POST {url} answered HTTP {response.status_code}: {response.text[:300]}")
+        raise PredictError(f"POST {url} answered HTTP {response.status_code}: {response.text[:300]}",
+                           fix="read the server's answer above and its logs; a 4xx means the request "
+                               "does not fit the model (64 floats per instance)")
     try:
         predictions = response.json()["predictions"]
     except (ValueError, KeyError, TypeError):
-        raise PredictError(f"POST {url} answered without 'predictions': {response.text[:300]}") from None
+        raise PredictError(f"POST {url} answered without 'predictions': {response.text[:300]}",
+                           fix=f"point the request at a v1 model server serving {model!r}") from None
     return [int(p) for p in predictions]
 
 
 def predict_in_cluster(step: Step, instances: list[list[float]]) -> list[int]:
     """Port-forward to a server step's Service on loopback, predict, and stop forwarding."""
     if step.endpoint is None:
-        raise ValueError(f"step {step.name!r} serves nothing to ask")
+        raise PlanError(f"step {step.name!r} serves nothing to ask",
+                        fix="ask a server step: rayservice or inferenceservice")
     with step.endpoint as forward:
         return predict(forward.url, instances)
 
@@ -265,7 +292,7 @@ def cleanup(plan: Plan, steps: list[Step] | None = None, *, delete: Callable[...
     for step in reversed([s for s in plan.workloads() if steps is None or s in steps]):
         output = delete(step.documents).strip()
         if output:
-            print(output)
+            log.info("%s", output)
         done.append(step.name)
     return done
 
@@ -284,7 +311,8 @@ def train_config_of(doc: dict) -> TrainConfig:
     elif kind == "PyTorchJob":
         argv = doc["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"]["containers"][0]["command"]
     else:
-        raise ValueError(f"{kind} carries no training config (expected TrainJob, PyTorchJob or RayJob)")
+        raise PlanError(f"{kind} carries no training config",
+                        fix="pass a TrainJob, PyTorchJob or RayJob built by kit.k8s.builders.training")
     return TrainConfig.from_dict(json.loads(argv[-1]))
 
 
@@ -304,13 +332,14 @@ def _pod_container(doc: dict) -> dict:
         return doc["spec"]["predictor"]["containers"][0]
     if doc.get("kind") == "Job":
         return doc["spec"]["template"]["spec"]["containers"][0]
-    raise ValueError(f"no rehearsal for {doc.get('kind')}: expected a Job or an InferenceService")
+    raise PlanError(f"no rehearsal for {doc.get('kind')}", fix="rehearse a Job or an InferenceService")
 
 
 def _python_module(container: dict) -> tuple[str, list[str]]:
     argv = [*container.get("command", []), *container.get("args", [])]
     if argv[:2] != ["python", "-m"] or len(argv) < 3:
-        raise ValueError(f"expected a `python -m MODULE ...` container, got {argv}")
+        raise PlanError(f"expected a `python -m MODULE ...` container, got {argv}",
+                        fix="rehearse a document built by the kit's builders (their containers run `python -m`)")
     return argv[2], argv[3:]
 
 
@@ -323,7 +352,8 @@ def rehearse_job(job: dict, mounts: dict[str, str], timeout_s: float = 300) -> s
     env = dict(os.environ, PYTHONPATH=kit_pythonpath())
     done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, env=env)
     if done.returncode != 0:
-        raise RuntimeError(f"`{shlex.join(command)}` exited with {done.returncode}:\n{done.stdout}{done.stderr}")
+        raise RehearsalFailed(f"`{shlex.join(command)}` exited with {done.returncode}:\n{done.stdout}{done.stderr}",
+                              fix="the output above says what the pod would have said: fix the config it names")
     return done.stdout.strip()
 
 
@@ -333,7 +363,7 @@ def rehearse_training(trainjob: dict, on_line: Callable[[str], None] | None = No
 
     trainer = trainjob["spec"]["trainer"]
     if trainer.get("numNodes", 1) != 1:
-        raise ValueError("a rehearsal runs one node; set numNodes to 1")
+        raise PlanError("a rehearsal runs one node", fix="set spec.trainer.numNodes to 1")
     return launch.run_torchrun(train_config_of(trainjob), nproc=trainer.get("numProcPerNode", 1), on_line=on_line)
 
 
@@ -354,57 +384,3 @@ def rehearse_server(isvc: dict, model_dir: Path | str):
             args[i + 1] = "127.0.0.1" if arg == "--host" else str(port)
     probe = container.get("readinessProbe", {}).get("httpGet", {}).get("path", "/v2/health/ready")
     return ServerProcess(module, args, port=port, ready_path=probe, name="rehearsal")
-
-
-# --------------------------------------------------------------------------- command line
-
-
-def cli(argv: list[str]) -> int:
-    """``python -m kit deploy plan | apply | delete``: stage 09 without the notebook."""
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m kit deploy", description=cli.__doc__)
-    parser.add_argument("action", choices=("plan", "apply", "delete"),
-                        help="plan: validate, write build/deploy/ and print the commands; apply: apply and wait "
-                             "for each step and ask both servers; delete: remove the workloads")
-    parser.add_argument("--profile", choices=("kind", "cluster"), default=None,
-                        help="sizing of the target (default: what the kube context suggests)")
-    parser.add_argument("--image", default="", help="the kit image in your registry (default: the lock's tag)")
-    parser.add_argument("--step", action="append", default=None, help="only this step (repeatable)")
-    parser.add_argument("--out", type=Path, default=None, help="where plan writes the files (build/deploy/)")
-    args = parser.parse_args(argv)
-    profile = args.profile or context.detect().profile
-    plan = build_plan(clusters.sizing_for(profile, args.image))
-    problems = validate(plan)
-    for problem in problems:
-        print(problem, file=sys.stderr)
-    if problems:
-        print(f"the plan has {len(problems)} problem(s): nothing written or applied", file=sys.stderr)
-        return 1
-    try:
-        steps = [plan.step(name) for name in args.step] if args.step else plan.steps
-    except KeyError as error:
-        parser.error(str(error.args[0]))
-    try:
-        if args.action == "plan":
-            from kit.serve import artifact
-
-            paths_written = write(plan, args.out, instances=artifact.sample_instances(4))
-            print(plan.table())
-            print(f"\nwrote {len(paths_written)} files; the commands:\n")
-            for name in [s.name for s in steps]:
-                print("\n".join(commands(plan, args.out, step=name)))
-        elif args.action == "apply":
-            from kit.serve import artifact
-
-            instances = artifact.sample_instances(4)
-            for step in steps:
-                deploy(step, plan.namespace)
-                if step.endpoint:
-                    print(f"{step.name} predicts {predict_in_cluster(step, instances)}")
-        else:
-            print("deleted:", ", ".join(cleanup(plan, steps)) or "nothing")
-    except (KitError, PredictError) as error:  # kubectl, wait and port-forward errors carry their fix
-        print(error.explain() if isinstance(error, KitError) else error, file=sys.stderr)
-        return 1
-    return 0

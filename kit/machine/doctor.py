@@ -1,8 +1,8 @@
 """Preflight checks: is this machine ready for the curriculum, and if not, how to fix it.
 
-``python -m kit doctor`` prints one line per check; ``--json`` prints a report for
-organisers. The exit status is non-zero when a check *blocks* the curriculum
-(status ``fail``); warnings explain what will be slower or unavailable.
+:func:`run_checks` returns one :class:`Check` per line of the report, :func:`format_report` the
+text, :func:`summary` the JSON organisers read (``python -m kit doctor [--json]``, :mod:`kit.cli.doctor`).
+A check with status ``fail`` *blocks* the curriculum; warnings explain what will be slower or unavailable.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -21,7 +20,7 @@ from typing import Any
 from kit import versions
 from kit.errors import KitError
 from kit.machine import local_ray as raylocal
-from kit.machine import resources
+from kit.machine import processes, resources
 
 OK, INFO, WARN, FAIL = "ok", "info", "warn", "fail"
 _ICONS = {OK: "✅", INFO: "ℹ️ ", WARN: "⚠️ ", FAIL: "❌"}
@@ -113,11 +112,9 @@ def check_resources(found: resources.Resources | None = None) -> list[Check]:
     return [cpu, memory, gpus]
 
 
-def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
-    """True when something already listens on ``host:port``."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex((host, port)) == 0
+def port_in_use(port: int) -> bool:
+    """True when a server could not bind ``port`` on loopback now (something holds it)."""
+    return not processes.port_is_free(port)
 
 
 def check_ports(in_use: Callable[[int], bool] = port_in_use) -> list[Check]:
@@ -180,8 +177,9 @@ def check_kubectl(which: Callable[[str], str | None] = shutil.which,
     try:
         out = run([kubectl, "version", "--client", "-o", "json"], capture_output=True, text=True, timeout=10)
         version = json.loads(out.stdout)["clientVersion"]
-        client, major, minor = version["gitVersion"], int(version["major"]), int(re.match(r"\d+", version["minor"])[0])
-    except (OSError, subprocess.SubprocessError, ValueError, KeyError, TypeError):
+        client, major = version["gitVersion"], int(version["major"])
+        minor = int(re.findall(r"\d+", version["minor"])[0])
+    except (OSError, subprocess.SubprocessError, ValueError, KeyError, TypeError, IndexError):
         return Check("kubectl", OK, f"{kubectl} (unknown version)")
     node_major, node_minor = kind_node_kubernetes()
     if major == node_major and abs(minor - node_minor) > 1:
@@ -206,7 +204,7 @@ def _version_tuple(text: str) -> tuple[int, ...]:
     return tuple(int(x) for x in re.findall(r"\d+", text)[:3])
 
 
-def check_kind_lane(which: Callable[[str], str | None] = shutil.which, run: Callable[..., object] = subprocess.run
+def check_kind_lane(which: Callable[[str], str | None] = shutil.which, run: Callable[..., Any] = subprocess.run
                     ) -> Check:
     """What `make test-cluster` (a throw-away kind cluster) needs: Docker running, kind new enough, kubectl."""
     name = "kind lane (make test-cluster)"
@@ -318,34 +316,24 @@ def blocking(checks: list[Check]) -> list[Check]:
     return [c for c in checks if c.status == FAIL]
 
 
-def report(checks: list[Check] | None = None) -> list[Check]:
-    """Print the report (used by stage 00) and return the checks."""
-    checks = checks if checks is not None else run_checks()
-    for check in checks:
-        print(check)
+def format_report(checks: list[Check]) -> str:
+    """The report: one line per check (with its fix), then the verdict."""
     problems = blocking(checks)
     if problems:
-        print(f"\n{len(problems)} problem(s) block the curriculum: fix them, then re-run the doctor.")
+        verdict = f"{len(problems)} problem(s) block the curriculum: fix them, then re-run the doctor."
     else:
-        warns = sum(c.status == WARN for c in checks)
-        print(f"\nReady: nothing blocks the curriculum ({warns} warning(s)).")
+        verdict = f"Ready: nothing blocks the curriculum ({sum(c.status == WARN for c in checks)} warning(s))."
+    return "\n".join([*map(str, checks), "", verdict])
+
+
+def summary(checks: list[Check]) -> dict[str, Any]:
+    """The report as data (``python -m kit doctor --json``)."""
+    return {"ready": not blocking(checks), "resources": resources.detect().as_dict(),
+            "checks": [asdict(c) for c in checks]}
+
+
+def report(checks: list[Check] | None = None) -> list[Check]:
+    """Show the report in a notebook (stage 00) and return the checks: a display helper, so it prints."""
+    checks = checks if checks is not None else run_checks()
+    print(format_report(checks))
     return checks
-
-
-def cli(argv: list[str]) -> int:
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m kit doctor", description=__doc__)
-    parser.add_argument("--json", action="store_true", help="machine-readable report for organisers")
-    args = parser.parse_args(argv)
-    checks = run_checks()
-    if args.json:
-        summary = {
-            "ready": not blocking(checks),
-            "resources": resources.detect().as_dict(),
-            "checks": [asdict(c) for c in checks],
-        }
-        print(json.dumps(summary, indent=2))
-    else:
-        report(checks)
-    return 1 if blocking(checks) else 0

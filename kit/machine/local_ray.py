@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import getpass
+import logging
 import os
 import secrets
 import shutil
@@ -21,8 +22,16 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from kit.errors import KitError
 from kit.machine import resources
+
+log = logging.getLogger(__name__)
+
+
+class RayUnreachable(KitError, ConnectionError):
+    """Ray Client could not reach the cluster's Ray."""
 
 #: Object store cap: small data only in this kit; Ray's own minimum is 75 MiB.
 OBJECT_STORE_BYTES = 128 * resources.MiB
@@ -129,9 +138,9 @@ def start(num_cpus: int | None = None, dashboard: bool = False, quiet: bool = Tr
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     temp_dir.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     temp_dir.mkdir(exist_ok=True, mode=0o700)
-    print(f"Starting local Ray with {cpus} CPU(s): about 15 s on 2 cores, once per notebook ...", flush=True)
+    log.info("Starting local Ray with %s CPU(s): about 15 s on 2 cores, once per notebook ...", cpus)
     began = time.perf_counter()
-    options = dict(
+    options: dict[str, Any] = dict(
         address="local",
         num_cpus=cpus,
         num_gpus=limits.gpus,
@@ -151,7 +160,7 @@ def start(num_cpus: int | None = None, dashboard: bool = False, quiet: bool = Tr
             if "timed out during startup" not in str(error) or attempt == START_ATTEMPTS:
                 raise
             # Ray waits a fixed 30 s for its raylet; an overloaded machine can need longer. Clean up, retry.
-            print(f"Ray was slow to start on a busy machine ({error}); retrying once ...", flush=True)
+            log.warning("Ray was slow to start on a busy machine (%s); retrying once ...", error)
             ray.shutdown()
             _wait_for_ray_processes(temp_dir)
     return _info(ray, path, temp_dir, reused=False, seconds=time.perf_counter() - began)
@@ -229,10 +238,10 @@ def connect_cluster(address: str | None = None) -> RayInfo:
     try:
         ray.init(address=address)
     except (ConnectionError, RuntimeError) as error:
-        raise ConnectionError(
-            f"cannot reach Ray at {address}: {error}. Forward the head's client port with "
-            "`kubectl port-forward svc/kit-raycluster-head-svc 10001:10001` and set RAY_AUTH_TOKEN "
-            "from the cluster's auth Secret, or set RAY_ADDRESS."
+        raise RayUnreachable(
+            f"cannot reach Ray at {address}: {error}",
+            fix="forward the head's client port with `kubectl port-forward svc/kit-raycluster-head-svc "
+                "10001:10001` and set RAY_AUTH_TOKEN from the cluster's auth Secret, or set RAY_ADDRESS",
         ) from error
     return _info(ray, token_path(), default_temp_dir(), reused=False, seconds=time.perf_counter() - began)
 

@@ -19,6 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from kit.errors import KitError
+
 #: Modules that register a stage's exercises, imported on first use.
 STAGE_MODULES = (
     "kit.course.exercises.stage00",
@@ -34,8 +36,23 @@ STAGE_MODULES = (
 )
 
 
-class NotYetRight(AssertionError):
-    """A wrong answer; the message says what is wrong and how to get closer."""
+class NotYetRight(KitError, AssertionError):
+    """A wrong answer: the message says what is wrong, the fix (the exercise's hint) how to get closer.
+
+    Still an ``AssertionError``: learners' cells may catch it as one.
+    """
+
+    def __str__(self) -> str:
+        """What a notebook shows under the traceback: the message, then the hint."""
+        return f"{self.message}\nHint: {self.fix}" if self.fix else self.message
+
+
+class UnknownExercise(KitError, KeyError):
+    """No exercise has this id."""
+
+    def __str__(self) -> str:
+        """The message and the fix (a plain ``KeyError`` would show only the quoted message)."""
+        return self.explain()
 
 
 @dataclass(frozen=True)
@@ -74,7 +91,7 @@ def get(id: str) -> Exercise:
         return _REGISTRY[id]
     except KeyError:
         known = ", ".join(sorted(_REGISTRY))
-        raise KeyError(f"no exercise {id!r}; known exercises: {known}") from None
+        raise UnknownExercise(f"no exercise {id!r}", fix=f"use one of the known exercises: {known}") from None
 
 
 def all_ids() -> list[str]:
@@ -97,7 +114,7 @@ def check(id: str, answer: Any) -> Any:
     try:
         ex.validate(answer)
     except NotYetRight as wrong:
-        raise NotYetRight(f"{ex.title}: {wrong}\nHint: {ex.hint}") from None
+        raise NotYetRight(f"{ex.title}: {wrong.message}", fix=ex.hint) from None
     print(f"✅ {ex.title}: correct.")
     return answer
 

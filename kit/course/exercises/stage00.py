@@ -41,8 +41,8 @@ def check_cluster_profile(answer) -> None:
         raise NotYetRight(f"a profile is a string, got {type(answer).__name__}")
     try:
         chosen = profile.resolve(answer)
-    except ValueError as error:
-        raise NotYetRight(str(error)) from None
+    except profile.ProfileError as error:
+        raise NotYetRight(f"{error.message}: the profiles are {', '.join(profile.PROFILES)}") from None
     if chosen.name == "local":
         raise NotYetRight("'local' runs everything on this machine, with no cluster at all")
     if chosen.name == "kind":

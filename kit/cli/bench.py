@@ -1,0 +1,67 @@
+"""``python -m kit bench ray|train|serve [--json]``: benchmarks measured side by side in one run.
+
+Each prints the machine, a table of medians and the ratios the issues set goals for (``--json``:
+the figures as data), and saves ``build/bench/<name>.json`` (train also ``train.png``). Timings
+are reported, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from kit.cli import EXIT_OK, command_parser
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = command_parser("bench", __doc__)
+    sub = parser.add_subparsers(dest="name", required=True, metavar="{ray,train,serve}")
+    ray = sub.add_parser("ray", help="local Ray start-up: cold, warm and reuse")
+    ray.add_argument("--repeat", type=int, default=2, help="runs per measurement (medians are reported)")
+    train = sub.add_parser("train", help="Ray Train vs torchrun epoch time, launcher start-up, 1 vs 2 workers")
+    train.add_argument("--quick", action="store_true", help="less data, fewer epochs, one A/B round")
+    train.add_argument("--rounds", type=int, default=None, help="A/B rounds (default 2, or 1 with --quick)")
+    serve = sub.add_parser("serve", help="FastAPI baseline vs Ray Serve (unbatched, batched) vs KServe v1/v2")
+    serve.add_argument("--repeat", type=int, default=2, help="alternating rounds (medians are reported)")
+    serve.add_argument("--seconds", type=float, default=4.0, help="seconds per load run")
+    for command in (ray, train, serve):
+        command.add_argument("--json", action="store_true", help="print the figures as JSON instead of a table")
+    return parser
+
+
+def run(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
+    """Run the benchmark ``args.name``; return its figures and their table."""
+    if args.name == "ray":
+        from kit.bench import ray
+
+        data = ray.bench_ray(args.repeat)
+        return data, ray.format_ray(data)
+    if args.name == "train":
+        from kit.bench import train
+
+        data = train.bench_train(quick=args.quick, rounds=args.rounds)
+        return data, train.format_train(data)
+    from kit.bench import serve
+
+    data = serve.bench_serve(args.repeat, args.seconds)
+    return data, serve.format_serve(data)
+
+
+def main(argv: list[str]) -> int:
+    from kit import bench
+
+    args = _parser().parse_args(argv)
+    data, table = run(args)
+    saved = [bench.save(args.name, data)]
+    if args.name == "train":
+        from kit.bench import train
+
+        saved.append(saved[0].with_suffix(".png"))
+        train.plot_train(data, saved[-1])
+    if args.json:
+        print(json.dumps(data, indent=2))
+    else:
+        print(table)
+        print(f"\nwrote {' and '.join(map(str, saved))}")
+    return EXIT_OK
