@@ -8,6 +8,9 @@ import tempfile
 import harness
 import pytest
 
+#: A training configuration small enough for tests: seconds on one CPU.
+TINY_TRAINING = {"dataset": "digits", "model": "mlp", "hidden": 32, "batch_size": 32, "lr": 0.01, "device": "cpu"}
+
 
 def pytest_terminal_summary(terminalreporter) -> None:
     if not harness.RUNS:
@@ -20,11 +23,12 @@ def pytest_terminal_summary(terminalreporter) -> None:
 
 @pytest.fixture(scope="session")
 def model_dir(tmp_path_factory):
-    """The demo digits model, trained once for every serving test (tests copy it before damaging it)."""
-    from kit.serve import artifact
+    """A small digits model trained once with ``train_func`` for every serving test (tests copy it
+    before damaging it): the same artifact every launcher writes."""
+    from kit.train.loop import train_func
 
     path = tmp_path_factory.mktemp("model") / "digits"
-    artifact.train_demo_model(path, epochs=8)
+    train_func({**TINY_TRAINING, "epochs": 8, "model_dir": str(path)})
     return path
 
 

@@ -16,7 +16,7 @@ import yaml
 from kit import versions
 from kit.deploy import layout as clusters
 from kit.deploy import plan as deploy
-from kit.serve import artifact
+from kit.serve import predictor
 
 STEPS = ["platform", "storage", "rayjob", "trainjob", "rayservice", "inferenceservice"]
 
@@ -159,11 +159,11 @@ def test_rehearsed_model_job_and_server_answer_like_the_pods(plan, tmp_path):
     """The model Job's and the InferenceService's own commands, run here: the server loads what the Job wrote."""
     output = deploy.rehearse_job(plan.step("storage").documents[-1], {"/models": str(tmp_path)})
     assert output.startswith("saved model 'digits' version 1 to " + str(tmp_path / "digits"))
-    instances = artifact.sample_instances(3)
+    instances = predictor.sample_instances(3)
     with deploy.rehearse_server(plan.step("inferenceservice").documents[0], tmp_path / "digits") as server:
         predictions = deploy.predict(server.url, instances)
         assert server.url.startswith("http://127.0.0.1:")
-    expected = artifact.Predictor(tmp_path / "digits").predict(instances)
+    expected = predictor.Predictor(tmp_path / "digits").predict(instances)
     assert predictions == expected
 
 

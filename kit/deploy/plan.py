@@ -386,17 +386,17 @@ def cli(argv: list[str]) -> int:
         parser.error(str(error.args[0]))
     try:
         if args.action == "plan":
-            from kit.serve import artifact
+            from kit.serve import predictor
 
-            paths_written = write(plan, args.out, instances=artifact.sample_instances(4))
+            paths_written = write(plan, args.out, instances=predictor.sample_instances(4))
             print(plan.table())
             print(f"\nwrote {len(paths_written)} files; the commands:\n")
             for name in [s.name for s in steps]:
                 print("\n".join(commands(plan, args.out, step=name)))
         elif args.action == "apply":
-            from kit.serve import artifact
+            from kit.serve import predictor
 
-            instances = artifact.sample_instances(4)
+            instances = predictor.sample_instances(4)
             for step in steps:
                 deploy(step, plan.namespace)
                 if step.endpoint:

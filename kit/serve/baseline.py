@@ -11,7 +11,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from kit.serve import api
-from kit.serve.artifact import Predictor
+from kit.serve.predictor import Predictor
 
 
 def baseline_app(model_dir: str | Path) -> FastAPI:
