@@ -26,6 +26,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "manifests": ("kit.deploy.layout:cli", "write clusters/ from the kit's builders, or check it is current"),
     "cluster": ("kit.k8s.live.cluster:cli", "profile, apply, wait, diagnostics and port-forward on a cluster"),
     "deploy": ("kit.deploy.plan:cli", "stage 09's plan: write it and its commands, apply it to a cluster, delete it"),
+    "train": ("kit.cli.train:cli", "train with one launcher (inprocess, torchrun, ray, kubeflow); writes the model"),
+    "serve": ("kit.cli.serve:cli", "serve the trained model with Ray Serve, KServe or the FastAPI baseline"),
 }
 
 

@@ -32,12 +32,12 @@ import httpx
 
 from kit import paths
 from kit.config.serve import ServeConfig
-from kit.config.train import TrainConfig
+from kit.config.train import MODEL_NAME, TrainConfig
 from kit.deploy import layout as clusters
 from kit.k8s.builders import runtime, to_yaml
 from kit.k8s.live import cluster
 
-MODEL = "digits"
+MODEL = MODEL_NAME
 
 
 @dataclass
@@ -112,8 +112,9 @@ def build_plan(size: clusters.Sizing = clusters.BASE_SIZE, *, train_config: Trai
              "the namespace (Pod Security restricted), its ResourceQuota, LimitRange and NetworkPolicy, Kueue's "
              "flavor and queues, and the restricted training runtime (stage 01)", platform),
         Step("storage", "Shared volumes and the model",
-             "a volume for models, with a Job that trains the digits model into it (the artifact of stages 07-08) "
-             "for both servers to read, and a volume for the RayJob's checkpoints",
+             "a volume for models, with a Job that trains the digits model into it with train_func (the serving "
+             "artifact both servers read; the RayJob and TrainJob then write theirs there), and a volume for the "
+             "RayJob's checkpoints",
              [*claims, publish], [("Job", publish["metadata"]["name"])], 600),
         Step("rayjob", "Train with a RayJob",
              "KubeRay makes a Ray cluster for this job, runs Ray Train on it (stage 04's run_ray_train), "

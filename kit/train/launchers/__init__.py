@@ -32,8 +32,8 @@ from statistics import median
 from typing import Any
 
 from kit import paths, versions
-from kit.errors import KitError
 from kit.config.train import ConfigError, TrainConfig, as_config, check_machine
+from kit.errors import KitError
 from kit.machine import resources
 from kit.machine.processes import kill_process_group
 from kit.train import data
