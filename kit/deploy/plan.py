@@ -34,7 +34,7 @@ from kit import paths
 from kit.config.serve import ServeConfig
 from kit.config.train import MODEL_NAME, TrainConfig
 from kit.deploy import layout as clusters
-from kit.k8s.builders import runtime, to_yaml
+from kit.k8s.builders import runtime, serving, to_yaml
 from kit.k8s.live import cluster
 
 MODEL = MODEL_NAME
@@ -327,14 +327,23 @@ def rehearse_job(job: dict, mounts: dict[str, str], timeout_s: float = 300) -> s
     return done.stdout.strip()
 
 
-def rehearse_training(trainjob: dict, on_line: Callable[[str], None] | None = None):
-    """A TrainJob's training here: torchrun with the same entry point, config and processes per node."""
+def rehearse_training(trainjob: dict, on_line: Callable[[str], None] | None = None,
+                      mounts: dict[str, str] | None = None):
+    """A TrainJob's training here: torchrun with the same entry point, config and processes per node.
+
+    The artifact the pod writes to the models volume (``/models/<name>``) goes to ``mounts["/models"]``
+    here (default: the kit's ``models/`` work directory, the standard location the servers read).
+    """
     from kit.train import launchers as launch
 
     trainer = trainjob["spec"]["trainer"]
     if trainer.get("numNodes", 1) != 1:
         raise ValueError("a rehearsal runs one node; set numNodes to 1")
-    return launch.run_torchrun(train_config_of(trainjob), nproc=trainer.get("numProcPerNode", 1), on_line=on_line)
+    mounts = mounts if mounts is not None else {serving.MODELS_MOUNT: str(paths.work_dir("models"))}
+    config = train_config_of(trainjob)
+    if config.model_dir:
+        config = config.replace(model_dir=_localize([config.model_dir], mounts)[0])
+    return launch.run_torchrun(config, nproc=trainer.get("numProcPerNode", 1), on_line=on_line)
 
 
 def rehearse_server(isvc: dict, model_dir: Path | str):
