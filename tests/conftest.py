@@ -7,9 +7,7 @@ import tempfile
 
 import harness
 import pytest
-
-#: A training configuration small enough for tests: seconds on one CPU.
-TINY_TRAINING = {"dataset": "digits", "model": "mlp", "hidden": 32, "batch_size": 32, "lr": 0.01, "device": "cpu"}
+from serving_cases import TINY_TRAINING
 
 
 def pytest_terminal_summary(terminalreporter) -> None:

@@ -10,6 +10,8 @@ from kit.serve import api
 from kit.serve.predictor import MAX_BATCH, sample_instances
 
 ROW = sample_instances(1)[0]
+#: A training configuration small enough for tests (seconds on one CPU); every serving test's model uses it.
+TINY_TRAINING = {"dataset": "digits", "model": "mlp", "hidden": 32, "batch_size": 32, "lr": 0.01, "device": "cpu"}
 
 
 def v1_cases(model: str = "digits") -> list[tuple[str, str, str, bytes | None, set[int]]]:

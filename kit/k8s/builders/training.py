@@ -78,7 +78,7 @@ def trainjob(
     config_json = _config_json(config, num_nodes * procs_per_node, models_claim)
     node: dict[str, Any] = {"name": "node", "securityContext": pods.restricted_security_context(),
                             "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}]}
-    pod_patch = {
+    pod_patch: dict[str, Any] = {
         "securityContext": pods.restricted_pod_security_context(),
         "containers": [node],
         "volumes": [_tmp_volume()],
@@ -186,7 +186,7 @@ CHECKPOINT_CLAIM = "kit-checkpoints"
 
 def _ray_pod_template(container_name: str, image: str, cpu: str, memory: str, gpus: int,
                       shared_claim: str | None = None, models_claim: str | None = None) -> dict[str, Any]:
-    template = {
+    template: dict[str, Any] = {
         "spec": {
             "securityContext": pods.restricted_pod_security_context(),
             "containers": [
