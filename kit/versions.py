@@ -123,6 +123,7 @@ PORTS: dict[str, int] = {
     "ray-client": 10001,
     "ray-serve": 8000,
     "kserve": 8080,
+    "baseline": 8090,
 }
 
 

@@ -7,6 +7,7 @@ import tempfile
 
 import harness
 import pytest
+from serving_cases import TINY_TRAINING
 
 
 def pytest_terminal_summary(terminalreporter) -> None:
@@ -20,11 +21,12 @@ def pytest_terminal_summary(terminalreporter) -> None:
 
 @pytest.fixture(scope="session")
 def model_dir(tmp_path_factory):
-    """The demo digits model, trained once for every serving test (tests copy it before damaging it)."""
-    from kit.serve import artifact
+    """A small digits model trained once with ``train_func`` for every serving test (tests copy it
+    before damaging it): the same artifact every launcher writes."""
+    from kit.train.loop import train_func
 
     path = tmp_path_factory.mktemp("model") / "digits"
-    artifact.train_demo_model(path, epochs=8)
+    train_func({**TINY_TRAINING, "epochs": 8, "model_dir": str(path)})
     return path
 
 

@@ -7,9 +7,11 @@ import json
 import httpx
 
 from kit.serve import api
-from kit.serve.artifact import MAX_BATCH, sample_instances
+from kit.serve.predictor import MAX_BATCH, sample_instances
 
 ROW = sample_instances(1)[0]
+#: A training configuration small enough for tests (seconds on one CPU); every serving test's model uses it.
+TINY_TRAINING = {"dataset": "digits", "model": "mlp", "hidden": 32, "batch_size": 32, "lr": 0.01, "device": "cpu"}
 
 
 def v1_cases(model: str = "digits") -> list[tuple[str, str, str, bytes | None, set[int]]]:
@@ -51,6 +53,8 @@ def v2_cases(model: str = "digits") -> list[tuple[str, str, str, bytes | None, s
         ("v2 wrong field name", "POST", infer, json.dumps({"instances": [ROW]}).encode(), {400, 422}),
         ("v2 wrong input name", "POST", infer, tensor(name="image"), {400, 422}),
         ("v2 shape mismatch", "POST", infer, tensor(shape=[2, 64]), {400, 422}),
+        ("v2 wildcard shape", "POST", infer, tensor(shape=[-1, 64]), {400}),
+        ("v2 negative shape", "POST", infer, tensor(shape=[1, -64]), {400}),
         ("v2 wrong shape", "POST", infer, tensor(shape=[1, 16], data=ROW[:16]), {400, 422}),
         ("v2 wrong dtype", "POST", infer, tensor(datatype="BYTES", data=["a"] * 64), {400, 422}),
         ("v2 strings as FP32", "POST", infer, tensor(data=["a"] * 64), {400, 422}),

@@ -15,7 +15,8 @@ from kit import versions
 from kit.cli import main
 from kit.deploy import layout as clusters
 from kit.deploy import plan as deploy
-from kit.serve import artifact
+from kit.serve import predictor
+from kit.train import artifact
 
 STEPS = ["platform", "storage", "rayjob", "trainjob", "rayservice", "inferenceservice"]
 
@@ -154,22 +155,29 @@ def test_rehearsal_refuses_what_it_cannot_run(plan):
         deploy.rehearse_training(trainjob)
 
 
+def plan_epochs(plan) -> int:
+    """The epochs the plan's model Job trains for (its --config argument)."""
+    return json.loads(plan.step("storage").documents[-1]["spec"]["template"]["spec"]["containers"][0]["command"][-1])[
+        "epochs"]
+
+
 def test_rehearsed_model_job_and_server_answer_like_the_pods(plan, tmp_path):
     """The model Job's and the InferenceService's own commands, run here: the server loads what the Job wrote."""
     output = deploy.rehearse_job(plan.step("storage").documents[-1], {"/models": str(tmp_path)})
-    assert output.startswith("saved model 'digits' version 1 to " + str(tmp_path / "digits"))
-    instances = artifact.sample_instances(3)
+    assert output.splitlines()[-1].endswith("serving artifact in " + str(tmp_path / "digits"))
+    assert artifact.verify(tmp_path / "digits").config.epochs == plan_epochs(plan)
+    instances = predictor.sample_instances(3)
     with deploy.rehearse_server(plan.step("inferenceservice").documents[0], tmp_path / "digits") as server:
         predictions = deploy.predict(server.url, instances)
         assert server.url.startswith("http://127.0.0.1:")
-    expected = artifact.Predictor(tmp_path / "digits").predict(instances)
+    expected = predictor.Predictor(tmp_path / "digits").predict(instances)
     assert predictions == expected
 
 
 def test_a_failing_job_command_reports_its_output(plan, tmp_path):
     job = json.loads(json.dumps(plan.step("storage").documents[-1]))
-    job["spec"]["template"]["spec"]["containers"][0]["command"][-3] = "0"  # --epochs 0
-    with pytest.raises(RuntimeError, match=r"(?s)exited with 2:.*--epochs must be >= 1, got 0"):
+    job["spec"]["template"]["spec"]["containers"][0]["command"][-1] = '{"epochs": 0}'
+    with pytest.raises(RuntimeError, match=r"(?s)exited with 2:.*TrainConfig.epochs: must be an integer > 0, got 0"):
         deploy.rehearse_job(job, {"/models": str(tmp_path)})
     assert not (tmp_path / "digits").exists()
 

@@ -92,8 +92,10 @@ def test_image_check_names_a_wrong_version_and_a_missing_module(monkeypatch, cap
 
 
 def _runs_kit_code(container: dict, doc: dict) -> bool:
-    text = " ".join(map(str, [*container.get("command", []), *container.get("args", [])]))
-    return "kit." in text or (doc["kind"] in ("RayJob", "RayService") and "kit." in str(doc["spec"]))
+    argv = list(map(str, [*container.get("command", []), *container.get("args", [])]))
+    runs_kit_cli = "kit" in argv  # python -m kit <command>
+    in_ray_spec = doc["kind"] in ("RayJob", "RayService") and "kit." in str(doc["spec"])
+    return runs_kit_cli or "kit." in " ".join(argv) or in_ray_spec
 
 
 @pytest.mark.parametrize("size_name", ["base", *clusters.OVERLAYS])

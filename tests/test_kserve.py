@@ -7,7 +7,7 @@ import psutil
 import pytest
 import serving_cases as cases
 
-from kit.serve import artifact, kserve_model
+from kit.serve import kserve_model, predictor
 from kit.serve.process import ServerNotReady, port_is_free
 
 
@@ -25,7 +25,7 @@ def test_binds_loopback_only(server):
 
 
 def test_v1_and_v2_give_the_same_predictions(server):
-    rows = artifact.sample_instances(3)
+    rows = predictor.sample_instances(3)
     v1 = httpx.post(f"{server.url}/v1/models/digits:predict", json={"instances": rows}).json()
     body = {"inputs": [{"name": "pixels", "shape": [3, 64], "datatype": "FP32", "data": rows}]}
     v2 = httpx.post(f"{server.url}/v2/models/digits/infer", json=body).json()

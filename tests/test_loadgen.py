@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import serving_cases as cases
 
-from kit.serve import artifact, loadgen
+from kit.serve import loadgen, predictor
 from kit.serve.process import baseline_server
 
 
@@ -16,7 +16,7 @@ def baseline(model_dir):
 
 
 def body() -> dict:
-    return {"instances": artifact.sample_instances(1)}
+    return {"instances": predictor.sample_instances(1)}
 
 
 def test_closed_loop_counts_every_request_and_reports_percentiles(baseline):

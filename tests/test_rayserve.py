@@ -8,7 +8,7 @@ import serving_cases as cases
 import yaml
 
 from kit.config.serve import ServeConfig, serve_config_v2
-from kit.serve import artifact, loadgen, rayserve
+from kit.serve import loadgen, predictor, rayserve
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +23,7 @@ def app(local_ray, model_dir):
 
 def test_predicts_over_http_on_loopback(app):
     assert app.url.startswith("http://127.0.0.1:")
-    rows = artifact.sample_instances(4)
+    rows = predictor.sample_instances(4)
     body = httpx.post(app.predict_url, json={"instances": rows}, timeout=30).json()
     assert body["model_name"] == "digits" and len(body["predictions"]) == 4
     assert httpx.get(f"{app.url}/v1/models/digits").json()["ready"] is True
@@ -37,15 +37,15 @@ def test_bad_input_is_a_short_4xx_and_serving_continues(app, case):
 
 
 def test_concurrent_requests_are_batched_and_answered_correctly(app):
-    rows = artifact.sample_instances(8)
-    expected = artifact.Predictor(app.config.model_dir).predict(rows)
+    rows = predictor.sample_instances(8)
+    expected = predictor.Predictor(app.config.model_dir).predict(rows)
     result = loadgen.run_load(app.predict_url, {"instances": rows}, concurrency=8, requests=64)
     assert result.ok == 64 and result.errors == 0
     assert httpx.post(app.predict_url, json={"instances": rows}).json()["predictions"] == expected
 
 
 def test_replica_kill_drill_recovers_within_five_seconds(app):
-    drill = rayserve.kill_drill(app, {"instances": artifact.sample_instances(1)}, duration_s=6, kill_at_s=2)
+    drill = rayserve.kill_drill(app, {"instances": predictor.sample_instances(1)}, duration_s=6, kill_at_s=2)
     assert drill.killed.startswith("SERVE_REPLICA::digits#DigitsClassifier#")
     assert drill.load.ok > 0
     assert drill.recovery_s <= 5.0, str(drill)
@@ -58,7 +58,7 @@ def test_overload_is_rejected_with_503_not_queued_forever(app, model_dir):
                         max_queued_requests=1, max_batch_size=1)
     small = rayserve.deploy(tight)
     try:
-        result = loadgen.run_load(small.predict_url, {"instances": artifact.sample_instances(64)},
+        result = loadgen.run_load(small.predict_url, {"instances": predictor.sample_instances(64)},
                                   concurrency=24, duration_s=3, timeout_s=15)
         assert set(result.statuses) <= {200, 503}, result.statuses
         assert result.statuses[503] > 0 and result.ok > 0, result.statuses

@@ -1,13 +1,13 @@
 """The same predict function behind five servers, measured in one run (``python -m kit bench serve``).
 
 Servers: plain FastAPI on one uvicorn process (the baseline), Ray Serve unbatched and
-batched, KServe v1 and v2. All call :class:`kit.serve.artifact.Predictor`; the load
+batched, KServe v1 and v2. All call :class:`kit.serve.predictor.Predictor`; the load
 generator, payload and concurrency are the same for all, and the runs alternate
 (round-robin, ``repeat`` rounds) so that a noisy neighbour hits everyone alike.
 
 Two model configurations:
 
-- ``small`` (64-128-10): a forward pass costs ~0.05 ms, so throughput measures the
+- ``small`` (64-128-128-10): a forward pass costs ~0.05 ms, so throughput measures the
   *server's* per-request overhead. Baseline vs Ray Serve vs KServe is compared here.
 - ``wide`` (64-4096-4096-10, 67 MB of weights): one row costs ~6 ms because the whole
   weight matrix streams from memory for each call; 16 rows cost barely more per call.
@@ -22,11 +22,18 @@ import time
 from pathlib import Path
 
 from kit.bench import machine
-from kit.serve import artifact, loadgen
+from kit.serve import loadgen, predictor
 
-SMALL = (128,)
-WIDE = (4096, 4096)
+SMALL = 128  # TrainConfig.hidden: 64-128-128-10
+WIDE = 4096  # 64-4096-4096-10
 CONCURRENCY = 16
+
+
+def train_model(model_dir: Path, hidden: int, epochs: int) -> None:
+    """Train the digits MLP with the kit's one training function; the artifact lands in ``model_dir``."""
+    from kit.train import launchers
+
+    launchers.run_in_process({"dataset": "digits", "hidden": hidden, "epochs": epochs, "model_dir": str(model_dir)})
 
 
 def _targets(small_dir: Path, wide_dir: Path, stack) -> dict[str, tuple[str, dict]]:
@@ -36,7 +43,7 @@ def _targets(small_dir: Path, wide_dir: Path, stack) -> dict[str, tuple[str, dic
     from kit.serve import kserve_model, rayserve
     from kit.serve.process import baseline_server
 
-    v1 = {"instances": artifact.sample_instances(1)}
+    v1 = {"instances": predictor.sample_instances(1)}
     v2 = {"inputs": [{"name": "pixels", "shape": [1, 64], "datatype": "FP32", "data": v1["instances"]}]}
     baseline = stack.enter_context(baseline_server(small_dir))
     kserve = stack.enter_context(kserve_model.kserve_server(small_dir))
@@ -68,8 +75,8 @@ def bench_serve(repeat: int = 2, seconds: float = 4.0, concurrency: int = CONCUR
     runs: dict[str, list[loadgen.LoadResult]] = {}
     with tempfile.TemporaryDirectory(prefix="kit-bench-serve-") as tmp, contextlib.ExitStack() as stack:
         small_dir, wide_dir = Path(tmp) / "small", Path(tmp) / "wide"
-        artifact.train_demo_model(small_dir, hidden=SMALL, epochs=10)
-        artifact.train_demo_model(wide_dir, hidden=WIDE, epochs=1)
+        train_model(small_dir, hidden=SMALL, epochs=10)
+        train_model(wide_dir, hidden=WIDE, epochs=1)
         targets = _targets(small_dir, wide_dir, stack)
         for url, body in targets.values():  # warm-up: first requests pay for lazy imports
             loadgen.run_load(url, body, concurrency=4, duration_s=0.5)

@@ -66,9 +66,9 @@ def main(argv: list[str]) -> int:
 
 def _plan(plan: Plan, steps: list[Step], out: Path | None) -> None:
     from kit.deploy import plan as stage09
-    from kit.serve import artifact
+    from kit.serve import predictor
 
-    written = stage09.write(plan, out, instances=artifact.sample_instances(4))
+    written = stage09.write(plan, out, instances=predictor.sample_instances(4))
     print(plan.table())
     print(f"\nwrote {len(written)} files; the commands:\n")
     for step in steps:
@@ -78,9 +78,9 @@ def _plan(plan: Plan, steps: list[Step], out: Path | None) -> None:
 def _plan_json(plan: Plan, steps: list[Step], problems: list[Problem], out: Path | None) -> int:
     """The plan as data; files are written only when it is valid."""
     from kit.deploy import plan as stage09
-    from kit.serve import artifact
+    from kit.serve import predictor
 
-    written = [] if problems else stage09.write(plan, out, instances=artifact.sample_instances(4))
+    written = [] if problems else stage09.write(plan, out, instances=predictor.sample_instances(4))
     report = {
         "valid": not problems,
         "problems": [problem.to_dict() for problem in problems],
@@ -96,9 +96,9 @@ def _plan_json(plan: Plan, steps: list[Step], problems: list[Problem], out: Path
 
 def _apply(plan: Plan, steps: list[Step]) -> None:
     from kit.deploy import plan as stage09
-    from kit.serve import artifact
+    from kit.serve import predictor
 
-    instances = artifact.sample_instances(4)
+    instances = predictor.sample_instances(4)
     for step in steps:
         stage09.deploy(step, plan.namespace)
         if step.endpoint:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kit.errors import KitError
@@ -14,10 +15,19 @@ from kit.errors import KitError
 if TYPE_CHECKING:  # kit.machine reads the machine; TrainConfig must import without it
     from kit.machine.resources import Resources
 
+from kit import paths
+
 #: Models :mod:`kit.train.models` builds and data sets :mod:`kit.train.data` makes (they check they agree).
 MODELS = ("mlp", "cnn")
 DATASETS = ("digits", "synthetic")
 DEVICES = ("auto", "cpu", "cuda")
+#: The name of the model the kit trains and serves: the artifact's directory, the servers' URL name.
+MODEL_NAME = "digits"
+
+
+def standard_model_dir() -> Path:
+    """Where training writes the serving artifact and the servers look for it (stages 03-09 share it)."""
+    return paths.work_dir("models", MODEL_NAME, create=False)
 
 
 class ConfigError(KitError, ValueError):
@@ -49,6 +59,7 @@ class TrainConfig:
     checkpoint_dir: str = ""  # save each epoch here and resume from it ("" = no checkpoints)
     crash_at_epoch: int = 0  # fault drill: the last rank exits in the middle of this epoch, once
     crash_marker: str = ""  # file that records the drill's crash so it happens only once
+    model_dir: str = ""  # where rank 0 writes the serving artifact ("" = standard_model_dir())
 
     def __post_init__(self) -> None:
         for name in ("hidden", "samples", "epochs", "batch_size", "workers"):
@@ -88,6 +99,10 @@ class TrainConfig:
 
     def replace(self, **changes: Any) -> TrainConfig:
         return replace(self, **changes)
+
+    def artifact_dir(self) -> Path:
+        """The directory the serving artifact goes to: ``model_dir``, else the standard location."""
+        return Path(self.model_dir) if self.model_dir else standard_model_dir()
 
 
 def _is_number(value: Any) -> bool:

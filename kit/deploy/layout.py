@@ -117,16 +117,18 @@ def example_job(size: Sizing) -> dict:
 
 
 def trainjob(size: Sizing, config: TrainConfig | dict | None = None) -> dict:
-    """The TrainJob of stages 05 and 09: torchrun on the restricted runtime, queued, in the kit's image."""
+    """The TrainJob of stages 05 and 09: torchrun on the restricted runtime, queued, in the kit's image;
+    rank 0 writes the serving artifact to the models volume the servers read."""
     gpus = 1 if size.gpus else 0
     return training.trainjob(config, namespace=NAMESPACE, queue=LOCAL_QUEUE, runtime=runtime.NAME, gpus=gpus,
-                             image=size.image(gpus))
+                             image=size.image(gpus), models_claim=serving.MODELS_CLAIM)
 
 
 def rayjob(size: Sizing, config: TrainConfig | dict | None = None) -> dict:
-    """The RayJob of stages 04 and 09: Ray Train on a cluster made for the job, queued."""
+    """The RayJob of stages 04 and 09: Ray Train on a cluster made for the job, queued; rank 0 writes the
+    serving artifact to the models volume the servers read."""
     return training.rayjob(config, namespace=NAMESPACE, queue=LOCAL_QUEUE, workers=size.ray_workers,
-                           image=size.image(0))
+                           image=size.image(0), models_claim=serving.MODELS_CLAIM)
 
 
 def storage(size: Sizing, epochs: int = 20) -> list[dict]:
@@ -144,7 +146,7 @@ def rayservice(size: Sizing, config: ServeConfig | None = None) -> dict:
 
 def inferenceservice(size: Sizing) -> dict:
     """The InferenceService of stages 08 and 09, reading the model from the same volume."""
-    return serving.inferenceservice("digits", namespace=NAMESPACE, image=size.image(0))
+    return serving.inferenceservice(namespace=NAMESPACE, image=size.image(0))
 
 
 #: clusters/base/<file> -> builder. Order is the order of base/kustomization.yaml.

@@ -35,13 +35,13 @@ import httpx
 
 from kit import paths, versions
 from kit.config.serve import ServeConfig
-from kit.config.train import TrainConfig
+from kit.config.train import MODEL_NAME, TrainConfig
 from kit.deploy import layout as clusters
 from kit.errors import KitError
-from kit.k8s.builders import runtime, to_yaml
+from kit.k8s.builders import runtime, serving, to_yaml
 from kit.k8s.live import kubectl, portforward, waits
 
-MODEL = "digits"
+MODEL = MODEL_NAME
 
 log = logging.getLogger(__name__)
 
@@ -138,8 +138,9 @@ def build_plan(size: clusters.Sizing = clusters.BASE_SIZE, *, train_config: Trai
              "the namespace (Pod Security restricted), its ResourceQuota, LimitRange and NetworkPolicy, Kueue's "
              "flavor and queues, and the restricted training runtime (stage 01)", platform),
         Step("storage", "Shared volumes and the model",
-             "a volume for models, with a Job that trains the digits model into it (the artifact of stages 07-08) "
-             "for both servers to read, and a volume for the RayJob's checkpoints",
+             "a volume for models, with a Job that trains the digits model into it with train_func (the serving "
+             "artifact both servers read; the RayJob and TrainJob then write theirs there), and a volume for the "
+             "RayJob's checkpoints",
              [*claims, publish], [("Job", publish["metadata"]["name"])], 600),
         Step("rayjob", "Train with a RayJob",
              "KubeRay makes a Ray cluster for this job, runs Ray Train on it (stage 04's run_ray_train), "
@@ -357,14 +358,23 @@ def rehearse_job(job: dict, mounts: dict[str, str], timeout_s: float = 300) -> s
     return done.stdout.strip()
 
 
-def rehearse_training(trainjob: dict, on_line: Callable[[str], None] | None = None):
-    """A TrainJob's training here: torchrun with the same entry point, config and processes per node."""
+def rehearse_training(trainjob: dict, on_line: Callable[[str], None] | None = None,
+                      mounts: dict[str, str] | None = None):
+    """A TrainJob's training here: torchrun with the same entry point, config and processes per node.
+
+    The artifact the pod writes to the models volume (``/models/<name>``) goes to ``mounts["/models"]``
+    here (default: the kit's ``models/`` work directory, the standard location the servers read).
+    """
     from kit.train import launchers as launch
 
     trainer = trainjob["spec"]["trainer"]
     if trainer.get("numNodes", 1) != 1:
         raise PlanError("a rehearsal runs one node", fix="set spec.trainer.numNodes to 1")
-    return launch.run_torchrun(train_config_of(trainjob), nproc=trainer.get("numProcPerNode", 1), on_line=on_line)
+    mounts = mounts if mounts is not None else {serving.MODELS_MOUNT: str(paths.work_dir("models"))}
+    config = train_config_of(trainjob)
+    if config.model_dir:
+        config = config.replace(model_dir=_localize([config.model_dir], mounts)[0])
+    return launch.run_torchrun(config, nproc=trainer.get("numProcPerNode", 1), on_line=on_line)
 
 
 def rehearse_server(isvc: dict, model_dir: Path | str):

@@ -6,7 +6,7 @@ fails to build instead of failing in a pod. It checks that torch and every pin o
 client/cluster mismatch is the most common KubeRay failure) and that the modules the
 manifests run import: the TrainJob's ``kit.train.entry``, the RayJob's ``kit.train.launchers``,
 the RayService's ``kit.serve.rayserve``, the InferenceService's ``kit.serve.kserve_model``
-and the model Job's ``kit.serve.artifact``. The test suite runs it against the kit's venv.
+and the model Job's ``kit.cli.train`` (``python -m kit train``). The test suite runs it against the kit's venv.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ ENTRY_POINTS: dict[str, str] = {
     "kit.serve.rayserve": "RayService (serveConfigV2 import_path)",
     "kit.serve.kserve_model": "InferenceService (python -m kit.serve.kserve_model)",
     "kserve": "InferenceService (the KServe model server)",
-    "kit.serve.artifact": "model Job (python -m kit.serve.artifact)",
+    "kit.cli.train": "model Job (python -m kit train --launcher inprocess)",
 }
 
 

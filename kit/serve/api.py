@@ -8,7 +8,7 @@ Routes follow KServe's v1 protocol, so one payload works for all three servers::
                                            -> {"predictions": [label, ...], ...}
 
 Every client error is a 4xx with a short JSON body ``{"error": "..."}``: pydantic
-rejects wrong fields and types (422), :class:`~kit.serve.artifact.Predictor`
+rejects wrong fields and types (422), :class:`~kit.serve.predictor.Predictor`
 rejects wrong shapes, NaN/inf and empty batches (422) and oversized batches (413),
 :class:`BodyLimit` rejects oversized bodies (413) before they are read into memory.
 No handler ever returns a traceback.
@@ -24,7 +24,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from kit.serve.artifact import InvalidInput, ModelMetadata
+from kit.serve.predictor import InvalidInput
+from kit.train.artifact import ModelMetadata
 
 #: Largest request body accepted (a full batch of 256 rows of 64 numbers is ~100 KiB).
 MAX_BODY_BYTES = 1024 * 1024

@@ -10,8 +10,9 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from kit import versions
 from kit.serve import api
-from kit.serve.artifact import Predictor
+from kit.serve.predictor import Predictor
 
 
 def baseline_app(model_dir: str | Path) -> FastAPI:
@@ -41,7 +42,7 @@ def main(argv: list[str] | None = None) -> None:
 
     parser = argparse.ArgumentParser(prog="python -m kit.serve.baseline", description=__doc__)
     parser.add_argument("--model-dir", required=True)
-    parser.add_argument("--port", type=int, default=8090)
+    parser.add_argument("--port", type=int, default=versions.PORTS["baseline"])
     args = parser.parse_args(argv)
     uvicorn.run(baseline_app(args.model_dir), host="127.0.0.1", port=args.port, log_level="warning",
                 access_log=False)

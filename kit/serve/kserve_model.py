@@ -36,16 +36,16 @@ def make_model_class():
     from kserve import InferOutput, InferRequest, InferResponse, Model
     from kserve.errors import InvalidInput as KServeInvalidInput
 
-    from kit.serve.artifact import InvalidInput, Predictor
+    from kit.serve.predictor import InvalidInput, Predictor
 
     class DigitsModel(Model):
         """Loads the artifact once; preprocess validates either protocol; predict calls the shared Predictor."""
 
         def __init__(self, model_dir: str | Path, name: str | None = None) -> None:
-            from kit.serve.artifact import load_metadata
+            from kit.train.artifact import verify
 
             self.model_dir = Path(model_dir)
-            super().__init__(name or load_metadata(self.model_dir).name)
+            super().__init__(name or verify(self.model_dir).name)
             self.predictor: Predictor | None = None
 
         def load(self) -> bool:
@@ -82,6 +82,10 @@ def make_model_class():
             tensor = request.inputs[0]
             if tensor.name != INPUT_NAME:
                 raise InvalidInput(f"unknown input {tensor.name!r}; this model's input is {INPUT_NAME!r}")
+            shape = list(tensor.shape or [])
+            if not shape or any(isinstance(d, bool) or not isinstance(d, int) or d < 0 for d in shape):
+                raise InvalidInput(f"tensor shape {shape} is not concrete: a request gives every dimension "
+                                   "as an integer >= 0 (-1 is for model metadata only)")
             if tensor.datatype not in NUMERIC_DATATYPES:
                 raise InvalidInput(f"datatype {tensor.datatype} is not numeric; send FP32")
             try:

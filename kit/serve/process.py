@@ -20,14 +20,19 @@ from pathlib import Path
 
 import httpx
 
+from kit.errors import KitError
 from kit.machine.processes import free_port, port_is_free
 from kit.paths import REPO_ROOT
 
 HOST = "127.0.0.1"
 
 
-class ServerNotReady(RuntimeError):
+class ServerNotReady(KitError, RuntimeError):
     """The server process did not become ready; the message says why and shows its log."""
+
+    def __init__(self, message: str,
+                 fix: str = "read the server's log above: its last error is the cause") -> None:
+        super().__init__(message, fix=fix)
 
 
 def kit_pythonpath() -> str:
@@ -66,8 +71,8 @@ class ServerProcess:
             return self.wait_ready(timeout)
         if not port_is_free(self.port):
             raise ServerNotReady(
-                f"{self.name}: port {self.port} on {HOST} is already in use; stop what holds it "
-                f"(`lsof -i :{self.port}`) or pick another port"
+                f"{self.name}: port {self.port} on {HOST} is already in use",
+                fix=f"stop what holds it (`lsof -i :{self.port}`) or pick another port",
             )
         self._log_dir = self._log_dir or Path(tempfile.mkdtemp(prefix=f"kit-{self.name}-"))
         env = dict(os.environ, PYTHONPATH=kit_pythonpath(), PYTHONUNBUFFERED="1")

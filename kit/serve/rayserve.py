@@ -24,7 +24,8 @@ from ray import serve
 from kit import versions
 from kit.config.serve import CLASSIFIER, INGRESS, ServeConfig, deployment_options, serve_config_v2
 from kit.serve import api
-from kit.serve.artifact import InvalidInput, Predictor, load_metadata, validate_instances
+from kit.serve.predictor import InvalidInput, Predictor, validate_instances
+from kit.train.artifact import load_metadata
 
 __all__ = ["CLASSIFIER", "INGRESS", "ServeApp", "ServeConfig", "build_app", "deploy", "kill_drill",
            "serve_config_v2", "shutdown"]

@@ -52,7 +52,7 @@ def compare(model_dir: str | Path, batches: tuple[int, ...] = (1, 32), repeats: 
     """Rows/s of the float32 and the int8 model at each batch size."""
     import torch
 
-    from kit.serve.artifact import load_model
+    from kit.train.artifact import load_model
 
     torch.set_num_threads(1)
     network, metadata = load_model(model_dir)

@@ -26,6 +26,9 @@ from kit.config.train import DATASETS
 
 FEATURES = 64  # 8x8 images, flattened
 CLASSES = 10
+#: Pixels of the digits are 0..16; the models see pixel * DIGITS_SCALE (the servers do the same).
+DIGITS_SCALE = 1 / 16
+DIGITS_RANGE = (0, 16)
 
 
 @dataclass(frozen=True)
@@ -52,13 +55,27 @@ class Split:
         return {field: getattr(self, field) for field in self.__dataclass_fields__}
 
 
+def digit_pixels():
+    """scikit-learn's 8x8 digits as raw pixels (float32, 0..16) and labels: what a client sends a server."""
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    return bunch.data.astype(np.float32), bunch.target.astype(np.int64)
+
+
+def preprocessing(dataset: str) -> dict:
+    """How a server turns a request's rows into what the model saw in training (the artifact records it)."""
+    if dataset == "digits":
+        return {"scale": DIGITS_SCALE, "input_range": list(DIGITS_RANGE)}
+    return {"scale": 1.0, "note": "standardised features (training statistics), sent as they are"}
+
+
 def _arrays(dataset: str, samples: int, seed: int):
     """Features and labels as numpy arrays (imports scikit-learn, so only the launching process calls it)."""
     if dataset == "digits":
-        from sklearn.datasets import load_digits
-
-        bunch = load_digits()
-        return bunch.data / 16.0, bunch.target
+        pixels, labels = digit_pixels()
+        return pixels.astype("float64") * DIGITS_SCALE, labels
     if dataset == "synthetic":
         from sklearn.datasets import make_classification
 

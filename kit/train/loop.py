@@ -13,7 +13,9 @@ DDP; under Ray Train it lets Ray do both (``prepare_model`` / ``prepare_data_loa
 and reports metrics and checkpoints with ``ray.train.report``. Rank 0 prints one
 ``KIT_METRICS {json}`` line per epoch and a final ``KIT_RESULT {json}`` line, so the
 same parser (:func:`parse_output`) reads a terminal, torchrun's output or a pod's log
-(the result line only when torchrun started the process).
+(the result line only when torchrun started the process). Rank 0 ends every run by
+writing the serving artifact (:mod:`kit.train.artifact`) to ``TrainConfig.model_dir``
+(default: the standard location the servers of stages 07-09 read).
 """
 
 from __future__ import annotations
@@ -337,6 +339,7 @@ def _train(cfg: TrainConfig, runtime: Runtime) -> dict[str, Any]:
         if runtime.is_chief:
             print(METRICS_PREFIX + json.dumps(metrics), flush=True)
 
+    artifact = str(_write_artifact(cfg, model, split, history)) if runtime.is_chief else None
     result = {
         "history": history,
         "final": history[-1] if history else None,
@@ -348,10 +351,25 @@ def _train(cfg: TrainConfig, runtime: Runtime) -> dict[str, Any]:
         "checkpoint": checkpoint,
         "train_started_unix": train_started,
         "on_ray": runtime.on_ray,
+        "artifact": artifact,
     }
     if runtime.is_chief and "TORCHELASTIC_RUN_ID" in os.environ:  # torchrun started us: a launcher reads it
         print(RESULT_PREFIX + json.dumps(result), flush=True)
     return result
+
+
+def _write_artifact(cfg: TrainConfig, model, split, history: list[dict]) -> Path:
+    """Rank 0's last step: the serving artifact (weights + metadata) in ``cfg.artifact_dir()``."""
+    from kit.train import artifact, data
+
+    directory = cfg.artifact_dir()
+    artifact.write_artifact(
+        directory, _unwrap(model), cfg,
+        accuracy=history[-1]["test_accuracy"] if history else None,
+        input_shape=(split.num_features,), classes=tuple(range(split.num_classes)),
+        preprocessing=data.preprocessing(split.name),
+    )
+    return directory
 
 
 def parse_output(lines) -> tuple[list[dict], dict | None]:

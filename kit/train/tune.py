@@ -60,7 +60,9 @@ def tune_trainable(config: dict) -> None:
     with tempfile.TemporaryDirectory(prefix="kit-tune-") as directory:
         for epoch in range(1, cfg.epochs + 1):
             with contextlib.redirect_stdout(io.StringIO()):  # Tune reports the metrics; no KIT_METRICS lines
-                result = train_func(cfg.replace(epochs=epoch, checkpoint_dir=directory).to_dict())
+                # each trial's model stays in its own directory: a search must not overwrite the trained model
+                result = train_func(cfg.replace(epochs=epoch, checkpoint_dir=directory,
+                                                model_dir=f"{directory}/model").to_dict())
             metrics = dict(result["final"])
             metrics["epochs"] = cfg.epochs
             ray.tune.report(metrics)

@@ -6,9 +6,9 @@ from kit.course.exercises import NotYetRight, exercise
 
 
 def _reference_v2_request() -> dict:
-    from kit.serve import artifact, kserve_model
+    from kit.serve import kserve_model, predictor
 
-    return kserve_model.v2_request(artifact.sample_instances(2))
+    return kserve_model.v2_request(predictor.sample_instances(2))
 
 
 @exercise(

@@ -9,18 +9,29 @@ objects a local run uses: the RayService's ``serveConfigV2`` is rendered from a
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import yaml
 
 from kit import versions
 from kit.config.serve import ServeConfig, serve_config_v2
+from kit.config.train import MODEL_NAME
 from kit.k8s.builders import core, pods, ray
 
 DEPLOYMENT_MODE = f"{versions.KSERVE_GROUP}/deploymentMode"
 MODELS_MOUNT = "/models"
 MODELS_CLAIM = "kit-models"
+#: Where training writes the serving artifact on the models volume, and where the RayService reads it.
+MODEL_PATH = f"{MODELS_MOUNT}/{MODEL_NAME}"
 KSERVE_PORT = 8080
+
+
+def models_volume(claim: str = MODELS_CLAIM, read_only: bool = False) -> tuple[dict, dict]:
+    """The models volume and its mount at ``/models``: training writes the artifact, servers read it."""
+    claim_ref: dict = {"claimName": claim, **({"readOnly": True} if read_only else {})}
+    mount: dict = {"name": "models", "mountPath": MODELS_MOUNT, **({"readOnly": True} if read_only else {})}
+    return {"name": "models", "persistentVolumeClaim": claim_ref}, mount
 
 
 def shared_claim(namespace: str, name: str = MODELS_CLAIM, size: str = "1Gi",
@@ -42,24 +53,24 @@ def shared_claim(namespace: str, name: str = MODELS_CLAIM, size: str = "1Gi",
     }
 
 
-def publish_model_job(namespace: str, *, claim: str = MODELS_CLAIM, model: str = "digits", version: str = "1",
-                      image: str | None = None, queue: str | None = None, epochs: int = 20) -> dict[str, Any]:
-    """A Job that trains the demo model (``python -m kit.serve.artifact``) into ``claim``/``model``."""
+import json
+from typing import Any
     job = core.batch_job(
-        f"publish-{model}", namespace,
-        ["python", "-m", "kit.serve.artifact", "--out", f"{MODELS_MOUNT}/{model}", "--epochs", str(epochs),
-         "--version", version],
+        f"publish-{MODEL_NAME}", namespace,
+        ["python", "-m", "kit", "train", "--launcher", "inprocess", "--model-dir", MODEL_PATH, "--config", config],
         image=image or versions.IMAGES["kit"], cpu="1", memory="1Gi", queue=queue)
     pod = job["spec"]["template"]["spec"]
-    pod["volumes"] = [{"name": "models", "persistentVolumeClaim": {"claimName": claim}}]
-    pod["containers"][0]["volumeMounts"] = [{"name": "models", "mountPath": MODELS_MOUNT}]
+    volume, mount = models_volume(claim)
+    pod["volumes"] = [volume, {"name": "tmp", "emptyDir": {}}]
+    container = pod["containers"][0]
+    container["volumeMounts"] = [mount, {"name": "tmp", "mountPath": "/tmp"}]
+    # the launcher caches the data split in the kit's work dir: a writable place in a restricted pod
+    container["env"] = [{"name": "KIT_WORK_DIR", "value": "/tmp/kit"}]
     return job
 
 
-def _models_volume(claim: str) -> dict[str, Any]:
-    return {"name": "models", "persistentVolumeClaim": {"claimName": claim, "readOnly": True}}
-
-
+import json
+from typing import Any
 def rayservice(
     config: ServeConfig | None = None,
     *,
@@ -76,20 +87,21 @@ def rayservice(
     ``image`` must contain the ``kit`` package and torch on Ray's image at the client's Ray version:
     the kit's image (``versions.IMAGES["kit"]``, ``make image``), the default.
     """
-    config = config or ServeConfig(model_dir=f"{MODELS_MOUNT}/digits")
+    config = config or ServeConfig(model_dir=MODEL_PATH)
     spec = ray.raycluster_spec(workers=workers, min_workers=1, max_workers=max_workers,
                                autoscaling=bool(config.autoscaling))
     groups = [spec["headGroupSpec"], *spec["workerGroupSpecs"]]
     for group in groups:
         pod = group["template"]["spec"]
-        pod["volumes"].append(_models_volume(models_claim))
+        volume, mount = models_volume(models_claim, read_only=True)
+        pod["volumes"].append(volume)
         for container in pod["containers"]:
             container["image"] = image or versions.IMAGES["kit"]
-            container["volumeMounts"].append({"name": "models", "mountPath": MODELS_MOUNT, "readOnly": True})
+            container["volumeMounts"].append(mount)
     head = spec["headGroupSpec"]["template"]["spec"]["containers"][0]
     head["ports"].append({"containerPort": 8000, "name": "serve"})
-    app_config = serve_config_v2(config, model_dir=f"{MODELS_MOUNT}/digits")
-    metadata: dict[str, Any] = {"name": name, "namespace": namespace}
+import json
+from typing import Any
     if queue:
         metadata["labels"] = {versions.QUEUE_LABEL: queue}
     return {
@@ -106,11 +118,11 @@ def _probe(path: str, period: int) -> dict[str, Any]:
 
 
 def inferenceservice(
-    name: str = "digits",
+    name: str = MODEL_NAME,
     *,
     namespace: str = "default",
-    model_name: str = "digits",
-    storage_uri: str = "pvc://kit-models/digits",
+    model_name: str = MODEL_NAME,
+    storage_uri: str = f"pvc://{MODELS_CLAIM}/{MODEL_NAME}",
     image: str | None = None,
     cpu: str = "1",
     memory: str = "1Gi",

@@ -20,7 +20,7 @@ from typing import Any
 
 from kit import versions
 from kit.config.train import TrainConfig, as_config
-from kit.k8s.builders import pods
+from kit.k8s.builders import pods, serving
 from kit.versions import QUEUE_LABEL
 
 
@@ -40,8 +40,11 @@ def _metadata(name: str, namespace: str | None, queue: str | None) -> dict[str, 
     return metadata
 
 
-def _config_json(config: TrainConfig | dict[str, Any] | None, workers: int) -> str:
+def _config_json(config: TrainConfig | dict[str, Any] | None, workers: int, models_claim: str | None = None) -> str:
+    """The TrainConfig as the job's JSON argument; with a models volume, rank 0 writes the artifact there."""
     cfg = as_config(config, workers=workers)
+    if models_claim and not cfg.model_dir:
+        cfg = cfg.replace(model_dir=serving.MODEL_PATH)
     return json.dumps(cfg.to_dict(), separators=(",", ":"))
 
 
@@ -61,6 +64,7 @@ def trainjob(
     gpus: int = 0,
     queue: str | None = None,
     runtime: str = RUNTIME,
+    models_claim: str | None = None,
 ) -> dict[str, Any]:
     """A Kubeflow Trainer v2 ``TrainJob`` on a ClusterTrainingRuntime (upstream ``torch-distributed``
     by default; ``clusters/`` uses the kit's ``torch-distributed-restricted``).
@@ -68,16 +72,21 @@ def trainjob(
     The runtime's torch policy sets torchrun's ``PET_*`` variables (nodes, processes per
     node, master address); the command is torchrun running :mod:`kit.train.entry`.
     Pod security is applied with a ``runtimePatches`` entry on the runtime's ``node`` job.
+    With ``models_claim`` the nodes mount that volume at ``/models`` and rank 0 writes the
+    serving artifact to ``/models/<name>``, where the RayService and InferenceService read it.
     """
-    config_json = _config_json(config, num_nodes * procs_per_node)
-    pod_patch = {
+    config_json = _config_json(config, num_nodes * procs_per_node, models_claim)
+    node: dict[str, Any] = {"name": "node", "securityContext": pods.restricted_security_context(),
+                            "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}]}
+    pod_patch: dict[str, Any] = {
         "securityContext": pods.restricted_pod_security_context(),
-        "containers": [
-            {"name": "node", "securityContext": pods.restricted_security_context(),
-             "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}]},
-        ],
+        "containers": [node],
         "volumes": [_tmp_volume()],
     }
+    if models_claim:
+        volume, mount = serving.models_volume(models_claim)
+        pod_patch["volumes"].append(volume)
+        node["volumeMounts"].append(mount)
     return {
         "apiVersion": versions.TRAINER_API_VERSION,
         "kind": "TrainJob",
@@ -176,7 +185,7 @@ CHECKPOINT_CLAIM = "kit-checkpoints"
 
 
 def _ray_pod_template(container_name: str, image: str, cpu: str, memory: str, gpus: int,
-                      shared_claim: str | None = None) -> dict[str, Any]:
+                      shared_claim: str | None = None, models_claim: str | None = None) -> dict[str, Any]:
     template: dict[str, Any] = {
         "spec": {
             "securityContext": pods.restricted_pod_security_context(),
@@ -196,6 +205,10 @@ def _ray_pod_template(container_name: str, image: str, cpu: str, memory: str, gp
         pod = template["spec"]
         pod["volumes"].append({"name": "shared", "persistentVolumeClaim": {"claimName": shared_claim}})
         pod["containers"][0]["volumeMounts"].append({"name": "shared", "mountPath": SHARED_MOUNT})
+    if models_claim:
+        volume, mount = serving.models_volume(models_claim)
+        template["spec"]["volumes"].append(volume)
+        template["spec"]["containers"][0]["volumeMounts"].append(mount)
     return template
 
 
@@ -225,6 +238,7 @@ def rayjob(
     max_failures: int = 0,
     queue: str | None = None,
     ttl_seconds_after_finished: int = 600,
+    models_claim: str | None = None,
 ) -> dict[str, Any]:
     """A KubeRay ``RayJob`` that starts a RayCluster (token auth on), runs Ray Train on it, then deletes it.
 
@@ -233,10 +247,11 @@ def rayjob(
     Ray Train writes checkpoints to ``storage_path``, which every pod must share: by default
     the PersistentVolumeClaim ``checkpoint_claim``, mounted at ``/mnt/cluster_storage`` in the
     head and the workers (ReadWriteMany when they may land on different nodes); or an object
-    store URI (``s3://...``) with ``checkpoint_claim=None``.
+    store URI (``s3://...``) with ``checkpoint_claim=None``. With ``models_claim`` the workers mount
+    that volume at ``/models`` and Ray Train's rank 0 writes the serving artifact to ``/models/<name>``.
     """
     image = image or kit_image(gpus)
-    config_json = _config_json(config, workers)
+    config_json = _config_json(config, workers, models_claim)
     storage_path = _shared_storage_path(storage_path, checkpoint_claim)
     entrypoint = shlex.join([
         "python", "-m", "kit.train.launchers", "ray", "--workers", str(workers), "--max-failures", str(max_failures),
@@ -270,7 +285,7 @@ def rayjob(
                 "authOptions": {"mode": "token"},
                 "headGroupSpec": {
                     "rayStartParams": {"num-cpus": "0"},  # the head schedules; workers train
-                    "template": _ray_pod_template("ray-head", image, cpu, memory, 0, checkpoint_claim),
+                    "template": _ray_pod_template("ray-head", image, cpu, memory, 0, checkpoint_claim, models_claim),
                 },
                 "workerGroupSpecs": [
                     {
@@ -279,7 +294,8 @@ def rayjob(
                         "minReplicas": workers,
                         "maxReplicas": workers,
                         "rayStartParams": {},
-                        "template": _ray_pod_template("ray-worker", image, cpu, memory, gpus, checkpoint_claim),
+                        "template": _ray_pod_template("ray-worker", image, cpu, memory, gpus, checkpoint_claim,
+                                                       models_claim),
                     }
                 ],
             },

@@ -33,6 +33,7 @@ from typing import Any
 
 from kit import paths, versions
 from kit.config.train import ConfigError, TrainConfig, as_config, check_machine
+from kit.errors import KitError
 from kit.machine import resources
 from kit.machine.processes import kill_process_group
 from kit.train import data
@@ -48,15 +49,16 @@ def print_line(line: str) -> None:
         print(line, flush=True)
 
 
-class LaunchError(RuntimeError):
+class LaunchError(KitError, RuntimeError):
     """A launch that failed; the message ends with the last lines of its output."""
 
-    def __init__(self, message: str, tail: list[str] | None = None):
+    def __init__(self, message: str, tail: list[str] | None = None,
+                 fix: str = "read the last lines of output above: the first error there is the cause") -> None:
         self.tail = list(tail or [])
         text = message
         if self.tail:
             text += "\n--- last lines of output ---\n" + "\n".join(line.rstrip() for line in self.tail)
-        super().__init__(text)
+        super().__init__(text, fix=fix)
 
 
 @dataclass
@@ -68,6 +70,8 @@ class LaunchResult:
     wall_s: float  # from the call until the launcher returned
     startup_s: float | None  # from the call until the first training step (train_func's clock)
     checkpoint: str | None = None
+    #: the serving artifact rank 0 wrote (kit.train.artifact): what `python -m kit serve` loads
+    artifact: str | None = None
     result: dict = field(default_factory=dict)  # train_func's return value (rank 0)
     output: list[str] = field(default_factory=list)  # last lines of output (subprocess launchers)
     metrics_dataframe: Any = None  # Ray Train's result.metrics_dataframe
@@ -93,6 +97,8 @@ def prepare(config: TrainConfig | dict | None, workers: int, local: bool = True)
     if not local:
         return cfg
     check_machine(cfg)
+    # Resolved here, so that every worker (a Ray actor, a Kubeflow job venv) writes to the same place.
+    cfg = cfg.replace(model_dir=str(cfg.artifact_dir().resolve()))
     if not cfg.data_path:
         path = data.materialize(cfg.dataset, cfg.samples, cfg.test_fraction, cfg.seed)
         cfg = cfg.replace(data_path=str(path))
@@ -127,6 +133,7 @@ def run_in_process(config: TrainConfig | dict | None = None) -> LaunchResult:
         wall_s=time.time() - began,
         startup_s=result["train_started_unix"] - began,
         checkpoint=result["checkpoint"],
+        artifact=result["artifact"],
         result=result,
     )
 
@@ -223,6 +230,7 @@ def result_from_output(launcher: str, lines: list[str], began: float, details: d
         wall_s=time.time() - began,
         startup_s=result["train_started_unix"] - began,
         checkpoint=result["checkpoint"],
+        artifact=result["artifact"],
         result=result,
         output=lines[-TAIL_LINES:],
         details=details,
@@ -299,6 +307,7 @@ def run_ray_train(config: TrainConfig | dict | None = None, num_workers: int = 2
         wall_s=time.time() - began,
         startup_s=value["train_started_unix"] - began if value else None,
         checkpoint=result.checkpoint.path if result.checkpoint else None,
+        artifact=value.get("artifact"),
         result=value,
         metrics_dataframe=result.metrics_dataframe,
         details={"storage_path": str(storage), "name": name, "result_path": result.path},
@@ -481,7 +490,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         result = run_ray_train(config, num_workers=args.workers, max_failures=args.max_failures,
                                storage_path=args.storage_path)
-    print(RESULT_PREFIX + json.dumps({"history": result.history, "checkpoint": result.checkpoint}))
+    print(RESULT_PREFIX + json.dumps({"history": result.history, "checkpoint": result.checkpoint,
+                                      "artifact": result.artifact}))
     return 0
 
 

@@ -1,0 +1,97 @@
+"""The one predict function every server calls: validate, preprocess, predict.
+
+:class:`Predictor` loads the serving artifact training wrote (:func:`kit.train.artifact.load_model`,
+hash checked), validates a batch, applies the artifact's preprocessing and predicts. The
+FastAPI baseline, Ray Serve and KServe all call it, so a benchmark compares the servers
+and not three different models.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from kit.errors import KitError
+from kit.train.artifact import ModelMetadata, load_model
+
+#: Largest batch one request may carry; more is a client error (HTTP 413).
+MAX_BATCH = 256
+
+
+class InvalidInput(KitError, ValueError):
+    """A request's data cannot be predicted on; the message says what is wrong (HTTP 4xx)."""
+
+    def __init__(self, message: str, status: int = 422,
+                 fix: str = "send {\"instances\": [[64 numbers], ...]}: rows of the model's input shape") -> None:
+        super().__init__(message, fix=fix)
+        self.status = status
+
+
+def sample_instances(n: int = 2, seed: int = 0) -> list[list[float]]:
+    """``n`` real digit images as JSON-ready rows of 64 raw pixel values (the request payload)."""
+    from kit.train.data import digit_pixels
+
+    pixels, _ = digit_pixels()
+    rows = np.random.default_rng(seed).choice(len(pixels), size=n, replace=False)
+    return pixels[rows].tolist()
+
+
+def validate_instances(instances, metadata: ModelMetadata, max_batch: int = MAX_BATCH) -> np.ndarray:
+    """A float32 array of shape (n, features), or :class:`InvalidInput` saying what is wrong."""
+    features = metadata.features
+    if isinstance(instances, np.ndarray):
+        array = instances
+    else:
+        if not isinstance(instances, (list, tuple)):
+            raise InvalidInput(f"instances must be a list of rows, got {type(instances).__name__}")
+        try:
+            array = np.asarray(instances)
+        except ValueError:
+            raise InvalidInput(f"instances must be rows of exactly {features} numbers (ragged rows)") from None
+    if array.ndim == 0:
+        raise InvalidInput(f"expected shape (n, {features}), got a single value")
+    n = array.shape[0]
+    if n == 0:
+        raise InvalidInput("empty batch: send at least one row")
+    if n > max_batch:
+        raise InvalidInput(f"batch of {n} rows is over the limit of {max_batch}", status=413)
+    if array.dtype == bool or array.dtype.kind not in "iuf":
+        raise InvalidInput(f"instances must be numbers, got dtype {array.dtype}")
+    if array.ndim != 2 or array.shape[1] != features:
+        raise InvalidInput(f"expected shape (n, {features}), got {tuple(array.shape)}")
+    if not np.isfinite(array).all():
+        raise InvalidInput("instances contain NaN or infinity")
+    return array.astype(np.float32, copy=False)
+
+
+class Predictor:
+    """Validate -> preprocess -> predict, for every server. Loads the artifact once."""
+
+    def __init__(self, model_dir: str | Path, threads: int = 1, max_batch: int = MAX_BATCH) -> None:
+        import torch
+
+        torch.set_num_threads(threads)  # one replica, one core: replicas scale out, not up
+        self.network, self.metadata = load_model(model_dir)
+        self.model_dir = Path(model_dir)
+        self.max_batch = max_batch
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+    def validate(self, instances) -> np.ndarray:
+        return validate_instances(instances, self.metadata, self.max_batch)
+
+    def predict_array(self, array: np.ndarray) -> list[int]:
+        """Class labels for an already validated (n, features) array."""
+        import torch
+
+        scaled = torch.from_numpy(array * np.float32(self.metadata.preprocessing["scale"]))
+        with torch.inference_mode():
+            best = self.network(scaled).argmax(dim=1).tolist()
+        return [self.metadata.classes[i] for i in best]
+
+    def predict(self, instances) -> list[int]:
+        """Validate and predict: the one predict function every server calls."""
+        return self.predict_array(self.validate(instances))
