@@ -27,10 +27,10 @@ MODEL_PATH = f"{MODELS_MOUNT}/{MODEL_NAME}"
 KSERVE_PORT = 8080
 
 
-def models_volume(claim: str = MODELS_CLAIM, read_only: bool = False) -> tuple[dict, dict]:
+def models_volume(claim: str = MODELS_CLAIM, read_only: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
     """The models volume and its mount at ``/models``: training writes the artifact, servers read it."""
-    claim_ref: dict = {"claimName": claim, **({"readOnly": True} if read_only else {})}
-    mount: dict = {"name": "models", "mountPath": MODELS_MOUNT, **({"readOnly": True} if read_only else {})}
+    claim_ref: dict[str, Any] = {"claimName": claim, **({"readOnly": True} if read_only else {})}
+    mount: dict[str, Any] = {"name": "models", "mountPath": MODELS_MOUNT, **({"readOnly": True} if read_only else {})}
     return {"name": "models", "persistentVolumeClaim": claim_ref}, mount
 
 
@@ -53,8 +53,12 @@ def shared_claim(namespace: str, name: str = MODELS_CLAIM, size: str = "1Gi",
     }
 
 
-import json
-from typing import Any
+def publish_model_job(namespace: str, *, claim: str = MODELS_CLAIM, image: str | None = None,
+                      queue: str | None = None, epochs: int = 20) -> dict[str, Any]:
+    """A Job that trains the model in one process (``python -m kit train --launcher inprocess``, the same
+    ``train_func``) and writes its serving artifact to ``claim`` at ``/models/<name>``, so both servers
+    have a model before the RayJob or TrainJob replace it with theirs."""
+    config = json.dumps({"epochs": epochs}, separators=(",", ":"))
     job = core.batch_job(
         f"publish-{MODEL_NAME}", namespace,
         ["python", "-m", "kit", "train", "--launcher", "inprocess", "--model-dir", MODEL_PATH, "--config", config],
@@ -69,8 +73,6 @@ from typing import Any
     return job
 
 
-import json
-from typing import Any
 def rayservice(
     config: ServeConfig | None = None,
     *,
@@ -100,8 +102,8 @@ def rayservice(
             container["volumeMounts"].append(mount)
     head = spec["headGroupSpec"]["template"]["spec"]["containers"][0]
     head["ports"].append({"containerPort": 8000, "name": "serve"})
-import json
-from typing import Any
+    app_config = serve_config_v2(config, model_dir=MODEL_PATH)
+    metadata: dict[str, Any] = {"name": name, "namespace": namespace}
     if queue:
         metadata["labels"] = {versions.QUEUE_LABEL: queue}
     return {
