@@ -179,8 +179,9 @@ def check_kubectl(which: Callable[[str], str | None] = shutil.which,
     try:
         out = run([kubectl, "version", "--client", "-o", "json"], capture_output=True, text=True, timeout=10)
         version = json.loads(out.stdout)["clientVersion"]
-        client, major, minor = version["gitVersion"], int(version["major"]), int(re.match(r"\d+", version["minor"])[0])
-    except (OSError, subprocess.SubprocessError, ValueError, KeyError, TypeError):
+        client, major = version["gitVersion"], int(version["major"])
+        minor = int(re.findall(r"\d+", version["minor"])[0])
+    except (OSError, subprocess.SubprocessError, ValueError, KeyError, TypeError, IndexError):
         return Check("kubectl", OK, f"{kubectl} (unknown version)")
     node_major, node_minor = kind_node_kubernetes()
     if major == node_major and abs(minor - node_minor) > 1:
@@ -205,8 +206,8 @@ def _version_tuple(text: str) -> tuple[int, ...]:
     return tuple(int(x) for x in re.findall(r"\d+", text)[:3])
 
 
-def check_kind_lane(which: Callable[[str], str | None] = shutil.which, run: Callable[..., object] = subprocess.run
-                    ) -> Check:
+def check_kind_lane(which: Callable[[str], str | None] = shutil.which,
+                    run: Callable[..., subprocess.CompletedProcess[str]] = subprocess.run) -> Check:
     """What `make test-cluster` (a throw-away kind cluster) needs: Docker running, kind new enough, kubectl."""
     name = "kind lane (make test-cluster)"
     missing = [tool for tool in KIND_LANE_TOOLS if not which(tool)]

@@ -21,6 +21,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from kit.machine import resources
 
@@ -102,7 +103,7 @@ def enable_token_auth() -> Path:
     if changed and "ray" in sys.modules:
         # Ray reads RAY_AUTH_MODE once, at import: refresh its cached config as Ray's own
         # token setup does, or this driver would talk to its token-protected GCS without a token.
-        from ray._raylet import AuthenticationTokenLoader, Config
+        from ray._raylet import AuthenticationTokenLoader, Config  # type: ignore[attr-defined]  # Cython, no stub
 
         Config.initialize("")
         AuthenticationTokenLoader.instance().reset_cache()
@@ -131,7 +132,7 @@ def start(num_cpus: int | None = None, dashboard: bool = False, quiet: bool = Tr
     temp_dir.mkdir(exist_ok=True, mode=0o700)
     print(f"Starting local Ray with {cpus} CPU(s): about 15 s on 2 cores, once per notebook ...", flush=True)
     began = time.perf_counter()
-    options = dict(
+    options: dict[str, Any] = dict(
         address="local",
         num_cpus=cpus,
         num_gpus=limits.gpus,

@@ -36,14 +36,12 @@ def make_model_class():
     from kserve import InferOutput, InferRequest, InferResponse, Model
     from kserve.errors import InvalidInput as KServeInvalidInput
 
-    from kit.serve.artifact import InvalidInput, Predictor
+    from kit.serve.artifact import InvalidInput, Predictor, load_metadata
 
     class DigitsModel(Model):
         """Loads the artifact once; preprocess validates either protocol; predict calls the shared Predictor."""
 
         def __init__(self, model_dir: str | Path, name: str | None = None) -> None:
-            from kit.serve.artifact import load_metadata
-
             self.model_dir = Path(model_dir)
             super().__init__(name or load_metadata(self.model_dir).name)
             self.predictor: Predictor | None = None
@@ -54,7 +52,8 @@ def make_model_class():
             return self.ready
 
         def get_input_types(self) -> list[dict]:
-            return [{"name": INPUT_NAME, "datatype": "FP32", "shape": [-1, self.predictor.metadata.features]}]
+            features = load_metadata(self.model_dir).features
+            return [{"name": INPUT_NAME, "datatype": "FP32", "shape": [-1, features]}]
 
         def get_output_types(self) -> list[dict]:
             return [{"name": OUTPUT_NAME, "datatype": "INT64", "shape": [-1]}]

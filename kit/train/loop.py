@@ -300,10 +300,10 @@ def _train(cfg: TrainConfig, runtime: Runtime) -> dict[str, Any]:
     checkpoint = None
 
     for epoch in range(start_epoch + 1, cfg.epochs + 1):
-        loader.sampler.set_epoch(epoch)
+        data.shard_sampler(loader).set_epoch(epoch)
         model.train()
         began = time.perf_counter()
-        loss_sum, count = 0.0, 0
+        loss_sum, count = 0.0, 0.0
         for step, (x, y) in enumerate(loader):
             if step == steps // 2:
                 _maybe_crash(cfg, runtime, epoch)

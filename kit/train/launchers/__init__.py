@@ -241,7 +241,7 @@ RAY_TRAIN_SMALL_MACHINE_ENV = {
 }
 
 
-def ray_train_loop(config: dict) -> dict:
+def ray_train_loop(config: dict) -> Any:
     """What each Ray Train worker runs. Ray passes ``train_loop_config`` only to a function with a
     *required* parameter, and :func:`train_func`'s is optional, hence this one-line adapter."""
     return train_func(config)
@@ -292,14 +292,14 @@ def run_ray_train(config: TrainConfig | dict | None = None, num_workers: int = 2
             f"resumes from the last checkpoint under {storage / name}.",
             str(error).splitlines()[-TAIL_LINES:],
         ) from error
-    value = result.return_value or {}
+    returned: dict = result.return_value or {}  # type: ignore[attr-defined]  # Ray Train V2's Result
     return LaunchResult(
         launcher="ray-train",
-        history=value.get("history", []),
+        history=returned.get("history", []),
         wall_s=time.time() - began,
-        startup_s=value["train_started_unix"] - began if value else None,
+        startup_s=returned["train_started_unix"] - began if returned else None,
         checkpoint=result.checkpoint.path if result.checkpoint else None,
-        result=value,
+        result=returned,
         metrics_dataframe=result.metrics_dataframe,
         details={"storage_path": str(storage), "name": name, "result_path": result.path},
     )
