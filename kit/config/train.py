@@ -102,6 +102,22 @@ def as_config(config: TrainConfig | dict[str, Any] | None = None, **overrides: A
     return TrainConfig.from_dict(values)
 
 
+def one_worker(config: TrainConfig | dict[str, Any] | None, runner: str) -> TrainConfig:
+    """``config`` for a runner that trains in exactly one process (in-process, a Tune trial).
+
+    ``TrainConfig.workers`` is the one place that decides how many processes train: a
+    config asking for more is an error naming both values, never silently reduced to one.
+    """
+    cfg = as_config(config)
+    if cfg.workers != 1:
+        raise ConfigError(
+            "workers",
+            f"{runner} trains in one process but the config asks for workers={cfg.workers}; "
+            "set workers=1 or use run_torchrun / run_ray_train, which start config.workers processes",
+        )
+    return cfg
+
+
 def check_machine(config: TrainConfig, resources=None) -> None:
     """Fail fast when this machine cannot give ``config`` what it asks for (CPUs per worker, a GPU).
 

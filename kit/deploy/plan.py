@@ -32,7 +32,7 @@ import httpx
 
 from kit import paths
 from kit.config.serve import ServeConfig
-from kit.config.train import TrainConfig
+from kit.config.train import ConfigError, TrainConfig
 from kit.deploy import layout as clusters
 from kit.k8s.builders import runtime, to_yaml
 from kit.k8s.live import cluster
@@ -327,13 +327,22 @@ def rehearse_job(job: dict, mounts: dict[str, str], timeout_s: float = 300) -> s
 
 
 def rehearse_training(trainjob: dict, on_line: Callable[[str], None] | None = None):
-    """A TrainJob's training here: torchrun with the same entry point, config and processes per node."""
+    """A TrainJob's training here: torchrun with the same entry point, config and processes per node.
+
+    The processes are the config's ``workers``; a manifest whose ``numProcPerNode`` was edited away
+    from it is a ConfigError naming both (the job's ranks would refuse to train anyway).
+    """
     from kit.train import launchers as launch
 
     trainer = trainjob["spec"]["trainer"]
     if trainer.get("numNodes", 1) != 1:
         raise ValueError("a rehearsal runs one node; set numNodes to 1")
-    return launch.run_torchrun(train_config_of(trainjob), nproc=trainer.get("numProcPerNode", 1), on_line=on_line)
+    config = train_config_of(trainjob)
+    procs = trainer.get("numProcPerNode", 1)
+    if procs != config.workers:
+        raise ConfigError("workers", f"the TrainJob starts numProcPerNode={procs} process(es) but its config says "
+                                     f"workers={config.workers}; rebuild it with kit.deploy.layout.trainjob")
+    return launch.run_torchrun(config, on_line=on_line)
 
 
 def rehearse_server(isvc: dict, model_dir: Path | str):

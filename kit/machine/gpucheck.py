@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
             if path == "in-process":
                 result = launch.run_in_process(config)
             else:
-                result = launch.run_torchrun(config, nproc=nproc, on_line=None)
+                result = launch.run_torchrun(dict(config, workers=nproc), on_line=None)
             final = result.final
             if final is None:
                 problems.append(f"{path}: no epoch finished")

@@ -115,6 +115,17 @@ def start_runtime(config: TrainConfig) -> Runtime:
     )
 
 
+def check_world_size(config: TrainConfig, runtime: Runtime) -> None:
+    """The processes that joined must be the ``config.workers`` the launcher was asked for: a launcher
+    or a manifest that started another number is an error naming both, not a silently different run."""
+    if runtime.world_size != config.workers:
+        raise ConfigError(
+            "workers",
+            f"{runtime.world_size} process(es) joined this run but the config says workers={config.workers}; "
+            "start the job from the config (the kit's launchers and builders read config.workers)",
+        )
+
+
 def stop_runtime(runtime: Runtime) -> None:
     import torch.distributed as dist
 
@@ -256,6 +267,7 @@ def train_func(config: TrainConfig | dict[str, Any] | None = None, /, **kwargs: 
     cfg = as_config(config, **kwargs)
     runtime = start_runtime(cfg)
     try:
+        check_world_size(cfg, runtime)
         return _train(cfg, runtime)
     finally:
         stop_runtime(runtime)

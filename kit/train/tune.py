@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from kit import paths
-from kit.config.train import TrainConfig, as_config, check_machine
+from kit.config.train import TrainConfig, as_config, check_machine, one_worker
 
 METRIC = "test_accuracy"
 MODE = "max"
@@ -101,7 +101,7 @@ def run_search(space: dict, base: TrainConfig | dict | None = None, num_samples:
     from kit.train import data
 
     check_space(space)
-    cfg = as_config(base, workers=1)
+    cfg = one_worker(base, "a Tune trial")
     check_machine(cfg)
     if not cfg.data_path:  # trials only load a file
         cfg = cfg.replace(data_path=str(data.materialize(cfg.dataset, cfg.samples, cfg.test_fraction, cfg.seed)))

@@ -10,6 +10,11 @@ file system is not writable for uid 1000 everywhere).
 
 Field names follow the CRDs of Kubeflow Trainer v2.3.0, training-operator v1.9.4
 and KubeRay v1.7.0. Writing YAML, validating and applying are separate steps.
+
+The worker count is the config's ``workers`` (:class:`kit.config.train.TrainConfig`), the one place
+that decides it: no builder takes a count of its own. A builder derives its replica and
+process counts from it, and a layout that cannot split ``workers`` evenly (``num_nodes``,
+``procs_per_node``) is a :class:`~kit.config.train.ConfigError` naming both values.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import shlex
 from typing import Any
 
 from kit import versions
-from kit.config.train import TrainConfig, as_config
+from kit.config.train import ConfigError, TrainConfig, as_config
 from kit.k8s.builders import pods
 from kit.k8s.builders.kueue import QUEUE_LABEL
 
@@ -40,9 +45,16 @@ def _metadata(name: str, namespace: str | None, queue: str | None) -> dict[str, 
     return metadata
 
 
-def _config_json(config: TrainConfig | dict | None, workers: int) -> str:
-    cfg = as_config(config, workers=workers)
+def _config_json(cfg: TrainConfig) -> str:
     return json.dumps(cfg.to_dict(), separators=(",", ":"))
+
+
+def _per_group(cfg: TrainConfig, groups: int, group_name: str) -> int:
+    """``cfg.workers`` split evenly over ``groups`` (nodes); uneven is an error naming both numbers."""
+    if groups < 1 or cfg.workers % groups:
+        raise ConfigError("workers", f"workers={cfg.workers} does not split evenly over {group_name}={groups}; "
+                                     f"make workers a multiple of {group_name}")
+    return cfg.workers // groups
 
 
 def _tmp_volume(name: str = "tmp") -> dict[str, Any]:
@@ -54,7 +66,6 @@ def trainjob(
     name: str = "kit-train",
     namespace: str | None = None,
     num_nodes: int = 1,
-    procs_per_node: int = 1,
     image: str | None = None,
     cpu: str = "1",
     memory: str = "2Gi",
@@ -68,8 +79,11 @@ def trainjob(
     The runtime's torch policy sets torchrun's ``PET_*`` variables (nodes, processes per
     node, master address); the command is torchrun running :mod:`kit.train.entry`.
     Pod security is applied with a ``runtimePatches`` entry on the runtime's ``node`` job.
+    ``config.workers`` processes run in all, ``config.workers / num_nodes`` on each node.
     """
-    config_json = _config_json(config, num_nodes * procs_per_node)
+    cfg = as_config(config)
+    procs_per_node = _per_group(cfg, num_nodes, "num_nodes")
+    config_json = _config_json(cfg)
     pod_patch = {
         "securityContext": pods.restricted_pod_security_context(),
         "containers": [
@@ -135,7 +149,6 @@ def pytorchjob(
     config: TrainConfig | dict | None = None,
     name: str = "kit-train",
     namespace: str | None = None,
-    workers: int = 1,
     procs_per_node: int = 1,
     image: str | None = None,
     cpu: str = "1",
@@ -143,13 +156,15 @@ def pytorchjob(
     gpus: int = 0,
     queue: str | None = None,
 ) -> dict[str, Any]:
-    """A legacy training-operator v1 ``PyTorchJob`` (kubeflow.org/v1): one Master plus ``workers`` Workers.
+    """A legacy training-operator v1 ``PyTorchJob`` (kubeflow.org/v1): ``config.workers / procs_per_node``
+    pods, one Master and the rest Workers.
 
     Shown as the older API next to :func:`trainjob`. The operator sets the torchrun
     variables; the container must be named ``pytorch``.
     """
-    config_json = _config_json(config, (1 + workers) * procs_per_node)
-    command = ["torchrun", "-m", "kit.train.entry", config_json]
+    cfg = as_config(config)
+    workers = _per_group(cfg, procs_per_node, "procs_per_node") - 1  # pods besides the Master
+    command = ["torchrun", "-m", "kit.train.entry", _config_json(cfg)]
     replica = {
         "restartPolicy": "OnFailure",
         "template": _torch_pod_template("pytorch", image or kit_image(gpus), command, cpu, memory, gpus),
@@ -177,7 +192,12 @@ CHECKPOINT_CLAIM = "kit-checkpoints"
 
 def _ray_pod_template(container_name: str, image: str, cpu: str, memory: str, gpus: int,
                       shared_claim: str | None = None) -> dict[str, Any]:
-    template = {
+    mounts: list[dict[str, Any]] = [{"name": "ray-tmp", "mountPath": "/tmp/ray"}]
+    volumes: list[dict[str, Any]] = [_tmp_volume("ray-tmp")]
+    if shared_claim:
+        volumes.append({"name": "shared", "persistentVolumeClaim": {"claimName": shared_claim}})
+        mounts.append({"name": "shared", "mountPath": SHARED_MOUNT})
+    return {
         "spec": {
             "securityContext": pods.restricted_pod_security_context(),
             "containers": [
@@ -186,17 +206,12 @@ def _ray_pod_template(container_name: str, image: str, cpu: str, memory: str, gp
                     "image": image,
                     "resources": pods.resources(cpu, memory, gpus),
                     "securityContext": pods.restricted_security_context(),
-                    "volumeMounts": [{"name": "ray-tmp", "mountPath": "/tmp/ray"}],
+                    "volumeMounts": mounts,
                 }
             ],
-            "volumes": [_tmp_volume("ray-tmp")],
+            "volumes": volumes,
         }
     }
-    if shared_claim:
-        pod = template["spec"]
-        pod["volumes"].append({"name": "shared", "persistentVolumeClaim": {"claimName": shared_claim}})
-        pod["containers"][0]["volumeMounts"].append({"name": "shared", "mountPath": SHARED_MOUNT})
-    return template
 
 
 def _shared_storage_path(storage_path: str | None, claim: str | None) -> str:
@@ -215,7 +230,6 @@ def rayjob(
     config: TrainConfig | dict | None = None,
     name: str = "kit-ray-train",
     namespace: str | None = None,
-    workers: int = 2,
     image: str | None = None,
     cpu: str = "1",
     memory: str = "2Gi",
@@ -226,7 +240,8 @@ def rayjob(
     queue: str | None = None,
     ttl_seconds_after_finished: int = 600,
 ) -> dict[str, Any]:
-    """A KubeRay ``RayJob`` that starts a RayCluster (token auth on), runs Ray Train on it, then deletes it.
+    """A KubeRay ``RayJob`` that starts a RayCluster (token auth on) of ``config.workers`` worker pods,
+    runs Ray Train with as many workers on it, then deletes it.
 
     The entrypoint is ``python -m kit.train.launchers ray ...`` (:func:`kit.train.launchers.run_ray_train`);
     the image is the kit's (Ray's image at the client's Ray version, with ``torch`` and ``kit``).
@@ -236,11 +251,12 @@ def rayjob(
     store URI (``s3://...``) with ``checkpoint_claim=None``.
     """
     image = image or kit_image(gpus)
-    config_json = _config_json(config, workers)
+    cfg = as_config(config)
+    workers = cfg.workers
     storage_path = _shared_storage_path(storage_path, checkpoint_claim)
     entrypoint = shlex.join([
-        "python", "-m", "kit.train.launchers", "ray", "--workers", str(workers), "--max-failures", str(max_failures),
-        "--storage-path", storage_path, "--config", config_json,
+        "python", "-m", "kit.train.launchers", "ray", "--max-failures", str(max_failures),
+        "--storage-path", storage_path, "--config", _config_json(cfg),
     ])
     return {
         "apiVersion": "ray.io/v1",
