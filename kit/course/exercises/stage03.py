@@ -31,8 +31,7 @@ def _reference_average():
 def _sampler_indices(n: int, rank: int, world_size: int) -> list[int]:
     from torch.utils.data import DistributedSampler
 
-    indices: list[int] = list(range(n))  # a list is a map-style data set of its own items
-    return list(DistributedSampler(indices, num_replicas=world_size, rank=rank, shuffle=False))  # type: ignore[arg-type]
+    return list(DistributedSampler(range(n), num_replicas=world_size, rank=rank, shuffle=False))
 
 
 def _as_int_list(value, what: str) -> list[int]:
