@@ -96,8 +96,15 @@ def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
 
 
 def as_config(config: TrainConfig | dict[str, Any] | None = None, **overrides: Any) -> TrainConfig:
-    """A :class:`TrainConfig` from a config, a dict or nothing, with keyword overrides applied."""
+    """A :class:`TrainConfig` from a config, a dict or nothing, with keyword overrides applied.
+
+    ``workers`` is the one worker count: an override that contradicts the count ``config``
+    already carries is a :class:`ConfigError` naming both, never a silent winner.
+    """
     values = config.to_dict() if isinstance(config, TrainConfig) else dict(config or {})
+    if "workers" in overrides and "workers" in values and overrides["workers"] != values["workers"]:
+        raise ConfigError("workers", f"the config says workers={values['workers']} but workers={overrides['workers']} "
+                                     "was passed as well; set it in one place (config.replace(workers=...))")
     values.update(overrides)
     return TrainConfig.from_dict(values)
 
