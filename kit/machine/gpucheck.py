@@ -70,8 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     for path, precision, ms, throughput, accuracy in rows:
         print(f"{path:<16}{precision:<11}{ms:>9.2f}{throughput:>12.0f}{accuracy:>10.3f}")
     for path in ("in-process", f"torchrun x{nproc}"):
-        fp32_ms, bf16_ms = (r[2] for r in rows if r[0] == path)
-        print(f"{path}: bf16 step time / fp32 = {bf16_ms / fp32_ms:.2f}")
+        times = {precision: ms for name, precision, ms, _, _ in rows if name == path}
+        if "fp32" in times and "bf16" in times:
+            print(f"{path}: bf16 step time / fp32 = {times['bf16'] / times['fp32']:.2f}")
     for problem in problems:
         print(f"PROBLEM: {problem}", file=sys.stderr)
     return 1 if problems else 0
