@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -278,3 +280,15 @@ def test_a_broken_kustomization_is_a_problem(tmp_path):
     (tmp_path / "kustomization.yaml").write_text("resources: [missing.yaml]\n")
     [loaded, loose] = validate.load_sets([tmp_path])[0]
     assert "kustomize build failed" in loaded.problems[0].message and not loose.documents
+
+
+def test_a_rayjob_s_size_is_its_config_s_workers_and_the_sizing_only_a_default():
+    size = clusters.OVERLAYS["local-kind"]
+
+    def counts(job: dict) -> tuple[int, int]:
+        argv = shlex.split(job["spec"]["entrypoint"])
+        replicas = job["spec"]["rayClusterSpec"]["workerGroupSpecs"][0]["replicas"]
+        return replicas, json.loads(argv[argv.index("--config") + 1])["workers"]
+
+    assert counts(clusters.rayjob(size)) == (size.ray_workers, size.ray_workers) == (1, 1)
+    assert counts(clusters.rayjob(size, {"workers": 3})) == (3, 3)  # the config wins, the sizing does not cap it
