@@ -27,10 +27,13 @@ lab: $(STAMP)
 	$(VENV)/bin/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=$(CURDIR) \
 		--LabApp.default_url=/lab/tree/notebooks/00_welcome_and_doctor.ipynb $(ROOT_FLAG) $(LAB_ARGS)
 
+# Lint first (a second or two), then the tests; tests/test_types.py runs mypy (its cache: build/mypy_cache).
 test: $(STAMP)
+	$(VPY) -m ruff check kit tests
 	$(VPY) -m pytest $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
+	$(VPY) -m ruff check kit tests
 	$(VPY) -m pytest -m "not notebook" $(PYTEST_ARGS)
 
 # The real-cluster lane (not part of `make test`): kind cluster, operators, curriculum with

@@ -40,6 +40,8 @@ PYTHON_PINS: dict[str, str] = {
     "httpx": "0.28.1",
     "tqdm": "4.70.1",
     "ruff": "0.17.5",
+    "mypy": "2.4.1",  # `make test` type-checks the kit (tests/test_types.py)
+    "types-PyYAML": "6.0.12.20261122",
 }
 
 #: Extras requested for a pinned distribution.

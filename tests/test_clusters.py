@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -63,7 +64,8 @@ def test_check_reports_edits_strays_and_missing_files(tmp_path, capsys):
 @pytest.mark.parametrize("folder", ["base", "standalone"])
 def test_every_generated_manifest_passes_validation_and_policy(folder):
     files = sorted(p for p in (ROOT / folder).glob("*.yaml") if p.name != "kustomization.yaml")
-    assert files
+    builders = clusters.BASE if folder == "base" else clusters.STANDALONE
+    assert [p.name for p in files] == sorted(builders)  # exactly the generated files, each validated below
     problems = validate.validate_paths(files)
     assert problems == [], "\n".join(map(str, problems))
 
@@ -122,10 +124,11 @@ def test_no_floating_image_tags_anywhere_in_clusters():
 
 def test_ray_images_and_versions_match_the_kit_ray_version():
     ray_images = [image for _, text in _all_text() for image in re.findall(r"(rayproject/ray\S*)", text)]
+    installed = versions.installed_version("ray")  # the client's Ray: clusters must run the same
     assert ray_images
-    assert all(image.split(":")[1].startswith(f"{versions.RAY}-") for image in ray_images), ray_images
+    assert {image.split(":")[1].split("-")[0] for image in ray_images} == {installed}, ray_images
     ray_versions = {v for _, text in _all_text() for v in re.findall(r"rayVersion:\s*'?([\d.]+)", text)}
-    assert ray_versions == {versions.RAY}
+    assert ray_versions == {installed}
 
 
 def test_kind_config_pins_the_node_image_by_digest():
@@ -287,3 +290,15 @@ def test_a_broken_kustomization_is_a_problem(tmp_path):
     (tmp_path / "kustomization.yaml").write_text("resources: [missing.yaml]\n")
     [loaded, loose] = loading.load_sets([tmp_path])[0]
     assert "kustomize build failed" in loaded.problems[0].message and not loose.documents
+
+
+def test_a_rayjob_s_size_is_its_config_s_workers_and_the_sizing_only_a_default():
+    size = clusters.OVERLAYS["local-kind"]
+
+    def counts(job: dict) -> tuple[int, int]:
+        argv = shlex.split(job["spec"]["entrypoint"])
+        replicas = job["spec"]["rayClusterSpec"]["workerGroupSpecs"][0]["replicas"]
+        return replicas, json.loads(argv[argv.index("--config") + 1])["workers"]
+
+    assert counts(clusters.rayjob(size)) == (size.ray_workers, size.ray_workers) == (1, 1)
+    assert counts(clusters.rayjob(size, {"workers": 3})) == (3, 3)  # the config wins, the sizing does not cap it

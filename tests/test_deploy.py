@@ -13,6 +13,7 @@ import yaml
 
 from kit import versions
 from kit.cli import main
+from kit.config.train import ConfigError
 from kit.deploy import layout as clusters
 from kit.deploy import plan as deploy
 from kit.serve import predictor
@@ -153,6 +154,10 @@ def test_rehearsal_refuses_what_it_cannot_run(plan):
     trainjob["spec"]["trainer"]["numNodes"] = 2
     with pytest.raises(ValueError, match="a rehearsal runs one node"):
         deploy.rehearse_training(trainjob)
+    edited = json.loads(json.dumps(plan.step("trainjob").documents[0]))
+    edited["spec"]["trainer"]["numProcPerNode"] = 2  # the config inside still says workers=1
+    with pytest.raises(ConfigError, match=r"numProcPerNode=2 .* workers=1"):
+        deploy.rehearse_training(edited)
 
 
 def plan_epochs(plan) -> int:

@@ -19,6 +19,7 @@ from kit.machine import resources
 from kit.train import launchers as launch
 
 SMALL = {"epochs": 2, "hidden": 32, "batch_size": 128}
+TWO = dict(SMALL, workers=2)  # the config decides the worker count, for every launcher
 
 
 def _descendants() -> set[int]:
@@ -52,15 +53,30 @@ def test_launchers_reject_bad_configs_before_starting_anything(nothing_left_behi
 
     ray_was_running = ray.is_initialized()
     with pytest.raises(ConfigError, match=r"TrainConfig\.epochs"):
-        launch.run_torchrun({"epochs": 0}, nproc=2)
+        launch.run_torchrun({"epochs": 0, "workers": 2})
     too_many = resources.detect().cpu_slots + 1
     with pytest.raises(ConfigError, match=r"TrainConfig\.workers"):
-        launch.run_torchrun(SMALL, nproc=too_many)
+        launch.run_torchrun(dict(SMALL, workers=too_many))
     with pytest.raises(ConfigError, match=r"TrainConfig\.workers"):
-        launch.run_ray_train(SMALL, num_workers=too_many)
+        launch.run_ray_train(dict(SMALL, workers=too_many))
     assert ray.is_initialized() == ray_was_running  # failed before Ray was started
     with pytest.raises(ConfigError, match=r"TrainConfig\.crash_at_epoch"):
         launch.run_in_process(launch.fault_drill_config(SMALL, crash_at_epoch=1))
+
+
+def test_the_worker_count_comes_only_from_the_config():
+    """No launcher takes a count of its own, and in-process refuses a config asking for more than one."""
+    import inspect
+
+    for launcher in (launch.run_in_process, launch.run_torchrun, launch.run_ray_train, launch.run_kubeflow_local):
+        parameters = set(inspect.signature(launcher).parameters)
+        assert not parameters & {"nproc", "num_workers", "num_procs", "workers"}, launcher.__name__
+    with pytest.raises(ConfigError, match=r"workers=2"):
+        launch.run_in_process(TWO)
+    command = launch.torchrun_command(launch.prepare(dict(SMALL, workers=2)))
+    assert "--nproc-per-node=2" in command
+    with pytest.raises(SystemExit):  # the RayJob entrypoint has no --workers either
+        launch.main(["torchrun", "--workers", "2"])
 
 
 def test_in_process_baseline():
@@ -71,7 +87,7 @@ def test_in_process_baseline():
 
 def test_torchrun_two_processes_streams_output_and_returns_metrics(nothing_left_behind):
     lines: list[str] = []
-    result = launch.run_torchrun(SMALL, nproc=2, on_line=lines.append)
+    result = launch.run_torchrun(TWO, on_line=lines.append)
     assert [h["epoch"] for h in result.history] == [1, 2]
     assert result.result["world_size"] == 2
     assert sum("KIT_METRICS" in line for line in lines) == 2  # streamed live, rank 0 only
@@ -79,9 +95,9 @@ def test_torchrun_two_processes_streams_output_and_returns_metrics(nothing_left_
 
 
 def test_torchrun_failure_raises_with_the_last_lines(nothing_left_behind, tmp_path):
-    config = launch.fault_drill_config(SMALL, crash_at_epoch=1, marker_dir=tmp_path)
+    config = launch.fault_drill_config(TWO, crash_at_epoch=1, marker_dir=tmp_path)
     with pytest.raises(launch.LaunchError) as error:
-        launch.run_torchrun(config, nproc=2, on_line=None)
+        launch.run_torchrun(config, on_line=None)
     assert "exit code" in str(error.value)
     assert any("[fault drill] rank 1 exits" in line for line in error.value.tail)
 
@@ -89,7 +105,7 @@ def test_torchrun_failure_raises_with_the_last_lines(nothing_left_behind, tmp_pa
 def test_kubeflow_local_job_runs_end_to_end(nothing_left_behind):
     """Builds a venv and pip-installs torch==<pin>: PIP_FIND_LINKS may point at a local wheel."""
     lines: list[str] = []
-    result = launch.run_kubeflow_local(SMALL, num_procs=2, on_line=lines.append)
+    result = launch.run_kubeflow_local(TWO, on_line=lines.append)
     assert [h["epoch"] for h in result.history] == [1, 2]
     assert result.result["world_size"] == 2  # PET_NPROC_PER_NODE reached torchrun
     assert result.details["venv_and_install_s"] is not None
@@ -120,16 +136,15 @@ def _wait_for_no_train_workers(timeout: float = 15) -> None:
 
 
 def test_ray_train_without_retries_raises_a_clear_error(local_ray, tmp_path):
-    config = launch.fault_drill_config(SMALL, crash_at_epoch=1, marker_dir=tmp_path / "marker")
+    config = launch.fault_drill_config(TWO, crash_at_epoch=1, marker_dir=tmp_path / "marker")
     with pytest.raises(launch.LaunchError, match="max_failures=0"):
-        launch.run_ray_train(config, num_workers=2, max_failures=0, storage_path=tmp_path / "results")
+        launch.run_ray_train(config, max_failures=0, storage_path=tmp_path / "results")
     _wait_for_no_train_workers()
 
 
 def test_ray_train_fault_drill_resumes_without_losing_a_completed_epoch(local_ray, tmp_path):
-    config = launch.fault_drill_config(dict(SMALL, epochs=3), crash_at_epoch=2, marker_dir=tmp_path / "m")
-    result = launch.run_ray_train(config, num_workers=2, max_failures=1, storage_path=tmp_path / "results",
-                                  num_to_keep=2)
+    config = launch.fault_drill_config(dict(TWO, epochs=3), crash_at_epoch=2, marker_dir=tmp_path / "m")
+    result = launch.run_ray_train(config, max_failures=1, storage_path=tmp_path / "results", num_to_keep=2)
     assert (tmp_path / "m" / "crashed").exists()  # the drill did crash a worker
     assert result.result["resumed_from_epoch"] == 1  # from the checkpoint of the last completed epoch
     assert [h["epoch"] for h in result.history] == [1, 2, 3]  # every epoch once: none lost, none twice

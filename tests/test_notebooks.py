@@ -9,15 +9,18 @@ from __future__ import annotations
 import harness
 import pytest
 
-from kit.course import notebooks
+from kit.course import curriculum, notebooks
 
 LEARNER = sorted(notebooks.NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
 SOLUTIONS = notebooks.solution_paths()
 
 
 def test_curriculum_is_present():
-    assert len(SOLUTIONS) >= 2, "solutions/ should hold the stage notebooks"
-    assert [p.name for p in LEARNER] == [p.name for p in SOLUTIONS]
+    """solutions/ holds the curriculum's stages in order, from 00 with no gap; notebooks/ mirrors it."""
+    names = [p.name for p in SOLUTIONS]
+    assert names == [stage.notebook for stage in curriculum.STAGES[:len(names)]]
+    assert {"00_welcome_and_doctor.ipynb", "09_deploy_on_kubernetes.ipynb"} <= set(names)
+    assert [p.name for p in LEARNER] == names
 
 
 @pytest.mark.notebook

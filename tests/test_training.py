@@ -49,6 +49,21 @@ def test_bad_config_fails_before_training_starts(capsys):
     assert "KIT_METRICS" not in capsys.readouterr().out
 
 
+def test_a_run_whose_process_count_differs_from_the_config_fails_naming_both():
+    """One process (no torchrun) but the config says two: train_func refuses before it trains."""
+    with pytest.raises(ConfigError, match=r"1 process\(es\) joined this run but the config says workers=2"):
+        train_func(dict(SMALL, workers=2))
+
+
+def test_a_second_worker_count_never_silently_wins():
+    with pytest.raises(ConfigError, match=r"the config says workers=2 but workers=3 was passed as well"):
+        as_config({"workers": 2}, workers=3)
+    with pytest.raises(ConfigError, match=r"workers=1 but workers=2"):
+        as_config(TrainConfig(), workers=2)
+    assert as_config({"epochs": 1}, workers=2).workers == 2  # a count given once is taken
+    assert as_config(TrainConfig(workers=2), workers=2).workers == 2
+
+
 def test_more_workers_than_cpus_fails_naming_workers():
     two_cpus = dataclasses.replace(resources.detect(), cpus=2.0, cpu_source="test")
     check_machine(TrainConfig(workers=2), two_cpus)

@@ -4,6 +4,7 @@ validator; these tests pin what the builders promise)."""
 from __future__ import annotations
 
 import json
+import shlex
 
 import pytest
 
@@ -26,7 +27,7 @@ def _pod_specs(doc: dict) -> list[dict]:
     return [spec["submitterPodTemplate"]["spec"]] + [g["template"]["spec"] for g in groups]
 
 
-ALL = [manifests.trainjob(CONFIG, queue="team-a"), manifests.pytorchjob(CONFIG, workers=1, queue="team-a"),
+ALL = [manifests.trainjob(CONFIG, queue="team-a"), manifests.pytorchjob(dict(CONFIG, workers=2), queue="team-a"),
        manifests.rayjob(CONFIG, queue="team-a")]
 
 
@@ -59,7 +60,7 @@ def test_no_queue_no_label():
 
 
 def test_trainjob_references_the_torch_runtime_and_runs_the_kit_entry():
-    doc = manifests.trainjob(CONFIG, num_nodes=2, procs_per_node=2, gpus=1)
+    doc = manifests.trainjob(dict(CONFIG, workers=4), num_nodes=2, gpus=1)
     assert doc["apiVersion"] == "trainer.kubeflow.org/v1alpha1"
     assert doc["spec"]["runtimeRef"] == {"apiGroup": "trainer.kubeflow.org", "kind": "ClusterTrainingRuntime",
                                          "name": "torch-distributed"}
@@ -72,7 +73,7 @@ def test_trainjob_references_the_torch_runtime_and_runs_the_kit_entry():
 
 
 def test_pytorchjob_is_the_legacy_api_with_a_pytorch_container():
-    doc = manifests.pytorchjob(CONFIG, workers=2)
+    doc = manifests.pytorchjob(dict(CONFIG, workers=3))  # a Master and two Workers
     assert doc["apiVersion"] == "kubeflow.org/v1"
     assert doc["spec"]["pytorchReplicaSpecs"]["Master"]["replicas"] == 1
     assert doc["spec"]["pytorchReplicaSpecs"]["Worker"]["replicas"] == 2
@@ -81,7 +82,7 @@ def test_pytorchjob_is_the_legacy_api_with_a_pytorch_container():
 
 
 def test_rayjob_token_auth_pinned_image_tmp_ray_and_cleanup():
-    doc = manifests.rayjob(CONFIG, workers=2)
+    doc = manifests.rayjob(dict(CONFIG, workers=2))
     spec = doc["spec"]
     assert doc["apiVersion"] == "ray.io/v1"
     assert spec["submissionMode"] == "K8sJobMode"
@@ -96,7 +97,10 @@ def test_rayjob_token_auth_pinned_image_tmp_ray_and_cleanup():
         assert pod["containers"][0]["image"] == versions.IMAGES["kit"]  # Ray at the client version + torch + kit
         assert {"name": "ray-tmp", "emptyDir": {}} in pod["volumes"]
         assert {"name": "ray-tmp", "mountPath": "/tmp/ray"} in pod["containers"][0]["volumeMounts"]
-    assert spec["entrypoint"].startswith("python -m kit.train.launchers ray --workers 2")
+    argv = shlex.split(spec["entrypoint"])
+    assert argv[:5] == ["python", "-m", "kit.train.launchers", "ray", "--max-failures"]
+    assert "--workers" not in argv  # the count travels in the config only
+    assert json.loads(argv[argv.index("--config") + 1])["workers"] == 2
 
 
 def test_builders_validate_the_config_first():
@@ -118,7 +122,7 @@ def test_trainjob_resources_per_node_count_for_the_node_container():
 
 def test_rayjob_checkpoints_go_to_storage_every_pod_shares():
     """Ray Train refuses a per-pod local storage path on a multi-node cluster ("Unable to set up cluster storage")."""
-    doc = manifests.rayjob(CONFIG, workers=2)
+    doc = manifests.rayjob(dict(CONFIG, workers=2))
     assert "--storage-path /mnt/cluster_storage/kit-results" in doc["spec"]["entrypoint"]
     cluster = doc["spec"]["rayClusterSpec"]
     for group in (cluster["headGroupSpec"], *cluster["workerGroupSpecs"]):
@@ -131,3 +135,31 @@ def test_rayjob_checkpoints_go_to_storage_every_pod_shares():
     for storage_path, claim in (("/tmp/ray/kit-results", None), (None, None), ("/tmp/ray/x", "kit-checkpoints")):
         with pytest.raises(ValueError, match="Unable to set up cluster storage"):
             manifests.rayjob(CONFIG, storage_path=storage_path, checkpoint_claim=claim)
+
+
+@pytest.mark.parametrize("workers", [1, 2, 4])
+def test_every_builder_starts_exactly_config_workers_processes(workers):
+    """TrainConfig.workers is the one worker count: each builder's replicas x processes equal it, and the
+    config the pods run carries the same number."""
+    config = dict(CONFIG, workers=workers)
+    trainer = manifests.trainjob(config, num_nodes=1)["spec"]["trainer"]
+    assert trainer["numNodes"] * trainer["numProcPerNode"] == workers
+    assert json.loads(trainer["command"][-1])["workers"] == workers
+    legacy = manifests.pytorchjob(config)
+    replicas = sum(spec["replicas"] for spec in legacy["spec"]["pytorchReplicaSpecs"].values())
+    assert replicas * int(legacy["spec"]["nprocPerNode"]) == workers
+    ray = manifests.rayjob(config)
+    group = ray["spec"]["rayClusterSpec"]["workerGroupSpecs"][0]
+    assert group["replicas"] == group["maxReplicas"] == workers
+    argv = shlex.split(ray["spec"]["entrypoint"])
+    assert json.loads(argv[argv.index("--config") + 1])["workers"] == workers
+
+
+def test_a_layout_that_does_not_split_the_workers_is_an_error_naming_both():
+    with pytest.raises(ConfigError, match=r"workers=3 does not split evenly over num_nodes=2"):
+        manifests.trainjob(dict(CONFIG, workers=3), num_nodes=2)
+    with pytest.raises(ConfigError, match=r"workers=3 does not split evenly over procs_per_node=2"):
+        manifests.pytorchjob(dict(CONFIG, workers=3), procs_per_node=2)
+    for builder in (manifests.trainjob, manifests.pytorchjob, manifests.rayjob):
+        with pytest.raises(TypeError):  # no second source for the count
+            builder(CONFIG, workers=2)

@@ -41,8 +41,8 @@ def bench_train(quick: bool = False, rounds: int | None = None, workers: int = 2
     from kit.train import launchers as launch
 
     rounds = rounds or (1 if quick else 2)
-    config = train_config(quick)
-    launch.prepare(config, workers)  # validate and materialise the data before any timing
+    config = dict(train_config(quick), workers=workers)
+    launch.prepare(config)  # validate and materialise the data before any timing
     quiet = None  # no live output: timings only
     runs: dict[str, list] = {"torchrun": [], "ray-train": []}
     began = time.perf_counter()
@@ -54,14 +54,14 @@ def bench_train(quick: bool = False, rounds: int | None = None, workers: int = 2
                 if name == "torchrun":  # checkpoint every epoch too, as Ray Train does: the same work
                     with tempfile.TemporaryDirectory(dir=paths.work_dir("bench")) as checkpoints:
                         same_work = dict(config, checkpoint_dir=checkpoints)
-                        runs[name].append(launch.run_torchrun(same_work, nproc=workers, on_line=quiet))
+                        runs[name].append(launch.run_torchrun(same_work, on_line=quiet))
                 else:
-                    runs[name].append(launch.run_ray_train(config, num_workers=workers))
+                    runs[name].append(launch.run_ray_train(config))
     finally:
         if not ray_start.reused:  # leave a Ray the caller (a notebook) had started
             raylocal.stop()
-    single = launch.run_torchrun(config, nproc=1, on_line=quiet)
-    in_process = launch.run_in_process(dict(config, epochs=1))
+    single = launch.run_torchrun(dict(config, workers=1), on_line=quiet)
+    in_process = launch.run_in_process(dict(config, workers=1, epochs=1))
 
     epoch_s = {name: median(t for r in rs for t in _steady_epochs(r)) for name, rs in runs.items()}
     startup_s = {name: median(r.startup_s for r in rs) for name, rs in runs.items()}

@@ -16,9 +16,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kit.config.train import ConfigError, as_config, standard_model_dir
+
+if TYPE_CHECKING:
+    from kit.train.launchers import LaunchResult
 
 LAUNCHERS = ("inprocess", "torchrun", "ray", "kubeflow")
 
@@ -50,24 +53,32 @@ def config_of(args: argparse.Namespace) -> dict[str, Any]:
     return values
 
 
-def launch(launcher: str, config: dict[str, Any], workers: int | None):
+#: Workers a launcher starts when neither --workers nor the config's "workers" says (TrainConfig.workers decides).
+DEFAULT_WORKERS = {"inprocess": 1, "torchrun": 2, "ray": 2, "kubeflow": 1}
+
+
+def launch(launcher: str, config: dict[str, Any], workers: int | None) -> LaunchResult:
     """Run ``config`` with one launcher; return its :class:`kit.train.launchers.LaunchResult`."""
     from kit.train import launchers
 
+    if workers is not None:
+        if config.get("workers", workers) != workers:
+            raise ConfigError("workers", f"--workers {workers} but the config says workers={config['workers']}",
+                              fix="give the count once: --workers or the config's \"workers\"")
+        config = {**config, "workers": workers}
+    config = {"workers": DEFAULT_WORKERS[launcher], **config}
     if launcher == "inprocess":
-        if workers not in (None, 1):
-            raise ConfigError("workers", "the in-process launcher runs exactly one worker")
         return launchers.run_in_process(config)
     if launcher == "torchrun":
-        return launchers.run_torchrun(config, nproc=workers or 2)
+        return launchers.run_torchrun(config)
     if launcher == "ray":
         from kit.machine import local_ray
 
         try:
-            return launchers.run_ray_train(config, num_workers=workers or 2)
+            return launchers.run_ray_train(config)
         finally:
             local_ray.stop()
-    return launchers.run_kubeflow_local(config, num_procs=workers or 1)
+    return launchers.run_kubeflow_local(config)
 
 
 def main(argv: list[str]) -> int:

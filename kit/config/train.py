@@ -121,10 +121,33 @@ def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
 
 
 def as_config(config: TrainConfig | dict[str, Any] | None = None, **overrides: Any) -> TrainConfig:
-    """A :class:`TrainConfig` from a config, a dict or nothing, with keyword overrides applied."""
+    """A :class:`TrainConfig` from a config, a dict or nothing, with keyword overrides applied.
+
+    ``workers`` is the one worker count: an override that contradicts the count ``config``
+    already carries is a :class:`ConfigError` naming both, never a silent winner.
+    """
     values = config.to_dict() if isinstance(config, TrainConfig) else dict(config or {})
+    if "workers" in overrides and "workers" in values and overrides["workers"] != values["workers"]:
+        raise ConfigError("workers", f"the config says workers={values['workers']} but workers={overrides['workers']} "
+                                     "was passed as well; set it in one place (config.replace(workers=...))")
     values.update(overrides)
     return TrainConfig.from_dict(values)
+
+
+def one_worker(config: TrainConfig | dict[str, Any] | None, runner: str) -> TrainConfig:
+    """``config`` for a runner that trains in exactly one process (in-process, a Tune trial).
+
+    ``TrainConfig.workers`` is the one place that decides how many processes train: a
+    config asking for more is an error naming both values, never silently reduced to one.
+    """
+    cfg = as_config(config)
+    if cfg.workers != 1:
+        raise ConfigError(
+            "workers",
+            f"{runner} trains in one process but the config asks for workers={cfg.workers}; "
+            "set workers=1 or use run_torchrun / run_ray_train, which start config.workers processes",
+        )
+    return cfg
 
 
 def check_machine(config: TrainConfig, resources: Resources | None = None) -> None:

@@ -14,6 +14,10 @@ import math
 import os
 import sys
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 from kit.errors import KitError
 
@@ -43,6 +47,14 @@ def average_gradients(gradients: list[list[float]]) -> list[float]:
 
 
 # --------------------------------------------------------------------------- in each rank
+
+
+def _weight_grad(model: torch.nn.Linear) -> torch.Tensor:
+    """A copy of the gradient ``backward()`` left on the model's weight."""
+    grad = model.weight.grad
+    if grad is None:
+        raise RuntimeError("backward() left no gradient on the weight")
+    return grad.clone()
 
 
 def _emit(kind: str, **record) -> None:
@@ -75,13 +87,13 @@ def _rank_main(data_path: str, steps: int, batch_size: int) -> None:
         model = torch.nn.Linear(4, 1, bias=False)
         mine = torch.tensor(shard_indices(len(x), rank, world_size))
         functional.mse_loss(model(x[mine]).squeeze(1), y[mine]).backward()
-        local = model.weight.grad.clone()
+        local = _weight_grad(model)
         averaged = local.clone()
         dist.all_reduce(averaged, op=dist.ReduceOp.SUM)
         averaged /= world_size
         model.weight.grad = None
         functional.mse_loss(model(x).squeeze(1), y).backward()
-        full = model.weight.grad.clone()
+        full = _weight_grad(model)
         _emit("gradients", rank=rank, local=_round(local), averaged=_round(averaged), full_batch=_round(full),
               match=bool(torch.allclose(averaged, full, atol=1e-6)))
 
@@ -94,7 +106,7 @@ def _rank_main(data_path: str, steps: int, batch_size: int) -> None:
         losses: list[float] = []
         epoch = 0
         while len(losses) < steps:
-            loader.sampler.set_epoch(epoch)
+            data.shard_sampler(loader).set_epoch(epoch)
             for xb, yb in loader:
                 optimizer.zero_grad()
                 loss = functional.cross_entropy(net(xb), yb)
@@ -105,7 +117,7 @@ def _rank_main(data_path: str, steps: int, batch_size: int) -> None:
                     break
             epoch += 1
         checksum = sum(float(p.detach().double().sum()) for p in net.parameters())
-        _emit("training", rank=rank, losses=losses, shard_size=len(loader.sampler),
+        _emit("training", rank=rank, losses=losses, shard_size=len(data.shard_sampler(loader)),
               weights_checksum=round(checksum, 6))
         dist.barrier()
     finally:

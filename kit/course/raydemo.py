@@ -116,7 +116,7 @@ def flaky_divide(counter, a: float, b: float, failures: int = 2) -> float:
 
 def run_flaky(options: dict, failures: int = 2) -> tuple[float, int]:
     """Run :func:`flaky_divide` with ``options``; return (result, attempts it took)."""
-    counter = AttemptCounter.remote()
+    counter = AttemptCounter.remote()  # type: ignore[attr-defined]  # @ray.remote adds .remote
     try:
         result = ray.get(flaky_divide.options(**options).remote(counter, 1.0, 4.0, failures))
         return result, ray.get(counter.count.remote())

@@ -35,7 +35,7 @@ import httpx
 
 from kit import paths, versions
 from kit.config.serve import ServeConfig
-from kit.config.train import MODEL_NAME, TrainConfig
+from kit.config.train import MODEL_NAME, ConfigError, TrainConfig
 from kit.deploy import layout as clusters
 from kit.errors import KitError
 from kit.k8s.builders import runtime, serving, to_yaml
@@ -364,6 +364,8 @@ def rehearse_training(trainjob: dict, on_line: Callable[[str], None] | None = No
 
     The artifact the pod writes to the models volume (``/models/<name>``) goes to ``mounts["/models"]``
     here (default: the kit's ``models/`` work directory, the standard location the servers read).
+    The processes are the config's ``workers``; a manifest whose ``numProcPerNode`` was edited away
+    from it is a ConfigError naming both (the job's ranks would refuse to train anyway).
     """
     from kit.train import launchers as launch
 
@@ -374,7 +376,11 @@ def rehearse_training(trainjob: dict, on_line: Callable[[str], None] | None = No
     config = train_config_of(trainjob)
     if config.model_dir:
         config = config.replace(model_dir=_localize([config.model_dir], mounts)[0])
-    return launch.run_torchrun(config, nproc=trainer.get("numProcPerNode", 1), on_line=on_line)
+    procs = trainer.get("numProcPerNode", 1)
+    if procs != config.workers:
+        raise ConfigError("workers", f"the TrainJob starts numProcPerNode={procs} process(es) but its config says "
+                                     f"workers={config.workers}", fix="rebuild it with kit.deploy.layout.trainjob")
+    return launch.run_torchrun(config, on_line=on_line)
 
 
 def rehearse_server(isvc: dict, model_dir: Path | str):

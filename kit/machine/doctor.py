@@ -204,8 +204,8 @@ def _version_tuple(text: str) -> tuple[int, ...]:
     return tuple(int(x) for x in re.findall(r"\d+", text)[:3])
 
 
-def check_kind_lane(which: Callable[[str], str | None] = shutil.which, run: Callable[..., Any] = subprocess.run
-                    ) -> Check:
+def check_kind_lane(which: Callable[[str], str | None] = shutil.which,
+                    run: Callable[..., subprocess.CompletedProcess[str]] = subprocess.run) -> Check:
     """What `make test-cluster` (a throw-away kind cluster) needs: Docker running, kind new enough, kubectl."""
     name = "kind lane (make test-cluster)"
     missing = [tool for tool in KIND_LANE_TOOLS if not which(tool)]

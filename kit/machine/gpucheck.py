@@ -46,27 +46,33 @@ def main(argv: list[str] | None = None) -> int:
     bf16_ok = torch.cuda.is_bf16_supported()
     print(f"GPU: {torch.cuda.get_device_name(0)} x{torch.cuda.device_count()}, torch {torch.__version__}, "
           f"bf16 supported: {bf16_ok}")
-    rows, problems = [], []
+    rows: list[tuple[str, str, float, float, float]] = []
+    problems: list[str] = []
     for path in ("in-process", f"torchrun x{nproc}"):
         for bf16 in (False, True):
             config = dict(CONFIG, bf16=bf16)
             if path == "in-process":
                 result = launch.run_in_process(config)
             else:
-                result = launch.run_torchrun(config, nproc=nproc, on_line=None)
+                result = launch.run_torchrun(dict(config, workers=nproc), on_line=None)
+            final = result.final
+            if final is None:
+                problems.append(f"{path}: no epoch finished")
+                continue
             expected = "bf16" if bf16 and bf16_ok else "fp32"
             if not result.result["device"].startswith("cuda"):
                 problems.append(f"{path}: ran on {result.result['device']}, not CUDA")
             if result.result["precision"] != expected:
                 problems.append(f"{path}: precision {result.result['precision']}, expected {expected}")
-            rows.append((path, result.result["precision"], step_ms(result), result.final["samples_per_s"],
-                         result.final["test_accuracy"]))
+            rows.append((path, result.result["precision"], step_ms(result), final["samples_per_s"],
+                         final["test_accuracy"]))
     print(f"\n{'path':<16}{'precision':<11}{'step ms':>9}{'samples/s':>12}{'test acc':>10}")
     for path, precision, ms, throughput, accuracy in rows:
         print(f"{path:<16}{precision:<11}{ms:>9.2f}{throughput:>12.0f}{accuracy:>10.3f}")
     for path in ("in-process", f"torchrun x{nproc}"):
-        fp32, bf16 = (r[2] for r in rows if r[0] == path)
-        print(f"{path}: bf16 step time / fp32 = {bf16 / fp32:.2f}")
+        times = {precision: ms for name, precision, ms, _, _ in rows if name == path}
+        if "fp32" in times and "bf16" in times:
+            print(f"{path}: bf16 step time / fp32 = {times['bf16'] / times['fp32']:.2f}")
     for problem in problems:
         print(f"PROBLEM: {problem}", file=sys.stderr)
     return 1 if problems else 0

@@ -111,7 +111,7 @@ def enable_token_auth() -> Path:
     if changed and "ray" in sys.modules:
         # Ray reads RAY_AUTH_MODE once, at import: refresh its cached config as Ray's own
         # token setup does, or this driver would talk to its token-protected GCS without a token.
-        from ray._raylet import AuthenticationTokenLoader, Config
+        from ray._raylet import AuthenticationTokenLoader, Config  # type: ignore[attr-defined]  # Cython, no stub
 
         Config.initialize("")
         AuthenticationTokenLoader.instance().reset_cache()

@@ -54,7 +54,10 @@ def make_model_class():
             return self.ready
 
         def get_input_types(self) -> list[dict]:
-            return [{"name": INPUT_NAME, "datatype": "FP32", "shape": [-1, self.predictor.metadata.features]}]
+            from kit.train.artifact import load_metadata
+
+            features = load_metadata(self.model_dir).features
+            return [{"name": INPUT_NAME, "datatype": "FP32", "shape": [-1, features]}]
 
         def get_output_types(self) -> list[dict]:
             return [{"name": OUTPUT_NAME, "datatype": "INT64", "shape": [-1]}]

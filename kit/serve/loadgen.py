@@ -13,11 +13,14 @@ import asyncio
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import httpx
 import numpy as np
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -131,7 +134,8 @@ async def run_load_async(
 
             await asyncio.gather(*(user() for _ in range(concurrency)))
         else:
-            pending: set[asyncio.Task] = set()
+            pending: set[asyncio.Task[None]] = set()
+            assert rate is not None  # checked above: open-loop load needs a rate
             gap = 1.0 / rate
             while more():
                 issued += 1
@@ -154,7 +158,7 @@ def _progress_bar(progress: bool, duration_s: float | None, requests: int | None
         return None
     from tqdm.auto import tqdm
 
-    if requests is not None and duration_s is None:
+    if duration_s is None:
         return tqdm(total=requests, desc=label or "load", unit="req", leave=False)
     return tqdm(total=round(duration_s, 1), desc=label or "load", unit="s", leave=False,
                 bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} s{postfix}")
@@ -168,17 +172,17 @@ def _tick(bar, on_tick, began: float, duration_s: float | None) -> None:
         return
     if bar.unit == "req":
         bar.update(1)
-    elif elapsed - bar.n >= 0.1:
+    elif duration_s is not None and elapsed - bar.n >= 0.1:
         bar.update(min(elapsed, duration_s) - bar.n)
 
 
-def run_sync(coroutine):
+def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine to completion, also inside Jupyter (whose loop is already running)."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:
         return asyncio.run(coroutine)
-    box: dict = {}
+    box: dict[str, Any] = {}
 
     def target() -> None:
         try:

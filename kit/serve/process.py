@@ -75,8 +75,9 @@ class ServerProcess:
                 fix=f"stop what holds it (`lsof -i :{self.port}`) or pick another port",
             )
         self._log_dir = self._log_dir or Path(tempfile.mkdtemp(prefix=f"kit-{self.name}-"))
+        log_path = self._log_dir / f"{self.name}.log"
         env = dict(os.environ, PYTHONPATH=kit_pythonpath(), PYTHONUNBUFFERED="1")
-        with self.log_path.open("ab") as log:
+        with log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", self.module, *self.args], stdout=log, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL, env=env, start_new_session=True,

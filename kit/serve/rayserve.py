@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from ray import serve
@@ -26,6 +27,9 @@ from kit.config.serve import CLASSIFIER, INGRESS, ServeConfig, deployment_option
 from kit.serve import api
 from kit.serve.predictor import InvalidInput, Predictor, validate_instances
 from kit.train.artifact import load_metadata
+
+if TYPE_CHECKING:
+    from kit.serve.loadgen import LoadResult
 
 __all__ = ["CLASSIFIER", "INGRESS", "ServeApp", "ServeConfig", "build_app", "deploy", "kill_drill",
            "serve_config_v2", "shutdown"]
@@ -49,8 +53,10 @@ class DigitsClassifier:
         size = int(user_config.get("max_batch_size", 1))
         self.batching = size > 1
         if self.batching:
-            self.predict_batched.set_max_batch_size(size)
-            self.predict_batched.set_batch_wait_timeout_s(float(user_config.get("batch_wait_timeout_s", 0.005)))
+            # @serve.batch adds these setters to the method; its stub does not declare them
+            self.predict_batched.set_max_batch_size(size)  # type: ignore[attr-defined]
+            self.predict_batched.set_batch_wait_timeout_s(  # type: ignore[attr-defined]
+                float(user_config.get("batch_wait_timeout_s", 0.005)))
 
     def check_health(self) -> None:
         """Serve restarts a replica whose health check raises."""
@@ -112,8 +118,11 @@ class DigitsIngress:
 def build_app(config: ServeConfig):
     """The bound application (``serve.run`` target): ingress -> classifier, options from ``config``."""
     options = deployment_options(config)
-    classifier = DigitsClassifier.options(**options[CLASSIFIER]).bind(str(config.model_dir))
-    return DigitsIngress.options(**options[INGRESS]).bind(classifier, str(config.model_dir))
+    # @serve.deployment turns the classes into Deployments (with .options); mypy sees the plain classes
+    classifier = DigitsClassifier.options(  # type: ignore[attr-defined]
+        **options[CLASSIFIER]).bind(str(config.model_dir))
+    return DigitsIngress.options(  # type: ignore[attr-defined]
+        **options[INGRESS]).bind(classifier, str(config.model_dir))
 
 
 def app_builder(args: dict):
@@ -198,7 +207,7 @@ class DrillResult:
 
     killed: str
     kill_at_s: float
-    load: object  # kit.serve.loadgen.LoadResult
+    load: LoadResult
     #: from the kill to the first success after the last failure (0: no request was lost)
     recovery_s: float
     replicas_back_s: float | None

@@ -160,8 +160,17 @@ def train_loader(
     the same number of steps on every rank.
     """
     dataset = TensorDataset(split.x_train, split.y_train)
-    sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed)
+    sampler: DistributedSampler[tuple[torch.Tensor, ...]] = DistributedSampler(
+        dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed)
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler)
+
+
+def shard_sampler(loader: DataLoader) -> DistributedSampler:
+    """The ``DistributedSampler`` of a :func:`train_loader` (also after Ray Train wrapped the loader)."""
+    sampler = loader.sampler
+    if not isinstance(sampler, DistributedSampler):
+        raise TypeError(f"expected a train_loader(), whose sampler is a DistributedSampler; got {sampler!r}")
+    return sampler
 
 
 def eval_loader(split: Split, batch_size: int = 1024) -> DataLoader:

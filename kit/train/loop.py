@@ -117,6 +117,17 @@ def start_runtime(config: TrainConfig) -> Runtime:
     )
 
 
+def check_world_size(config: TrainConfig, runtime: Runtime) -> None:
+    """The processes that joined must be the ``config.workers`` the launcher was asked for: a launcher
+    or a manifest that started another number is an error naming both, not a silently different run."""
+    if runtime.world_size != config.workers:
+        raise ConfigError(
+            "workers",
+            f"{runtime.world_size} process(es) joined this run but the config says workers={config.workers}; "
+            "start the job from the config (the kit's launchers and builders read config.workers)",
+        )
+
+
 def stop_runtime(runtime: Runtime) -> None:
     import torch.distributed as dist
 
@@ -258,6 +269,7 @@ def train_func(config: TrainConfig | dict[str, Any] | None = None, /, **kwargs: 
     cfg = as_config(config, **kwargs)
     runtime = start_runtime(cfg)
     try:
+        check_world_size(cfg, runtime)
         return _train(cfg, runtime)
     finally:
         stop_runtime(runtime)
@@ -302,10 +314,10 @@ def _train(cfg: TrainConfig, runtime: Runtime) -> dict[str, Any]:
     checkpoint = None
 
     for epoch in range(start_epoch + 1, cfg.epochs + 1):
-        loader.sampler.set_epoch(epoch)
+        data.shard_sampler(loader).set_epoch(epoch)
         model.train()
         began = time.perf_counter()
-        loss_sum, count = 0.0, 0
+        loss_sum, count = 0.0, 0.0
         for step, (x, y) in enumerate(loader):
             if step == steps // 2:
                 _maybe_crash(cfg, runtime, epoch)

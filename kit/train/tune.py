@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from kit import paths
-from kit.config.train import TrainConfig, as_config, check_machine
+from kit.config.train import TrainConfig, as_config, check_machine, one_worker
 
 METRIC = "test_accuracy"
 MODE = "max"
@@ -103,7 +103,7 @@ def run_search(space: dict, base: TrainConfig | dict | None = None, num_samples:
     from kit.train import data
 
     check_space(space)
-    cfg = as_config(base, workers=1)
+    cfg = one_worker(base, "a Tune trial")
     check_machine(cfg)
     if not cfg.data_path:  # trials only load a file
         cfg = cfg.replace(data_path=str(data.materialize(cfg.dataset, cfg.samples, cfg.test_fraction, cfg.seed)))
@@ -135,20 +135,23 @@ def run_search(space: dict, base: TrainConfig | dict | None = None, num_samples:
     began = time.time()
     grid = tuner.fit()
     wall = time.time() - began
-    errors = [r.error for r in grid if r.error]
+    trials = [grid[i] for i in range(len(grid))]  # ResultGrid is indexable (its iteration is untyped)
+    errors = [r.error for r in trials if r.error]
     if errors:
         raise RuntimeError(f"{len(errors)} trial(s) failed; first: {errors[0]!r}")
     table = results_table(grid, list(space), metric, mode)
     best = grid.get_best_result(metric=metric, mode=mode, scope="all")
+    best_config, best_history = best.config or {}, best.metrics_dataframe
+    if best_history is None:
+        raise RuntimeError(f"the best trial ({best.path}) reported no metrics")
     return SearchResult(
         table=table,
-        best_config={k: best.config[k] for k in space},
-        best_metric=float(best.metrics_dataframe[metric].max() if mode == "max"
-                          else best.metrics_dataframe[metric].min()),
+        best_config={k: best_config[k] for k in space},
+        best_metric=float(best_history[metric].max() if mode == "max" else best_history[metric].min()),
         metric=metric,
         mode=mode,
         wall_s=wall,
-        histories={r.metrics.get("trial_id", str(i)): r.metrics_dataframe for i, r in enumerate(grid)},
+        histories={(r.metrics or {}).get("trial_id", str(i)): r.metrics_dataframe for i, r in enumerate(trials)},
         result_grid=grid,
     )
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from kit.course.exercises import NotYetRight, exercise
 
 _RETRY_KEYS = {"max_retries", "retry_exceptions"}
@@ -72,7 +74,7 @@ def check_counter_actor(counter_class) -> None:
 
     if not isinstance(counter_class, ActorClass):
         raise NotYetRight("`Counter` is not a Ray actor class: decorate the class with @ray.remote")
-    actor = counter_class.remote()
+    actor: Any = counter_class.remote()
     try:
         if not hasattr(actor, "increment"):
             raise NotYetRight("the actor has no `increment` method")

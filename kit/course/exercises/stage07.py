@@ -67,7 +67,8 @@ def check_autoscaling(autoscaling) -> None:
         raise NotYetRight(f"max_replicas={parsed.max_replicas} leaves no room to scale above "
                           f"min_replicas={parsed.min_replicas}")
     limit = ServeConfig(model_dir="").max_ongoing_requests
-    if parsed.target_ongoing_requests >= limit:
+    target = parsed.target_ongoing_requests
+    if target is not None and target >= limit:
         raise NotYetRight(f"target_ongoing_requests={parsed.target_ongoing_requests} is not below "
                           f"max_ongoing_requests={limit}: replicas would be full before Serve adds one")
 

@@ -16,7 +16,7 @@ def _problems(docs: list[dict]) -> list[str]:
 
 def broken_rayjob() -> dict:
     """A RayJob as a hurried teammate wrote it: an old Ray image, a TTL that never fires, no queue."""
-    job = clusters.rayjob(clusters.BASE_SIZE, {"epochs": 2})
+    job = clusters.rayjob(clusters.BASE_SIZE, {"epochs": 2, "workers": 2})
     del job["metadata"]["labels"][QUEUE_LABEL]
     job["spec"]["shutdownAfterJobFinishes"] = False
     for container in traverse.all_containers(job):

@@ -10,6 +10,11 @@ file system is not writable for uid 1000 everywhere).
 
 Field names follow the CRDs of Kubeflow Trainer v2.3.0, training-operator v1.9.4
 and KubeRay v1.7.0. Writing YAML, validating and applying are separate steps.
+
+The worker count is the config's ``workers`` (:class:`kit.config.train.TrainConfig`), the one place
+that decides it: no builder takes a count of its own. A builder derives its replica and
+process counts from it, and a layout that cannot split ``workers`` evenly (``num_nodes``,
+``procs_per_node``) is a :class:`~kit.config.train.ConfigError` naming both values.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import shlex
 from typing import Any
 
 from kit import versions
-from kit.config.train import TrainConfig, as_config
+from kit.config.train import ConfigError, TrainConfig, as_config
 from kit.k8s.builders import pods, serving
 from kit.versions import QUEUE_LABEL
 
@@ -40,12 +45,19 @@ def _metadata(name: str, namespace: str | None, queue: str | None) -> dict[str, 
     return metadata
 
 
-def _config_json(config: TrainConfig | dict[str, Any] | None, workers: int, models_claim: str | None = None) -> str:
+def _config_json(cfg: TrainConfig, models_claim: str | None = None) -> str:
     """The TrainConfig as the job's JSON argument; with a models volume, rank 0 writes the artifact there."""
-    cfg = as_config(config, workers=workers)
     if models_claim and not cfg.model_dir:
         cfg = cfg.replace(model_dir=serving.MODEL_PATH)
     return json.dumps(cfg.to_dict(), separators=(",", ":"))
+
+
+def _per_group(cfg: TrainConfig, groups: int, group_name: str) -> int:
+    """``cfg.workers`` split evenly over ``groups`` (nodes); uneven is an error naming both numbers."""
+    if groups < 1 or cfg.workers % groups:
+        raise ConfigError("workers", f"workers={cfg.workers} does not split evenly over {group_name}={groups}; "
+                                     f"make workers a multiple of {group_name}")
+    return cfg.workers // groups
 
 
 def _tmp_volume(name: str = "tmp") -> dict[str, Any]:
@@ -57,7 +69,6 @@ def trainjob(
     name: str = versions.TRAIN_JOB,
     namespace: str | None = None,
     num_nodes: int = 1,
-    procs_per_node: int = 1,
     image: str | None = None,
     cpu: str = "1",
     memory: str = "2Gi",
@@ -74,8 +85,11 @@ def trainjob(
     Pod security is applied with a ``runtimePatches`` entry on the runtime's ``node`` job.
     With ``models_claim`` the nodes mount that volume at ``/models`` and rank 0 writes the
     serving artifact to ``/models/<name>``, where the RayService and InferenceService read it.
+    ``config.workers`` processes run in all, ``config.workers / num_nodes`` on each node.
     """
-    config_json = _config_json(config, num_nodes * procs_per_node, models_claim)
+    cfg = as_config(config)
+    procs_per_node = _per_group(cfg, num_nodes, "num_nodes")
+    config_json = _config_json(cfg, models_claim)
     node: dict[str, Any] = {"name": "node", "securityContext": pods.restricted_security_context(),
                             "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}]}
     pod_patch: dict[str, Any] = {
@@ -144,7 +158,6 @@ def pytorchjob(
     config: TrainConfig | dict[str, Any] | None = None,
     name: str = versions.TRAIN_JOB,
     namespace: str | None = None,
-    workers: int = 1,
     procs_per_node: int = 1,
     image: str | None = None,
     cpu: str = "1",
@@ -152,13 +165,15 @@ def pytorchjob(
     gpus: int = 0,
     queue: str | None = None,
 ) -> dict[str, Any]:
-    """A legacy training-operator v1 ``PyTorchJob`` (kubeflow.org/v1): one Master plus ``workers`` Workers.
+    """A legacy training-operator v1 ``PyTorchJob`` (kubeflow.org/v1): ``config.workers / procs_per_node``
+    pods, one Master and the rest Workers.
 
     Shown as the older API next to :func:`trainjob`. The operator sets the torchrun
     variables; the container must be named ``pytorch``.
     """
-    config_json = _config_json(config, (1 + workers) * procs_per_node)
-    command = ["torchrun", "-m", "kit.train.entry", config_json]
+    cfg = as_config(config)
+    workers = _per_group(cfg, procs_per_node, "procs_per_node") - 1  # pods besides the Master
+    command = ["torchrun", "-m", "kit.train.entry", _config_json(cfg)]
     replica = {
         "restartPolicy": "OnFailure",
         "template": _torch_pod_template("pytorch", image or kit_image(gpus), command, cpu, memory, gpus),
@@ -228,7 +243,6 @@ def rayjob(
     config: TrainConfig | dict[str, Any] | None = None,
     name: str = versions.RAY_JOB,
     namespace: str | None = None,
-    workers: int = 2,
     image: str | None = None,
     cpu: str = "1",
     memory: str = "2Gi",
@@ -240,7 +254,8 @@ def rayjob(
     ttl_seconds_after_finished: int = 600,
     models_claim: str | None = None,
 ) -> dict[str, Any]:
-    """A KubeRay ``RayJob`` that starts a RayCluster (token auth on), runs Ray Train on it, then deletes it.
+    """A KubeRay ``RayJob`` that starts a RayCluster (token auth on) of ``config.workers`` worker pods,
+    runs Ray Train with as many workers on it, then deletes it.
 
     The entrypoint is ``python -m kit.train.launchers ray ...`` (:func:`kit.train.launchers.run_ray_train`);
     the image is the kit's (Ray's image at the client's Ray version, with ``torch`` and ``kit``).
@@ -251,10 +266,12 @@ def rayjob(
     that volume at ``/models`` and Ray Train's rank 0 writes the serving artifact to ``/models/<name>``.
     """
     image = image or kit_image(gpus)
-    config_json = _config_json(config, workers, models_claim)
+    cfg = as_config(config)
+    workers = cfg.workers
+    config_json = _config_json(cfg, models_claim)
     storage_path = _shared_storage_path(storage_path, checkpoint_claim)
     entrypoint = shlex.join([
-        "python", "-m", "kit.train.launchers", "ray", "--workers", str(workers), "--max-failures", str(max_failures),
+        "python", "-m", "kit.train.launchers", "ray", "--max-failures", str(max_failures),
         "--storage-path", storage_path, "--config", config_json,
     ])
     return {

@@ -5,7 +5,10 @@
 * :func:`run_ray_train` - Ray Train ``TorchTrainer`` on the local Ray, with checkpoints and retries.
 * :func:`run_kubeflow_local` - a Kubeflow ``TrainerClient`` job on the local process backend.
 
-Each checks the configuration against this machine before it starts anything
+Every launcher starts ``TrainConfig.workers`` processes: the configuration is the one place
+that decides the worker count (no launcher takes a count of its own, so the two cannot
+disagree; :func:`run_in_process` refuses a config asking for more than one). Each checks
+the configuration against this machine before it starts anything
 (:func:`kit.train.loop.check_machine`), materialises the data once so workers only
 load a file, and returns a :class:`LaunchResult` with the same epoch history.
 No launcher leaves a process behind: on an error or an interrupt the whole process
@@ -32,7 +35,7 @@ from statistics import median
 from typing import Any
 
 from kit import paths, versions
-from kit.config.train import ConfigError, TrainConfig, as_config, check_machine
+from kit.config.train import ConfigError, TrainConfig, as_config, check_machine, one_worker
 from kit.errors import KitError
 from kit.machine import resources
 from kit.machine.processes import kill_process_group
@@ -87,13 +90,13 @@ class LaunchResult:
         return median(times) if times else None
 
 
-def prepare(config: TrainConfig | dict | None, workers: int, local: bool = True) -> TrainConfig:
+def prepare(config: TrainConfig | dict | None, local: bool = True) -> TrainConfig:
     """Validate (for this machine when ``local``) and materialise the data so workers only load a file.
 
     Not ``local`` (Ray Train inside a RayJob): the workers are on other pods, so neither this
     machine's CPUs nor a file on its disk mean anything to them.
     """
-    cfg = as_config(config, workers=workers)
+    cfg = as_config(config)
     if not local:
         return cfg
     check_machine(cfg)
@@ -119,8 +122,11 @@ def child_env(workers: int, **extra: str) -> dict[str, str]:
 
 
 def run_in_process(config: TrainConfig | dict | None = None) -> LaunchResult:
-    """One worker in this process (the notebook's kernel): the baseline for the other launchers."""
-    cfg = prepare(config, workers=1)
+    """One worker in this process (the notebook's kernel): the baseline for the other launchers.
+
+    A config with ``workers`` > 1 is a :class:`ConfigError`: this launcher cannot start more processes.
+    """
+    cfg = prepare(one_worker(config, "run_in_process"))
     if cfg.crash_at_epoch:
         raise ConfigError(
             "crash_at_epoch", "the drill would kill this process; use run_torchrun or run_ray_train"
@@ -193,30 +199,29 @@ def private_tmpdir(env: dict[str, str], prefix: str = "kit-torchrun-") -> Iterat
         shutil.rmtree(directory, ignore_errors=True)
 
 
-def torchrun_command(config: TrainConfig, nproc: int, max_restarts: int = 0) -> list[str]:
-    """The torchrun command line that runs :func:`train_func` in ``nproc`` processes on this machine."""
+def torchrun_command(config: TrainConfig, max_restarts: int = 0) -> list[str]:
+    """The torchrun command line that runs :func:`train_func` in ``config.workers`` processes on this machine."""
     return [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+        sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={config.workers}",
         f"--max-restarts={max_restarts}", "-m", "kit.train.entry", json.dumps(config.to_dict()),
     ]
 
 
-def run_torchrun(config: TrainConfig | dict | None = None, nproc: int = 2, max_restarts: int = 0,
+def run_torchrun(config: TrainConfig | dict | None = None, max_restarts: int = 0,
                  on_line: LineCallback | None = print_line, timeout_s: float | None = 600) -> LaunchResult:
-    """``torchrun --standalone --nproc-per-node N``: one process per worker, gloo (CPU) or nccl (GPU).
+    """``torchrun --standalone --nproc-per-node N``, N = ``config.workers``: one process per worker,
+    gloo (CPU) or nccl (GPU).
 
     With ``max_restarts`` > 0 and a ``checkpoint_dir``, torchrun restarts all workers after
     a failure and training resumes from the last checkpoint.
     """
-    cfg = prepare(config, workers=nproc)
+    cfg = prepare(config)
+    command = torchrun_command(cfg, max_restarts)
     began = time.time()
-    with private_tmpdir(child_env(nproc)) as env:
-        lines = stream_command(torchrun_command(cfg, nproc, max_restarts), env, on_line, timeout_s)
+    with private_tmpdir(child_env(cfg.workers)) as env:
+        lines = stream_command(command, env, on_line, timeout_s)
     live_history, _ = parse_output(lines)
-    return result_from_output(
-        "torchrun", lines, began,
-        {"live_history": live_history, "command": torchrun_command(cfg, nproc, max_restarts)},
-    )
+    return result_from_output("torchrun", lines, began, {"live_history": live_history, "command": command})
 
 
 def result_from_output(launcher: str, lines: list[str], began: float, details: dict) -> LaunchResult:
@@ -249,23 +254,24 @@ RAY_TRAIN_SMALL_MACHINE_ENV = {
 }
 
 
-def ray_train_loop(config: dict) -> dict:
+def ray_train_loop(config: dict) -> Any:
     """What each Ray Train worker runs. Ray passes ``train_loop_config`` only to a function with a
     *required* parameter, and :func:`train_func`'s is optional, hence this one-line adapter."""
     return train_func(config)
 
 
-def run_ray_train(config: TrainConfig | dict | None = None, num_workers: int = 2, max_failures: int = 0,
+def run_ray_train(config: TrainConfig | dict | None = None, max_failures: int = 0,
                   storage_path: str | Path | None = None, name: str | None = None,
                   num_to_keep: int = 2) -> LaunchResult:
-    """Ray Train ``TorchTrainer`` on the local Ray (started with :func:`kit.machine.local_ray.start` if needed).
+    """Ray Train ``TorchTrainer`` with ``config.workers`` workers on the local Ray (started with
+    :func:`kit.machine.local_ray.start` if needed), or on the RayJob's cluster when ``RAY_ADDRESS`` is set.
 
     Checkpoints go to ``storage_path`` (default: the kit's work dir, ``ray_results/``),
     keeping the newest ``num_to_keep``; after a worker failure Ray restarts the worker group
     up to ``max_failures`` times and ``train_func`` resumes from the last checkpoint.
     """
     local = "RAY_ADDRESS" not in os.environ  # inside a RayJob, Ray Train joins the job's cluster instead
-    cfg = prepare(config, workers=num_workers, local=local)
+    cfg = prepare(config, local=local)
     from kit.machine import local_ray as raylocal
 
     if local:
@@ -277,11 +283,11 @@ def run_ray_train(config: TrainConfig | dict | None = None, num_workers: int = 2
 
     name = name or f"kit-train-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
     storage = Path(storage_path) if storage_path else paths.work_dir("ray_results")
-    use_gpu = cfg.device == "cuda" or (cfg.device == "auto" and resources.detect().gpus >= num_workers)
+    use_gpu = cfg.device == "cuda" or (cfg.device == "auto" and resources.detect().gpus >= cfg.workers)
     trainer = TorchTrainer(
         ray_train_loop,
         train_loop_config=cfg.to_dict(),
-        scaling_config=ray.train.ScalingConfig(num_workers=num_workers, use_gpu=use_gpu,
+        scaling_config=ray.train.ScalingConfig(num_workers=cfg.workers, use_gpu=use_gpu,
                                                resources_per_worker={"CPU": 1}),
         run_config=ray.train.RunConfig(
             name=name,
@@ -300,15 +306,15 @@ def run_ray_train(config: TrainConfig | dict | None = None, num_workers: int = 2
             f"resumes from the last checkpoint under {storage / name}.",
             str(error).splitlines()[-TAIL_LINES:],
         ) from error
-    value = result.return_value or {}
+    returned: dict = result.return_value or {}  # type: ignore[attr-defined]  # Ray Train V2's Result
     return LaunchResult(
         launcher="ray-train",
-        history=value.get("history", []),
+        history=returned.get("history", []),
         wall_s=time.time() - began,
-        startup_s=value["train_started_unix"] - began if value else None,
+        startup_s=returned["train_started_unix"] - began if returned else None,
         checkpoint=result.checkpoint.path if result.checkpoint else None,
-        artifact=value.get("artifact"),
-        result=value,
+        artifact=returned.get("artifact"),
+        result=returned,
         metrics_dataframe=result.metrics_dataframe,
         details={"storage_path": str(storage), "name": name, "result_path": result.path},
     )
@@ -411,17 +417,17 @@ def _kill_job_processes(job_name: str) -> None:
             proc.kill()
 
 
-def run_kubeflow_local(config: TrainConfig | dict | None = None, num_procs: int = 1,
+def run_kubeflow_local(config: TrainConfig | dict | None = None,
                        on_line: LineCallback | None = print_line, timeout_s: float = 900,
                        poll_s: float = 0.5) -> LaunchResult:
     """A Kubeflow Trainer job on the SDK's local process backend (torchrun in a fresh venv).
 
     The backend creates a venv per job and pip-installs ``torch`` (pinned to the kit's
     version) before torchrun starts: that is most of the start-up time (``details``
-    reports it). ``num_procs`` reaches torchrun as ``PET_NPROC_PER_NODE``. The job is
+    reports it). ``config.workers`` reaches torchrun as ``PET_NPROC_PER_NODE``. The job is
     deleted afterwards, its processes and venv are removed also when it fails.
     """
-    cfg = prepare(config, workers=num_procs)
+    cfg = prepare(config)
     from kubeflow.trainer import CustomTrainer, TrainerClient
 
     client = TrainerClient(backend_config=kubeflow_backend("local"))
@@ -430,7 +436,7 @@ def run_kubeflow_local(config: TrainConfig | dict | None = None, num_procs: int 
         func_args=cfg.to_dict(),
         packages_to_install=[versions.requirement("torch")],
         pip_index_urls=job_pip_index_urls(),
-        env=child_env(num_procs, PET_NPROC_PER_NODE=str(num_procs), PET_STANDALONE="1"),
+        env=child_env(cfg.workers, PET_NPROC_PER_NODE=str(cfg.workers), PET_STANDALONE="1"),
     )
     began = time.time()
     with _this_python_first():
@@ -472,12 +478,14 @@ def run_kubeflow_local(config: TrainConfig | dict | None = None, num_procs: int 
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m kit.train.launchers {in-process,torchrun,ray} --workers N --config JSON`` (RayJob entrypoint)."""
+    """``python -m kit.train.launchers {in-process,torchrun,ray} --config JSON`` (RayJob entrypoint).
+
+    The worker count is the config's ``workers`` field, as everywhere.
+    """
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m kit.train.launchers", description=main.__doc__)
     parser.add_argument("launcher", choices=["in-process", "torchrun", "ray"])
-    parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--max-failures", type=int, default=0, help="Ray Train retries")
     parser.add_argument("--storage-path", default=None, help="Ray Train storage (shared by all pods)")
     parser.add_argument("--config", default="{}", help="TrainConfig fields as JSON")
@@ -486,10 +494,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.launcher == "in-process":
         result = run_in_process(config)
     elif args.launcher == "torchrun":
-        result = run_torchrun(config, nproc=args.workers)
+        result = run_torchrun(config)
     else:
-        result = run_ray_train(config, num_workers=args.workers, max_failures=args.max_failures,
-                               storage_path=args.storage_path)
+        result = run_ray_train(config, max_failures=args.max_failures, storage_path=args.storage_path)
     print(RESULT_PREFIX + json.dumps({"history": result.history, "checkpoint": result.checkpoint,
                                       "artifact": result.artifact}))
     return 0
