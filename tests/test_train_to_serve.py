@@ -28,10 +28,10 @@ def _run(launcher: str, model_dir: Path) -> launch.LaunchResult:
     if launcher == "in-process":
         return launch.run_in_process(config)
     if launcher == "torchrun":
-        return launch.run_torchrun(config, nproc=2, on_line=None)
+        return launch.run_torchrun({**config, "workers": 2}, on_line=None)
     if launcher == "ray-train":
-        return launch.run_ray_train(config, num_workers=2, storage_path=model_dir.parent / "ray")
-    return launch.run_kubeflow_local(config, num_procs=1, on_line=None)
+        return launch.run_ray_train({**config, "workers": 2}, storage_path=model_dir.parent / "ray")
+    return launch.run_kubeflow_local(config, on_line=None)
 
 
 @pytest.fixture(scope="module")
