@@ -15,8 +15,10 @@ import psutil
 import pytest
 
 from kit.config.train import ConfigError
+from kit.errors import KitError
 from kit.machine import resources
 from kit.train import launchers as launch
+from kit.train.launchers.__main__ import main as entrypoint
 
 SMALL = {"epochs": 2, "hidden": 32, "batch_size": 128}
 TWO = dict(SMALL, workers=2)  # the config decides the worker count, for every launcher
@@ -76,7 +78,7 @@ def test_the_worker_count_comes_only_from_the_config():
     command = launch.torchrun_command(launch.prepare(dict(SMALL, workers=2)))
     assert "--nproc-per-node=2" in command
     with pytest.raises(SystemExit):  # the RayJob entrypoint has no --workers either
-        launch.main(["torchrun", "--workers", "2"])
+        entrypoint(["torchrun", "--workers", "2"])
 
 
 def test_in_process_baseline():
@@ -154,3 +156,14 @@ def test_ray_train_fault_drill_resumes_without_losing_a_completed_epoch(local_ra
     kept = [p for p in Path(result.details["result_path"]).glob("checkpoint_*") if p.is_dir()]
     assert len(kept) == 2  # num_to_keep
     _wait_for_no_train_workers()
+
+
+def test_every_launcher_is_registered_under_the_name_its_result_carries():
+    from kit.cli.train import LAUNCHERS as CLI_NAMES
+
+    assert list(launch.LAUNCHERS) == list(CLI_NAMES) == ["in-process", "torchrun", "ray-train", "kubeflow-local"]
+    result = launch.launch("in-process", SMALL)
+    assert result.launcher == "in-process" and result.artifact
+    with pytest.raises(KitError, match="no launcher 'mpirun'") as error:
+        launch.launch("mpirun", SMALL)
+    assert "in-process" in error.value.fix

@@ -32,7 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "manifests": ("kit.cli.manifests:main", "write clusters/ from the kit's builders, or check it is current"),
     "cluster": ("kit.cli.cluster:main", "profile, apply, wait, diagnostics and port-forward on a cluster"),
     "deploy": ("kit.cli.deploy:main", "stage 09's plan: write it and its commands, apply it to a cluster, delete it"),
-    "train": ("kit.cli.train:main", "train with one launcher (inprocess, torchrun, ray, kubeflow); writes the model"),
+    "train": ("kit.cli.train:main", "train with one launcher (in-process, torchrun, ray-train, kubeflow-local)"),
     "serve": ("kit.cli.serve:main", "serve the trained model with Ray Serve, KServe or the FastAPI baseline"),
 }
 

@@ -23,13 +23,14 @@ from kit.config.train import ConfigError, as_config, standard_model_dir
 if TYPE_CHECKING:
     from kit.train.launchers import LaunchResult
 
-LAUNCHERS = ("inprocess", "torchrun", "ray", "kubeflow")
+#: The launchers, by the names of kit.train.launchers.LAUNCHERS (a test keeps them equal; no torch import here).
+LAUNCHERS = ("in-process", "torchrun", "ray-train", "kubeflow-local")
 
 
 def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m kit train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--launcher", choices=LAUNCHERS, default="inprocess")
+    parser.add_argument("--launcher", choices=LAUNCHERS, default="in-process")
     parser.add_argument("--workers", type=int, default=None,
                         help="processes to train with (default: 1 in process, 2 for torchrun and ray, 1 for kubeflow)")
     parser.add_argument("--epochs", type=int, default=None, help="overrides the configuration's epochs")
@@ -54,7 +55,7 @@ def config_of(args: argparse.Namespace) -> dict[str, Any]:
 
 
 #: Workers a launcher starts when neither --workers nor the config's "workers" says (TrainConfig.workers decides).
-DEFAULT_WORKERS = {"inprocess": 1, "torchrun": 2, "ray": 2, "kubeflow": 1}
+DEFAULT_WORKERS = {"in-process": 1, "torchrun": 2, "ray-train": 2, "kubeflow-local": 1}
 
 
 def launch(launcher: str, config: dict[str, Any], workers: int | None) -> LaunchResult:
@@ -67,18 +68,14 @@ def launch(launcher: str, config: dict[str, Any], workers: int | None) -> Launch
                               fix="give the count once: --workers or the config's \"workers\"")
         config = {**config, "workers": workers}
     config = {"workers": DEFAULT_WORKERS[launcher], **config}
-    if launcher == "inprocess":
-        return launchers.run_in_process(config)
-    if launcher == "torchrun":
-        return launchers.run_torchrun(config)
-    if launcher == "ray":
-        from kit.machine import local_ray
+    if launcher != "ray-train":
+        return launchers.launch(launcher, config)
+    from kit.machine import local_ray
 
-        try:
-            return launchers.run_ray_train(config)
-        finally:
-            local_ray.stop()
-    return launchers.run_kubeflow_local(config)
+    try:
+        return launchers.launch(launcher, config)
+    finally:
+        local_ray.stop()
 
 
 def main(argv: list[str]) -> int:

@@ -23,7 +23,7 @@ ENTRY_POINTS: dict[str, str] = {
     "kit.serve.rayserve": "RayService (serveConfigV2 import_path)",
     "kit.serve.kserve_model": "InferenceService (python -m kit.serve.kserve_model)",
     "kserve": "InferenceService (the KServe model server)",
-    "kit.cli.train": "model Job (python -m kit train --launcher inprocess)",
+    "kit.cli.train": "model Job (python -m kit train --launcher in-process)",
 }
 
 

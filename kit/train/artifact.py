@@ -35,7 +35,7 @@ METADATA = "metadata.json"
 FORMAT_VERSION = 2
 #: What a notebook that runs on its own trains when no artifact exists yet (seconds on a CPU).
 SMALL_MODEL = {"dataset": "digits", "model": "mlp", "hidden": 64, "epochs": 8, "batch_size": 32, "lr": 0.01}
-TRAIN_FIX = ("train one: `python -m kit train --launcher inprocess --model-dir DIR` "
+TRAIN_FIX = ("train one: `python -m kit train --launcher in-process --model-dir DIR` "
              "(or run stages 03-05, which write it to the standard location)")
 
 

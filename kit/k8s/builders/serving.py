@@ -55,13 +55,13 @@ def shared_claim(namespace: str, name: str = MODELS_CLAIM, size: str = "1Gi",
 
 def publish_model_job(namespace: str, *, claim: str = MODELS_CLAIM, image: str | None = None,
                       queue: str | None = None, epochs: int = 20) -> dict[str, Any]:
-    """A Job that trains the model in one process (``python -m kit train --launcher inprocess``, the same
+    """A Job that trains the model in one process (``python -m kit train --launcher in-process``, the same
     ``train_func``) and writes its serving artifact to ``claim`` at ``/models/<name>``, so both servers
     have a model before the RayJob or TrainJob replace it with theirs."""
     config = json.dumps({"epochs": epochs}, separators=(",", ":"))
     job = core.batch_job(
         f"publish-{MODEL_NAME}", namespace,
-        ["python", "-m", "kit", "train", "--launcher", "inprocess", "--model-dir", MODEL_PATH, "--config", config],
+        ["python", "-m", "kit", "train", "--launcher", "in-process", "--model-dir", MODEL_PATH, "--config", config],
         image=image or versions.IMAGES["kit"], cpu="1", memory="1Gi", queue=queue)
     pod = job["spec"]["template"]["spec"]
     volume, mount = models_volume(claim)
