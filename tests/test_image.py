@@ -140,3 +140,22 @@ def test_versions_vendored_inside_ray_are_not_the_installed_ones(tmp_path, monke
     monkeypatch.syspath_prepend(str(vendored.parent))
     assert versions.installed_version("psutil") == versions.PYTHON_PINS["psutil"]
     assert versions.installed_version("not-a-distribution") is None
+
+
+def _python_m_targets(text: str) -> set[str]:
+    return set(re.findall(r"(?:python|torchrun)\S*\s+(?:\S+\s+)*?-m\s+([\w.]+)", text))
+
+
+def test_every_module_a_manifest_runs_with_python_m_is_runnable_and_image_checked():
+    """`python -m X` needs X to be a module, or a package with __main__: a regroup once broke the RayJob's."""
+    import importlib.util
+
+    text = "\n".join(path.read_text() for path in (REPO / "clusters").rglob("*.yaml"))
+    targets = _python_m_targets(text.replace("\n    - ", " ").replace("\n      - ", " "))
+    assert {"kit", "kit.train.entry", "kit.train.launchers", "kit.serve.kserve_model"} <= targets, targets
+    for module in targets:
+        spec = importlib.util.find_spec(module)
+        assert spec is not None, f"{module} (run by a manifest) does not exist"
+        runnable = f"{module}.__main__" if spec.submodule_search_locations is not None else module
+        assert importlib.util.find_spec(runnable) is not None, f"`python -m {module}` cannot run: no {runnable}"
+        assert module == "kit" or runnable in image_check.ENTRY_POINTS, f"image_check does not import {runnable}"

@@ -19,7 +19,7 @@ from kit import versions
 #: Module -> which resource runs it (for the message when it does not import).
 ENTRY_POINTS: dict[str, str] = {
     "kit.train.entry": "TrainJob (torchrun -m kit.train.entry)",
-    "kit.train.launchers": "RayJob (python -m kit.train.launchers ray)",
+    "kit.train.launchers.__main__": "RayJob (python -m kit.train.launchers ray)",
     "kit.serve.rayserve": "RayService (serveConfigV2 import_path)",
     "kit.serve.kserve_model": "InferenceService (python -m kit.serve.kserve_model)",
     "kserve": "InferenceService (the KServe model server)",
