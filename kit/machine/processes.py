@@ -5,13 +5,19 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import subprocess
 import time
+from typing import Any
 
 LOOPBACK = "127.0.0.1"
 
 
-def kill_process_group(pgid: int, grace_s: float = 5.0) -> None:
-    """SIGTERM a process group, then SIGKILL whatever is left after ``grace_s``; return when it is gone."""
+def kill_process_group(pgid: int, grace_s: float = 5.0, leader: subprocess.Popen[Any] | None = None) -> None:
+    """SIGTERM a process group, then SIGKILL whatever is left after ``grace_s``; return when it is gone.
+
+    Pass the group's ``leader`` when it is this process's child: it is reaped while waiting, so an exited
+    leader (a zombie until reaped) does not keep the group alive until the SIGKILL.
+    """
     for sig in (signal.SIGTERM, signal.SIGKILL):
         try:
             os.killpg(pgid, sig)
@@ -19,6 +25,8 @@ def kill_process_group(pgid: int, grace_s: float = 5.0) -> None:
             return
         deadline = time.monotonic() + grace_s
         while time.monotonic() < deadline:
+            if leader is not None:
+                leader.poll()
             try:
                 os.killpg(pgid, 0)
             except ProcessLookupError:

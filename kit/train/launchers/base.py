@@ -127,7 +127,7 @@ def stream_command(command: list[str], env: dict[str, str], on_line: LineCallbac
 
     def on_timeout() -> None:
         timed_out.set()
-        kill_process_group(process.pid)
+        kill_process_group(process.pid, leader=process)
 
     timer = threading.Timer(timeout_s, on_timeout) if timeout_s else None
     try:
@@ -144,7 +144,8 @@ def stream_command(command: list[str], env: dict[str, str], on_line: LineCallbac
     finally:
         if timer:
             timer.cancel()
-        kill_process_group(process.pid)  # workers that outlived torchrun, or everything on an interrupt
+        # workers that outlived torchrun, or everything on an interrupt
+        kill_process_group(process.pid, leader=process)
         process.wait()
     if timed_out.is_set():
         raise LaunchError(f"timed out after {timeout_s:g} s: {' '.join(command[:6])} ...", list(tail))
