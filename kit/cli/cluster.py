@@ -33,10 +33,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     """Run one action; a failed wait raises a :class:`kit.k8s.live.waits.WaitError` (report + fix, exit 1)."""
-    try:
-        args = parser().parse_args(argv)
-    except SystemExit as exit_:  # argparse: --help exits 0, a usage error 2
-        return int(exit_.code or 0)
+    args = parser().parse_args(argv)  # --help and usage errors: kit.cli turns argparse's exit into 0 / 2
     if args.action == "profile":
         print(detect())
         return 0

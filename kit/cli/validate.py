@@ -46,10 +46,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     """``python -m kit validate PATH... [--json] [--no-policy] [--queue NAME] [--server-dry-run]``."""
-    try:
-        args = parser().parse_args(argv)
-    except SystemExit as exit_:  # argparse: --help exits 0, a usage error 2
-        return int(exit_.code or 0)
+    args = parser().parse_args(argv)  # --help and usage errors: kit.cli turns argparse's exit into 0 / 2
     if args.fetch_crds is not None:
         status = _fetch(None if args.fetch_crds == _FETCH_DEFAULT else args.fetch_crds)
         if status or not args.paths:

@@ -67,6 +67,13 @@ class LaunchResult:
     metrics_dataframe: Any = None  # Ray Train's result.metrics_dataframe
     details: dict = field(default_factory=dict)
 
+    @classmethod
+    def of_train_func(cls, launcher: str, result: dict, began: float, **extra: Any) -> LaunchResult:
+        """The result of a run from what :func:`kit.train.loop.train_func` returned on rank 0."""
+        return cls(launcher=launcher, history=result["history"], wall_s=time.time() - began,
+                   startup_s=result["train_started_unix"] - began, checkpoint=result["checkpoint"],
+                   artifact=result["artifact"], result=result, **extra)
+
     @property
     def final(self) -> dict | None:
         return self.history[-1] if self.history else None
@@ -170,14 +177,4 @@ def result_from_output(launcher: str, lines: list[str], began: float, details: d
     _, result = parse_output(lines)
     if result is None:
         raise LaunchError(f"{launcher} finished but rank 0 printed no KIT_RESULT line", lines[-TAIL_LINES:])
-    return LaunchResult(
-        launcher=launcher,
-        history=result["history"],
-        wall_s=time.time() - began,
-        startup_s=result["train_started_unix"] - began,
-        checkpoint=result["checkpoint"],
-        artifact=result["artifact"],
-        result=result,
-        output=lines[-TAIL_LINES:],
-        details=details,
-    )
+    return LaunchResult.of_train_func(launcher, result, began, output=lines[-TAIL_LINES:], details=details)

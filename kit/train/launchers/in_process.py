@@ -20,13 +20,4 @@ def run_in_process(config: TrainConfig | dict | None = None) -> LaunchResult:
             "crash_at_epoch", "the drill would kill this process; use run_torchrun or run_ray_train"
         )
     began = time.time()
-    result = train_func(cfg.to_dict())
-    return LaunchResult(
-        launcher="in-process",
-        history=result["history"],
-        wall_s=time.time() - began,
-        startup_s=result["train_started_unix"] - began,
-        checkpoint=result["checkpoint"],
-        artifact=result["artifact"],
-        result=result,
-    )
+    return LaunchResult.of_train_func("in-process", train_func(cfg.to_dict()), began)
