@@ -29,7 +29,8 @@ def test_train_in_process_writes_the_artifact_and_reports_it(tmp_path, capsys):
     (["train", "--config", '{"epochs": 0}'], "TrainConfig.epochs: must be an integer > 0, got 0"),
     (["train", "--config", '{"epoch": 2}'], "unknown field"),
     (["train", "--config", "[1]"], "must be a JSON object"),
-    (["train", "--launcher", "in-process", "--workers", "2"], "trains in one process but the config asks for workers=2"),
+    (["train", "--launcher", "in-process", "--workers", "2"],
+     "trains in one process but the config asks for workers=2"),
 ])
 def test_train_usage_errors_exit_2_without_a_traceback(argv, message, capsys):
     assert cli.main(argv) == 2
