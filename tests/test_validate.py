@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import shutil
 import subprocess
 import sys
-import urllib.error
 
 import jsonschema
 import kubernetes_validate.utils
@@ -24,7 +22,7 @@ from kit.k8s.validation.problems import Problem, format_path
 from kit.k8s.validation.rules import SUBMISSION_MODES, split_image
 from kit.k8s.validation.validate import validate_documents, validate_paths
 from kit.paths import REPO_ROOT
-from kit.versions import CRD_SHA256, IMAGES, KUBERNETES_VERSION, OPERATORS, RAY
+from kit.versions import IMAGES, KUBERNETES_VERSION, RAY
 
 # --------------------------------------------------------------------------- valid fixtures
 
@@ -372,14 +370,14 @@ def test_kit_crd_dir_overrides_the_default(tmp_path, monkeypatch):
 def test_missing_crd_dir_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.delenv(crds.CRD_DIR_ENV, raising=False)
     monkeypatch.setattr(crds, "SHARED_CRD_DIR", tmp_path / "shared" / "crds")
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(crds, "FETCHED_CRD_DIR", tmp_path / "build" / "crds")
     with pytest.raises(crds.CRDDirNotFoundError) as error:
         crds.find_crd_dir()
     message = error.value.explain()
-    assert isinstance(error.value, KitError) and "--fetch-crds" in error.value.fix
+    assert isinstance(error.value, KitError) and "python -m kit crds fetch" in error.value.fix
     assert str(tmp_path / "shared" / "crds") in message
-    assert str(tmp_path / "cache" / "cloud-native-ai-kit" / "crds") in message
-    assert "--fetch-crds" in message and crds.CRD_DIR_ENV in message
+    assert str(tmp_path / "build" / "crds") in message
+    assert "make crds" in message and "crds urls" in message and crds.CRD_DIR_ENV in message
 
 
 def test_wrong_kit_crd_dir_is_not_silently_replaced(tmp_path, monkeypatch, capsys):
@@ -388,101 +386,6 @@ def test_wrong_kit_crd_dir_is_not_silently_replaced(tmp_path, monkeypatch, capsy
         crds.find_crd_dir()
     assert main(["validate", str(VALID / "09-service.yaml")]) == 2
     assert "no CRD files" in capsys.readouterr().err
-
-
-# --------------------------------------------------------------------------- fetching
-
-
-def test_crd_urls_are_built_from_the_version_lock():
-    urls = crds.crd_urls()
-    assert urls["ray.io_rayclusters.yaml"] == (
-        f"https://raw.githubusercontent.com/ray-project/kuberay/{OPERATORS['kuberay']}"
-        "/ray-operator/config/crd/bases/ray.io_rayclusters.yaml")
-    assert urls["kubeflow.org_pytorchjobs.yaml"] == (
-        f"https://raw.githubusercontent.com/kubeflow/trainer/{OPERATORS['training-operator']}"
-        "/manifests/base/crds/kubeflow.org_pytorchjobs.yaml")
-    assert urls["runtime.torch-distributed.yaml"] == (
-        f"https://raw.githubusercontent.com/kubeflow/trainer/{OPERATORS['kubeflow-trainer']}"
-        "/manifests/base/runtimes/torch_distributed.yaml")
-    assert urls["kueue.x-k8s.io_localqueues.yaml"].startswith(
-        f"https://raw.githubusercontent.com/kubernetes-sigs/kueue/{OPERATORS['kueue']}/config/components/crd/bases/")
-    assert urls["serving.kserve.io_inferenceservices.yaml"].startswith(
-        f"https://raw.githubusercontent.com/kserve/kserve/{OPERATORS['kserve']}/config/crd/full/")
-    assert urls["serving.kserve.io_llminferenceservices.yaml"] == (
-        f"https://raw.githubusercontent.com/kserve/kserve/{OPERATORS['kserve']}"
-        "/config/crd/full/llmisvc/serving.kserve.io_llminferenceservices.yaml")
-    assert urls["monitoring.coreos.com_servicemonitors.yaml"] == (
-        "https://raw.githubusercontent.com/prometheus-operator/prometheus-operator/"
-        f"{OPERATORS['prometheus-operator']}/example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml")
-    assert set(urls) == {path.name for path in crds.find_crd_dir().glob("*.yaml")}
-
-
-class _Response:
-    def __init__(self, body: bytes):
-        self.body = body
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-    def read(self) -> bytes:
-        return self.body
-
-
-def _serve_tested_files(opened):
-    """An opener that answers each pinned URL with the file CI tests with."""
-    by_url = {url: name for name, url in crds.crd_urls().items()}
-
-    def opener(url, timeout):
-        opened.append(url)
-        return _Response((crds.find_crd_dir() / by_url[url]).read_bytes())
-    return opener
-
-
-def test_fetch_writes_every_file(tmp_path):
-    opened: list[str] = []
-    written = crds.fetch(tmp_path / "out", opener=_serve_tested_files(opened))
-    assert sorted(opened) == sorted(crds.crd_urls().values())
-    assert sorted(p.name for p in written) == sorted(crds.crd_urls())
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(crds.crd_urls())
-
-
-def test_lock_has_a_checksum_for_exactly_the_fetched_files_and_they_match():
-    assert set(CRD_SHA256) == set(crds.crd_urls())
-    for path in crds.find_crd_dir().glob("*.yaml"):
-        assert hashlib.sha256(path.read_bytes()).hexdigest() == CRD_SHA256[path.name], path.name
-
-
-def test_fetch_rejects_a_file_that_differs_from_the_tested_one(tmp_path):
-    def tampered(url, timeout):
-        return _Response(b"kind: CustomResourceDefinition\n")
-
-    with pytest.raises(crds.CRDFetchError, match="SHA-256") as error:
-        crds.fetch(tmp_path, opener=tampered)
-    assert "CRD_SHA256" in str(error.value) and "OPERATORS" in error.value.fix
-    assert list(tmp_path.glob("*.yaml")) == []
-
-
-def test_fetch_offline_fails_clearly_and_writes_nothing(tmp_path):
-    def offline(url, timeout):
-        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
-
-    with pytest.raises(crds.CRDFetchError) as error:
-        crds.fetch(tmp_path / "crds", opener=offline)
-    assert "could not download https://raw.githubusercontent.com/" in str(error.value)
-    assert "offline" in str(error.value) and crds.CRD_DIR_ENV in error.value.fix
-    assert list((tmp_path / "crds").iterdir()) == []
-
-
-def test_fetch_crds_command_reports_offline(tmp_path, monkeypatch, capsys):
-    def offline(url, timeout):
-        raise urllib.error.URLError("no network")
-
-    monkeypatch.setattr("urllib.request.urlopen", offline)
-    assert main(["validate", "--fetch-crds", str(tmp_path)]) == 1
-    assert "fetch failed: could not download" in capsys.readouterr().err
 
 
 # --------------------------------------------------------------------------- command line

@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "notebooks": ("kit.cli.notebooks:main", "generate notebooks/ from solutions/, check they are current"),
     "bench": ("kit.cli.bench:main", "benchmarks that print ratios measured side by side"),
     "validate": ("kit.cli.validate:main", "offline checks of manifests: schemas, admission rules, policy"),
+    "crds": ("kit.cli.crds:main", "the pinned CRD files validate reads: ensure (make lab/test), check, fetch, urls"),
     "manifests": ("kit.cli.manifests:main", "write clusters/ from the kit's builders, or check it is current"),
     "cluster": ("kit.cli.cluster:main", "profile, apply, wait, diagnostics and port-forward on a cluster"),
     "deploy": ("kit.cli.deploy:main", "stage 09's plan: write it and its commands, apply it to a cluster, delete it"),

@@ -12,14 +12,14 @@ import json
 import sys
 from pathlib import Path
 
-from kit.k8s.validation import crds
+from kit.k8s.validation import crd_fetch, crds
 from kit.k8s.validation.dryrun import server_dry_run
 from kit.k8s.validation.loading import load_sets
 from kit.k8s.validation.problems import Problem
 from kit.k8s.validation.validate import check, summary
 from kit.versions import QUEUE_LABEL
 
-_FETCH_DEFAULT = "<user cache>"
+_FETCH_DEFAULT = "<download dir>"
 
 
 def parser() -> argparse.ArgumentParser:
@@ -37,10 +37,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--server-dry-run", action="store_true",
                    help="also run kubectl apply --dry-run=server (needs a reachable cluster)")
     p.add_argument("--crd-dir", metavar="DIR", help=f"CRD directory (default: ${crds.CRD_DIR_ENV}, "
-                                                     "../shared/crds, then the user cache)")
+                                                     "../shared/crds, then build/crds)")
     p.add_argument("--fetch-crds", nargs="?", const=_FETCH_DEFAULT, metavar="DIR",
-                   help="download the pinned CRD files (default: the user cache dir), then exit "
-                        "unless PATHs are given")
+                   help=f"download the pinned CRD files (default: ${crds.CRD_DIR_ENV} when set, else build/crds; "
+                        "as `python -m kit crds fetch`), then exit unless PATHs are given")
     return p
 
 
@@ -93,8 +93,8 @@ def _report(problems: list[Problem], resources: int, files: int, *, as_json: boo
 
 def _fetch(dest: str | None) -> int:
     try:
-        written = crds.fetch(dest)
-    except crds.CRDFetchError as error:
+        written = crd_fetch.fetch(dest)
+    except crd_fetch.CRDFetchError as error:
         print(f"kit validate: fetch failed: {error.explain()}", file=sys.stderr)
         return 1
     print(f"downloaded {len(written)} files to {written[0].parent}")

@@ -156,6 +156,25 @@ def check_ray_auth() -> Check:
     return Check("ray token auth", OK, f"on for every kit-started Ray; {where}")
 
 
+def check_crds() -> Check:
+    """The upstream CRD files stage 01 and `python -m kit validate` read: found, each matching the lock."""
+    from kit.k8s.validation import crd_fetch, crds
+
+    name = "CRD schemas"
+    try:
+        directory = crds.find_crd_dir()
+    except crds.CRDDirNotFoundError as error:
+        return Check(name, FAIL, "not found, so stage 01 and `python -m kit validate` cannot check custom resources",
+                     error.fix)
+    problems = crd_fetch.lock_problems(directory)
+    if problems:
+        shown = "; ".join(problems[:3]) + (f"; {len(problems) - 3} more" if len(problems) > 3 else "")
+        return Check(name, FAIL, f"{len(problems)} file(s) in {directory} missing or not the pinned ones: {shown}",
+                     crd_fetch.lock_error(directory, problems).fix)
+    return Check(name, OK, f"{len(versions.CRD_SHA256)} files in {directory} ({crds.origin_of(directory)}), "
+                           "each matching the lock")
+
+
 def kind_node_kubernetes() -> tuple[int, int]:
     """(major, minor) of the Kubernetes in the pinned kind node image (versions.IMAGES["kind-node"])."""
     found = re.search(r":v(\d+)\.(\d+)", versions.IMAGES["kind-node"])
@@ -306,6 +325,7 @@ def run_checks() -> list[Check]:
         *check_resources(),
         *check_ports(),
         check_ray_auth(),
+        check_crds(),
         check_kubectl(),
         check_kind_lane(),
         *check_cluster(),

@@ -6,7 +6,8 @@
 - :mod:`~kit.k8s.validation.rules` — the operators' admission rules and the kit's pins, each citing its source;
 - :mod:`~kit.k8s.validation.policy` — Pod Security ``restricted`` and the kit's Ray rules;
 - :mod:`~kit.k8s.validation.dryrun` — ``kubectl apply --dry-run=server``;
-- :mod:`~kit.k8s.validation.crds` — the pinned upstream CRD files (find, index, fetch);
+- :mod:`~kit.k8s.validation.crds` — the pinned upstream CRD files (find, index);
+- :mod:`~kit.k8s.validation.crd_fetch` — download them, verified against the lock (``python -m kit crds``);
 - :mod:`~kit.k8s.validation.problems` — what a check reports.
 
 The command line is :mod:`kit.cli.validate` (``python -m kit validate``).

@@ -4,7 +4,9 @@ The CRD files are data, not part of the kit: they are read from the first of
 
 1. the directory named by ``$KIT_CRD_DIR``,
 2. ``../shared/crds`` next to the repository (CI has it),
-3. ``~/.cache/cloud-native-ai-kit/crds`` (``python -m kit validate --fetch-crds`` fills it),
+3. ``build/crds`` in the checkout (git-ignored), where ``make lab`` / ``make test``
+   (``python -m kit crds ensure``, :mod:`kit.k8s.validation.crd_fetch`) download them when
+   none of the above holds them; a read-only install uses ``~/.cache/cloud-native-ai-kit/crds``,
 
 that holds ``*.yaml`` files. Each served version's ``openAPIV3Schema`` becomes a
 JSON Schema (draft 2020-12) that rejects unknown fields, as the API server's
@@ -15,12 +17,9 @@ a RayCluster does not pay for the 2 MB KServe CRD.
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 import re
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,39 +28,14 @@ import yaml
 
 from kit.errors import KitError
 from kit.paths import REPO_ROOT
-from kit.versions import CRD_SHA256, OPERATORS
 
 CRD_DIR_ENV = "KIT_CRD_DIR"
 
 SHARED_CRD_DIR = REPO_ROOT.parent / "shared" / "crds"
+#: Where ``python -m kit crds fetch`` / ``ensure`` put the files in a writable checkout (``make clean`` removes it).
+FETCHED_CRD_DIR = REPO_ROOT / "build" / "crds"
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-#: (GitHub repo, operator in kit.versions.OPERATORS, upstream folder, files): where each CRD file comes from.
-CRD_SOURCES: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
-    ("ray-project/kuberay", "kuberay", "ray-operator/config/crd/bases/",
-     ("ray.io_rayclusters.yaml", "ray.io_rayjobs.yaml", "ray.io_rayservices.yaml")),
-    ("kubeflow/trainer", "kubeflow-trainer", "manifests/base/crds/",
-     ("trainer.kubeflow.org_trainjobs.yaml", "trainer.kubeflow.org_trainingruntimes.yaml",
-      "trainer.kubeflow.org_clustertrainingruntimes.yaml")),
-    ("kubeflow/trainer", "training-operator", "manifests/base/crds/", ("kubeflow.org_pytorchjobs.yaml",)),
-    ("kubernetes-sigs/kueue", "kueue", "config/components/crd/bases/",
-     ("kueue.x-k8s.io_localqueues.yaml", "kueue.x-k8s.io_clusterqueues.yaml",
-      "kueue.x-k8s.io_resourceflavors.yaml", "kueue.x-k8s.io_cohorts.yaml",
-      "kueue.x-k8s.io_workloadpriorityclasses.yaml")),
-    ("kserve/kserve", "kserve", "config/crd/full/",
-     ("serving.kserve.io_inferenceservices.yaml", "serving.kserve.io_servingruntimes.yaml",
-      "serving.kserve.io_clusterservingruntimes.yaml")),
-    ("kserve/kserve", "kserve", "config/crd/full/llmisvc/", ("serving.kserve.io_llminferenceservices.yaml",)),
-    ("prometheus-operator/prometheus-operator", "prometheus-operator", "example/prometheus-operator-crd/",
-     ("monitoring.coreos.com_prometheusrules.yaml", "monitoring.coreos.com_servicemonitors.yaml",
-      "monitoring.coreos.com_podmonitors.yaml")),
-)
-#: Files that are not CRDs but are fetched with them: local name -> (repo, operator, upstream path).
-EXTRA_FILES: dict[str, tuple[str, str, str]] = {
-    "runtime.torch-distributed.yaml": (
-        "kubeflow/trainer", "kubeflow-trainer", "manifests/base/runtimes/torch_distributed.yaml"),
-}
 
 #: Top-level ``metadata`` of every custom resource: the API server checks it as ObjectMeta.
 OBJECT_META_SCHEMA: dict[str, Any] = {
@@ -99,14 +73,16 @@ class CRDDirNotFoundError(KitError, FileNotFoundError):
     """No directory with CRD files: the message names every place tried, ``fix`` how to get them."""
 
 
-class CRDFetchError(KitError, RuntimeError):
-    """Downloading the pinned CRD files failed (offline, GitHub unreachable, or a file not the pinned one)."""
-
-
 def fetch_fix() -> str:
     """How to get the CRD files: download them, or point $KIT_CRD_DIR at a copy."""
-    return (f"run `python -m kit validate --fetch-crds` (downloads them to {user_cache_dir()}), "
-            f"or set {CRD_DIR_ENV} to a directory holding the files listed in shared/crds/README.md")
+    return (f"online, run `make crds` (or `python -m kit crds fetch`): it downloads the pinned files to "
+            f"{download_dir()} and checks each one's SHA-256; offline, {copy_fix()}")
+
+
+def copy_fix() -> str:
+    """Without a network: copy the files by hand and point ``$KIT_CRD_DIR`` at them."""
+    return ("copy the files from a machine that has them (a checkout's ../shared/crds or build/crds; "
+            f"`python -m kit crds urls` lists each URL and SHA-256) into a directory and set {CRD_DIR_ENV} to it")
 
 
 def user_cache_dir() -> Path:
@@ -115,14 +91,31 @@ def user_cache_dir() -> Path:
     return Path(base) / "cloud-native-ai-kit" / "crds"
 
 
+def fetched_dir() -> Path:
+    """Where downloaded CRDs live: ``build/crds`` in a writable checkout, else the user cache."""
+    return FETCHED_CRD_DIR if os.access(REPO_ROOT, os.W_OK) else user_cache_dir()
+
+
+def download_dir() -> Path:
+    """Where ``python -m kit crds fetch`` writes: ``$KIT_CRD_DIR`` when set (the lookup reads only there), else
+    :func:`fetched_dir`."""
+    named = os.environ.get(CRD_DIR_ENV)
+    return Path(named).expanduser() if named else fetched_dir()
+
+
 def candidate_dirs() -> list[tuple[str, Path]]:
     """The places searched for CRDs, in order, each with where it comes from."""
     places: list[tuple[str, Path]] = []
     if os.environ.get(CRD_DIR_ENV):
         places.append((f"${CRD_DIR_ENV}", Path(os.environ[CRD_DIR_ENV]).expanduser()))
     places.append(("next to the repository", SHARED_CRD_DIR))
-    places.append(("user cache", user_cache_dir()))
+    places.append(("downloaded by `python -m kit crds fetch`", fetched_dir()))
     return places
+
+
+def origin_of(directory: Path) -> str:
+    """Where ``directory`` sits in :func:`candidate_dirs` (``"given"`` when it is none of them)."""
+    return next((origin for origin, path in candidate_dirs() if path == directory), "given")
 
 
 def find_crd_dir() -> Path:
@@ -147,9 +140,8 @@ def describe() -> str:
         directory = find_crd_dir()
     except CRDDirNotFoundError as error:
         return f"CRD schemas: MISSING, so custom resources cannot be validated.\nFix: {error.fix}"
-    origin = next((o for o, path in candidate_dirs() if path == directory), "")
     count = len(list(directory.glob("*.yaml")))
-    return f"CRD schemas: {count} files in {directory} ({origin})"
+    return f"CRD schemas: {count} files in {directory} ({origin_of(directory)})"
 
 
 # --------------------------------------------------------------------------- OpenAPI -> JSON Schema
@@ -371,57 +363,3 @@ def load_index(directory: Path | str | None = None) -> CRDIndex:
     if not chosen.is_dir() or not any(chosen.glob("*.yaml")):
         raise CRDDirNotFoundError(f"no CRD files (*.yaml) in {chosen}", fix=fetch_fix())
     return _index_of(str(chosen.resolve()))
-
-
-# --------------------------------------------------------------------------- fetching
-
-
-def crd_urls() -> dict[str, str]:
-    """Local file name -> raw GitHub URL of the pinned upstream file (tags from kit.versions.OPERATORS)."""
-    urls = {}
-    for repo, operator, folder, names in CRD_SOURCES:
-        for name in names:
-            urls[name] = f"https://raw.githubusercontent.com/{repo}/{OPERATORS[operator]}/{folder}{name}"
-    for name, (repo, operator, upstream_path) in EXTRA_FILES.items():
-        urls[name] = f"https://raw.githubusercontent.com/{repo}/{OPERATORS[operator]}/{upstream_path}"
-    return urls
-
-
-Opener = Callable[..., Any]
-
-
-def fetch(dest: Path | str | None = None, *, opener: Opener | None = None,
-          timeout: float = 30.0) -> list[Path]:
-    """Download the pinned CRD files into ``dest`` (default: the user cache dir); return their paths.
-
-    Each file is written only after it downloaded completely and its SHA-256 matches the
-    lock (:data:`kit.versions.CRD_SHA256`). Offline, it raises
-    :class:`CRDFetchError` naming the URL and the alternatives.
-    """
-    target = Path(dest) if dest is not None else user_cache_dir()
-    target.mkdir(parents=True, exist_ok=True)
-    opener = opener or urllib.request.urlopen
-    written = []
-    for name, url in crd_urls().items():
-        try:
-            with opener(url, timeout=timeout) as response:
-                body = response.read()
-        except (urllib.error.URLError, OSError) as error:
-            reason = getattr(error, "reason", error)
-            raise CRDFetchError(
-                f"could not download {url}: {reason}\nAre you offline? The CRD files come from GitHub.",
-                fix=f"copy them from a machine that has them and set {CRD_DIR_ENV} to their directory",
-            ) from error
-        if not body.strip():
-            raise CRDFetchError(f"downloaded an empty file from {url}", fix="try again; check your proxy")
-        digest = hashlib.sha256(body).hexdigest()
-        if digest != CRD_SHA256[name]:
-            raise CRDFetchError(
-                f"{url} is not the file the kit was tested with: SHA-256 {digest}, "
-                f"expected {CRD_SHA256[name]} (kit.versions.CRD_SHA256). Nothing was written for it.",
-                fix="check the pinned tag in kit.versions.OPERATORS, or report it if upstream rewrote the tag")
-        partial = target / f".{name}.partial"
-        partial.write_bytes(body)
-        partial.replace(target / name)
-        written.append(target / name)
-    return written
