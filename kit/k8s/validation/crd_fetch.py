@@ -114,7 +114,8 @@ def lock_error(directory: Path, problems: list[str]) -> CRDLockError:
 
 def offline_fix() -> str:
     """What to do when a download failed: try again online, or copy the files by hand."""
-    return f"online, run it again; offline, {crds.copy_fix()}, then run `python -m kit crds check`"
+    return (f"when online, run `make crds` (or `python -m kit crds fetch`) again; offline, {crds.copy_fix()}, "
+            "then run `python -m kit crds check`")
 
 
 def _download(url: str, opener: Opener, timeout: float) -> bytes:

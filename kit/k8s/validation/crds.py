@@ -82,7 +82,8 @@ def fetch_fix() -> str:
 def copy_fix() -> str:
     """Without a network: copy the files by hand and point ``$KIT_CRD_DIR`` at them."""
     return ("copy the files from a machine that has them (a checkout's ../shared/crds or build/crds; "
-            f"`python -m kit crds urls` lists each URL and SHA-256) into a directory and set {CRD_DIR_ENV} to it")
+            f"`python -m kit crds urls` lists each URL and SHA-256) into {fetched_dir()}, or into any directory "
+            f"and set {CRD_DIR_ENV} to it")
 
 
 def user_cache_dir() -> Path:
