@@ -369,3 +369,22 @@ def test_make_test_and_lab_ensure_the_crds_first():
     lab = _make_n("lab")
     ensure = next(i for i, line in enumerate(lab) if "-m kit crds ensure ||" in line)
     assert ensure < next(i for i, line in enumerate(lab) if "jupyter lab" in line)
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_make_test_in_an_offline_fresh_clone_stops_before_pytest_with_what_to_do(tmp_path):
+    clone = _fresh_clone(tmp_path)
+    shutil.copy(REPO_ROOT / "Makefile", clone)
+    (clone / "lab").mkdir()
+    shutil.copy(REPO_ROOT / "lab" / "overrides.json", clone / "lab")
+    stamp = tmp_path / "installed"  # stands for .venv/.kit-installed: this interpreter already has the kit's pins
+    stamp.touch()
+    env = {key: value for key, value in os.environ.items() if key not in (crds.CRD_DIR_ENV, "MAKEFLAGS")}
+    env[crd_fetch.BASE_URL_ENV] = _closed_port_url()
+    done = subprocess.run(["make", "--no-print-directory", "test", f"VPY={sys.executable}", f"STAMP={stamp}"],
+                          cwd=clone, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    assert "could not download http://127.0.0.1:" in done.stderr and "Fix: " in done.stderr
+    assert "python -m kit crds urls" in done.stderr and crds.CRD_DIR_ENV in done.stderr
+    assert " -m pytest" not in done.stdout and " -m ruff" not in done.stdout
+    _assert_nothing_landed(clone / "build" / "crds")
