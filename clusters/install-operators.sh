@@ -20,6 +20,7 @@ KUEUE_VERSION=v0.19.2
 KUBEFLOW_TRAINER_VERSION=v2.3.0
 KSERVE_VERSION=v0.20.0
 TIMEOUT="${KIT_INSTALL_TIMEOUT:-300s}"
+POLL="${KIT_INSTALL_POLL:-5}"  # seconds between admission probes
 DRY_RUN=0
 CHECK_ONLY=0
 ONLY="cert-manager,kuberay,kueue,kubeflow-trainer,kserve"
@@ -106,7 +107,7 @@ wait_admission() {
       echo "admission webhooks did not answer within $TIMEOUT: $out" >&2
       return 1
     fi
-    sleep 5
+    sleep "$POLL"
   done
 }
 
@@ -168,7 +169,7 @@ install_cert_manager() {
 install_kuberay() {
   echo "== kuberay ${KUBERAY_VERSION}"
   phase kuberay crds
-  change kubectl apply --server-side --force-conflicts -k "github.com/ray-project/kuberay/ray-operator/config/crd?ref=${KUBERAY_VERSION}"
+  change kubectl apply --server-side --force-conflicts -k "github.com/ray-project/kuberay/ray-operator/config/crd?ref=${KUBERAY_VERSION}&timeout=90s"
   phase kuberay established
   wait_crds rayclusters.ray.io rayjobs.ray.io rayservices.ray.io
   phase kuberay controllers
@@ -201,14 +202,14 @@ install_kueue() {
 install_kubeflow_trainer() {
   echo "== kubeflow-trainer ${KUBEFLOW_TRAINER_VERSION}"
   phase kubeflow-trainer crds+controllers
-  change kubectl apply --server-side --force-conflicts -k "github.com/kubeflow/trainer.git/manifests/overlays/manager?ref=${KUBEFLOW_TRAINER_VERSION}"
+  change kubectl apply --server-side --force-conflicts -k "github.com/kubeflow/trainer.git/manifests/overlays/manager?ref=${KUBEFLOW_TRAINER_VERSION}&timeout=90s"
   phase kubeflow-trainer established
   wait_crds trainjobs.trainer.kubeflow.org trainingruntimes.trainer.kubeflow.org clustertrainingruntimes.trainer.kubeflow.org jobsets.jobset.x-k8s.io
   phase kubeflow-trainer ready
   wait_rollout kubeflow-system kubeflow-trainer-controller-manager jobset-controller-manager
   wait_admission '{"apiVersion":"trainer.kubeflow.org/v1alpha1","kind":"ClusterTrainingRuntime","metadata":{"name":"kit-webhook-probe"},"spec":{"template":{"spec":{"replicatedJobs":[{"name":"node","template":{"spec":{"template":{"spec":{"containers":[{"name":"node","image":"python:3.11-slim"}]}}}}}]}}}}'
   phase kubeflow-trainer resources
-  change kubectl apply --server-side --force-conflicts -k "github.com/kubeflow/trainer.git/manifests/overlays/runtimes?ref=${KUBEFLOW_TRAINER_VERSION}"
+  change kubectl apply --server-side --force-conflicts -k "github.com/kubeflow/trainer.git/manifests/overlays/runtimes?ref=${KUBEFLOW_TRAINER_VERSION}&timeout=90s"
 }
 
 # KServe in Standard mode (plain Deployments, no Knative or Istio), v0.20.0

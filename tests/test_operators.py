@@ -168,7 +168,7 @@ def test_every_artifact_is_a_release_asset_or_a_chart_or_kustomization_at_the_pi
         url = urls[0]
         release = re.fullmatch(rf"https://github\.com/[\w-]+/[\w-]+/releases/download/{re.escape(pinned)}/[\w.-]+",
                                url)
-        tag = re.fullmatch(rf"github\.com/[\w./-]+\?ref={re.escape(pinned)}", url)
+        tag = re.fullmatch(rf"github\.com/[\w./-]+\?ref={re.escape(pinned)}(&timeout=\d+s)?", url)
         assert release or tag, f"{url}: neither a release asset nor a kustomization at {pinned}"
 
 
@@ -251,3 +251,54 @@ def test_doctor_reports_helm():
     assert old.status == doctor.WARN and versions.HELM_MIN in old.fix
     assert _helm_check("v3.16.3+gcfd0749").status == doctor.OK
     assert _helm_check("v4.0.1+g12500dd").status == doctor.OK
+
+
+# --------------------------------------------------------------------------- a real run against fake tools
+
+_FAKE_KUBECTL = """#!/bin/sh
+echo "kubectl $*" >> "$LOG"
+case "$*" in
+  "create --dry-run=server"*)
+    n=0; [ -f "$COUNT" ] && read -r n < "$COUNT"; n=$((n + 1)); echo "$n" > "$COUNT"
+    if [ "$n" -le "$FAILS" ]; then
+      echo 'Internal error occurred: failed calling webhook "w": connect: connection refused' >&2; exit 1
+    fi
+    if [ -n "$DENY" ]; then echo 'admission webhook "w" denied the request: no' >&2; exit 1; fi ;;
+esac
+"""
+
+
+def _real_run(tmp_path: Path, *args: str, fails: int = 0, deny: bool = False) -> tuple[int, list[str], str, int]:
+    """Run the script for real with a fake kubectl and helm that log their arguments."""
+    (tmp_path / "kubectl").write_text(_FAKE_KUBECTL)
+    (tmp_path / "helm").write_text('#!/bin/sh\necho "helm $*" >> "$LOG"\n')
+    for tool in ("kubectl", "helm"):
+        (tmp_path / tool).chmod(0o755)
+    log, count = tmp_path / "log", tmp_path / "count"
+    env = {"PATH": f"{tmp_path}:/usr/bin:/bin", "LOG": str(log), "COUNT": str(count), "FAILS": str(fails),
+           "DENY": "1" if deny else "", "KIT_INSTALL_POLL": "0"}
+    result = subprocess.run([BASH, str(SCRIPT), *args], capture_output=True, text=True, timeout=60, env=env)
+    probes = int(count.read_text()) if count.exists() else 0
+    return result.returncode, log.read_text().splitlines() if log.exists() else [], result.stderr, probes
+
+
+def test_a_real_run_executes_exactly_what_the_dry_run_prints(tmp_path):
+    code, calls, stderr, _ = _real_run(tmp_path, "--only", "kuberay,kserve")
+    assert code == 0, stderr
+    printed = [line.command for line in _dry_run("--only", "kuberay,kserve")]
+    ran = [call for call in calls if not call.startswith("kubectl version")]
+    assert [c for c in ran if not c.startswith("kubectl create")] == \
+        [c.replace("'", "") for c in printed if not c.startswith("kubectl create")]
+    assert "--set kserve.version=v0.20.0" in next(c for c in ran if "kserve-resources" in c)
+
+
+def test_admission_probes_retry_until_the_webhook_answers(tmp_path):
+    retried, denied, never = (tmp_path / name for name in ("retried", "denied", "never"))
+    for folder in (retried, denied, never):
+        folder.mkdir()
+    code, _, stderr, probes = _real_run(retried, "--only", "cert-manager", fails=2)
+    assert code == 0 and probes == 3, stderr
+    code, _, stderr, probes = _real_run(denied, "--only", "kueue", deny=True)
+    assert code == 0 and probes == 1, stderr  # a webhook that denies the probe has answered
+    code, _, stderr, _ = _real_run(never, "--only", "kueue", "--timeout", "0s", fails=99)
+    assert code == 1 and "admission webhooks did not answer within 0s" in stderr

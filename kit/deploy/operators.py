@@ -144,6 +144,8 @@ _KUBERAY_VALUES = {"image.tag": "${KUBERAY_VERSION}"}
 # version explicitly, and pin the one runtime whose default tag is `latest`.
 _KSERVE_VALUES = {"kserve.version": "${KSERVE_VERSION}"}
 _RUNTIME_VALUES = {**_KSERVE_VALUES, "kserve.servingruntime.vllmserver.tag": VLLM_IMAGE_TAG}
+# Remote kustomizations are fetched with git at the release tag; `&timeout=90s` as KubeRay's chart README
+# (v1.7.0) writes it, since kustomize's default git timeout is short for these repositories.
 _TRAINER = "github.com/kubeflow/trainer.git/manifests/overlays"
 
 OPERATORS: tuple[Operator, ...] = (
@@ -166,7 +168,7 @@ OPERATORS: tuple[Operator, ...] = (
         "the kustomization ray-operator/config/default puts the operator in `default`. The CRDs go first "
         "from config/crd at the tag and the chart with --skip-crds, as helm-chart/kuberay-operator/README.md "
         "(v1.7.0) shows, because Helm never updates CRDs it installed; image.tag is passed explicitly.",
-        (f'{APPLY} -k "github.com/ray-project/kuberay/ray-operator/config/crd?ref=${{KUBERAY_VERSION}}"',),
+        (f'{APPLY} -k "github.com/ray-project/kuberay/ray-operator/config/crd?ref=${{KUBERAY_VERSION}}&timeout=90s"',),
         _crds("RayCluster", "RayJob", "RayService"),
         ("kuberay-operator",),
         controllers=(_helm("kuberay-operator", "kuberay-operator", "${KUBERAY_VERSION#v}",
@@ -192,14 +194,14 @@ OPERATORS: tuple[Operator, ...] = (
         "overlays/runtimes to the tag, and JobSet comes from its own release asset. The manager overlay "
         "holds the CRDs and controllers and no custom resource; the ClusterTrainingRuntimes go in once "
         "the Trainer webhook that validates them answers.",
-        (f'{APPLY} -k "{_TRAINER}/manager?ref=${{KUBEFLOW_TRAINER_VERSION}}"',),
+        (f'{APPLY} -k "{_TRAINER}/manager?ref=${{KUBEFLOW_TRAINER_VERSION}}&timeout=90s"',),
         _crds("TrainJob", "TrainingRuntime", "ClusterTrainingRuntime", "JobSet"),
         ("kubeflow-trainer-controller-manager", "jobset-controller-manager"),
         probe=_probe(_crds("ClusterTrainingRuntime")[0], versions.TRAINER_API_VERSION, "ClusterTrainingRuntime",
                      {"template": {"spec": {"replicatedJobs": [{"name": "node", "template": {"spec": {
                          "template": {"spec": {"containers": [
                              {"name": "node", "image": versions.IMAGES["python"]}]}}}}}]}}}),
-        resources=(f'{APPLY} -k "{_TRAINER}/runtimes?ref=${{KUBEFLOW_TRAINER_VERSION}}"',),
+        resources=(f'{APPLY} -k "{_TRAINER}/runtimes?ref=${{KUBEFLOW_TRAINER_VERSION}}&timeout=90s"',),
         creates=_crds("ClusterTrainingRuntime"),
     ),
     Operator(
@@ -251,6 +253,7 @@ set -euo pipefail
 
 @VERSIONS@
 TIMEOUT="${KIT_INSTALL_TIMEOUT:-300s}"
+POLL="${KIT_INSTALL_POLL:-5}"  # seconds between admission probes
 DRY_RUN=0
 CHECK_ONLY=0
 ONLY="@ALL@"
@@ -337,7 +340,7 @@ wait_admission() {
       echo "admission webhooks did not answer within $TIMEOUT: $out" >&2
       return 1
     fi
-    sleep 5
+    sleep "$POLL"
   done
 }
 
