@@ -226,7 +226,7 @@ def test_test_cluster_lane_is_wired_but_not_part_of_make_test():
 def test_test_cluster_lane_stops_early_naming_missing_tools():
     result = subprocess.run([BASH, str(ROOT / "test-cluster.sh")], capture_output=True, text=True, timeout=60,
                             env={"PATH": "/nonexistent", "PY": sys.executable})
-    assert result.returncode == 2 and "make test-cluster needs: docker kind kubectl" in result.stderr
+    assert result.returncode == 2 and "make test-cluster needs: docker kind kubectl helm git" in result.stderr
 
 
 def test_validate_command_builds_each_kustomization_and_passes_on_clusters(capsys):
