@@ -5,11 +5,13 @@
 # and regenerate; `python -m kit manifests check` fails when this file is out of date.
 #
 #   clusters/install-operators.sh              install (or update) everything, then check readiness
-#   clusters/install-operators.sh --dry-run    print every command, run nothing (no cluster needed)
-#   clusters/install-operators.sh --check      only check that CRDs and controllers are ready
+#   clusters/install-operators.sh --dry-run    print every phase and command, run nothing (no cluster needed)
+#   clusters/install-operators.sh --check      only check that CRDs, controllers and webhooks are ready
 #   clusters/install-operators.sh --only kueue,kuberay
 #
-# Re-running is safe: every manifest is applied server-side, which changes only what differs.
+# Each operator goes in phases: CRDs, wait Established, controllers, wait rolled out and admission
+# webhooks answering, cluster resources. Re-running is safe (server-side apply, helm upgrade --install).
+# Needs kubectl, helm v3.8.0+ (for kuberay,kserve) and git (kustomize fetches kuberay,kubeflow-trainer at their tags).
 set -euo pipefail
 
 CERT_MANAGER_VERSION=v1.17.0
@@ -18,12 +20,13 @@ KUEUE_VERSION=v0.19.2
 KUBEFLOW_TRAINER_VERSION=v2.3.0
 KSERVE_VERSION=v0.20.0
 TIMEOUT="${KIT_INSTALL_TIMEOUT:-300s}"
+POLL="${KIT_INSTALL_POLL:-5}"  # seconds between admission probes
 DRY_RUN=0
 CHECK_ONLY=0
 ONLY="cert-manager,kuberay,kueue,kubeflow-trainer,kserve"
 
 usage() {
-  sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
   echo "operators: cert-manager,kuberay,kueue,kubeflow-trainer,kserve"
 }
 
@@ -37,6 +40,16 @@ while [[ $# -gt 0 ]]; do
     *) echo "unknown option: $1" >&2; usage >&2; exit 2 ;;
   esac
   shift
+done
+if [[ ! "$TIMEOUT" =~ ^[0-9]+[smh]?$ ]]; then
+  echo "--timeout $TIMEOUT: use seconds, minutes or hours, e.g. 300s or 5m" >&2
+  exit 2
+fi
+for name in ${ONLY//,/ }; do
+  case ",cert-manager,kuberay,kueue,kubeflow-trainer,kserve," in
+    *",$name,"*) ;;
+    *) echo "unknown operator '$name'; known: cert-manager,kuberay,kueue,kubeflow-trainer,kserve" >&2; exit 2 ;;
+  esac
 done
 
 # Print a command (quoted so it can be pasted into a shell), then run it unless --dry-run.
@@ -54,6 +67,10 @@ change() {
   if [[ "$CHECK_ONLY" == 0 ]]; then run "$@"; fi
 }
 
+phase() {
+  echo "-- $1: $2"
+}
+
 wait_crds() {
   for crd in "$@"; do
     run kubectl wait --for=condition=Established "crd/$crd" --timeout="$TIMEOUT"
@@ -67,65 +84,155 @@ wait_rollout() {
   done
 }
 
+seconds() {
+  case "$1" in
+    *h) echo $(( ${1%h} * 3600 )) ;;
+    *m) echo $(( ${1%m} * 60 )) ;;
+    *) echo "${1%s}" ;;
+  esac
+}
+
+# Wait until the operator's admission webhooks answer: a rolled-out webhook pod may not serve yet
+# (certificate not injected, endpoints not ready). A server-side dry-run create of the probe object
+# passes through every webhook of its kind; it answered when the create succeeds or a webhook denies
+# it. "failed calling webhook" (connection refused, no endpoints, unknown authority) is retried.
+wait_admission() {
+  local manifest="$1" out deadline
+  echo "+ kubectl create --dry-run=server -o name -f - <<< '$manifest'"
+  if [[ "$DRY_RUN" == 1 ]]; then return 0; fi
+  deadline=$(( SECONDS + $(seconds "$TIMEOUT") ))
+  until out="$(kubectl create --dry-run=server -o name -f - <<<"$manifest" 2>&1)" \
+      || [[ "$out" == *"denied the request"* ]]; do
+    if (( SECONDS >= deadline )); then
+      echo "admission webhooks did not answer within $TIMEOUT: $out" >&2
+      return 1
+    fi
+    sleep "$POLL"
+  done
+}
+
 selected() {
   [[ ",$ONLY," == *",$1,"* ]]
 }
 
+# needs_tool TOOL OPERATORS HINT: exit naming TOOL when a selected operator is installed with it.
+needs_tool() {
+  local name
+  for name in ${ONLY//,/ }; do
+    if [[ ",$2," == *",$name,"* ]] && ! command -v "$1" >/dev/null; then
+      echo "$1 not found: $name is installed with it. $3" >&2
+      exit 1
+    fi
+  done
+}
+
 if [[ "$DRY_RUN" == 0 ]]; then
   command -v kubectl >/dev/null || { echo "kubectl not found: https://kubernetes.io/docs/tasks/tools/" >&2; exit 1; }
+  if [[ "$CHECK_ONLY" == 0 ]]; then
+    needs_tool helm "kuberay,kserve" "Install Helm v3.8.0 or newer: https://helm.sh/docs/intro/install/"
+    needs_tool git "kuberay,kubeflow-trainer" "kubectl apply -k fetches its kustomization at the release tag with git: install git."
+  fi
   kubectl version --request-timeout=10s >/dev/null || {
     context="$(kubectl config current-context 2>/dev/null || echo none)"
     echo "no cluster reachable with the current kube context ($context)" >&2
     exit 1
   }
 fi
-for name in ${ONLY//,/ }; do
-  case ",cert-manager,kuberay,kueue,kubeflow-trainer,kserve," in
-    *",$name,"*) ;;
-    *) echo "unknown operator '$name'; known: cert-manager,kuberay,kueue,kubeflow-trainer,kserve" >&2; exit 2 ;;
-  esac
-done
 
-# cert-manager (certificates for the KServe webhooks), v1.17.0
-install_cert_manager() {
-  echo "== cert-manager ${CERT_MANAGER_VERSION}"
-  change kubectl apply --server-side --force-conflicts -f "https://github.com/cert-manager/cert-manager/releases/download/${CERT_MANAGER_VERSION}/cert-manager.yaml"
+ready_cert_manager() {
   wait_crds certificates.cert-manager.io issuers.cert-manager.io clusterissuers.cert-manager.io
   wait_rollout cert-manager cert-manager cert-manager-webhook cert-manager-cainjector
+  wait_admission '{"apiVersion":"cert-manager.io/v1","kind":"Issuer","metadata":{"name":"kit-webhook-probe","namespace":"cert-manager"},"spec":{"selfSigned":{}}}'
+}
+
+# cert-manager (certificates for the KServe webhooks), v1.17.0
+# The release manifest cert-manager.yaml (cert-manager's documented kubectl install): CRDs and
+# controllers with images pinned to the release, and no custom resource. Its webhook must answer
+# before KServe's chart creates an Issuer and a Certificate, so readiness is a server-side dry-run of
+# an Issuer (what `cmctl check api` does), not only the rollout.
+install_cert_manager() {
+  echo "== cert-manager ${CERT_MANAGER_VERSION}"
+  phase cert-manager crds+controllers
+  change kubectl apply --server-side --force-conflicts -f "https://github.com/cert-manager/cert-manager/releases/download/${CERT_MANAGER_VERSION}/cert-manager.yaml"
+  phase cert-manager established
+  wait_crds certificates.cert-manager.io issuers.cert-manager.io clusterissuers.cert-manager.io
+  phase cert-manager ready
+  wait_rollout cert-manager cert-manager cert-manager-webhook cert-manager-cainjector
+  wait_admission '{"apiVersion":"cert-manager.io/v1","kind":"Issuer","metadata":{"name":"kit-webhook-probe","namespace":"cert-manager"},"spec":{"selfSigned":{}}}'
 }
 
 # KubeRay operator (RayCluster, RayJob, RayService), v1.7.0
+# KubeRay's Helm chart kuberay-operator (the install KubeRay documents), into its own namespace: the
+# kustomization ray-operator/config/default puts the operator in `default`. The CRDs go first from
+# config/crd at the tag and the chart with --skip-crds, as helm-chart/kuberay-operator/README.md
+# (v1.7.0) shows, because Helm never updates CRDs it installed; image.tag is passed explicitly.
 install_kuberay() {
   echo "== kuberay ${KUBERAY_VERSION}"
-  change kubectl apply --server-side --force-conflicts -k "github.com/ray-project/kuberay/ray-operator/config/default?ref=${KUBERAY_VERSION}"
+  phase kuberay crds
+  change kubectl apply --server-side --force-conflicts -k "github.com/ray-project/kuberay/ray-operator/config/crd?ref=${KUBERAY_VERSION}&timeout=90s"
+  phase kuberay established
   wait_crds rayclusters.ray.io rayjobs.ray.io rayservices.ray.io
+  phase kuberay controllers
+  change helm upgrade --install kuberay-operator kuberay-operator --version "${KUBERAY_VERSION#v}" --namespace ray-system --create-namespace --repo https://ray-project.github.io/kuberay-helm/ --skip-crds --set image.tag="${KUBERAY_VERSION}"
+  phase kuberay ready
   wait_rollout ray-system kuberay-operator
 }
 
 # Kueue (quotas, queueing, gang admission), v0.19.2
+# The release manifest manifests.yaml (Kueue's documented install): CRDs and controller, its image set
+# to the release tag by `make artifacts` (Makefile prepare-manifests), no custom resource. The source
+# kustomization would install the staging image tagged main.
 install_kueue() {
   echo "== kueue ${KUEUE_VERSION}"
+  phase kueue crds+controllers
   change kubectl apply --server-side --force-conflicts -f "https://github.com/kubernetes-sigs/kueue/releases/download/${KUEUE_VERSION}/manifests.yaml"
+  phase kueue established
   wait_crds resourceflavors.kueue.x-k8s.io clusterqueues.kueue.x-k8s.io localqueues.kueue.x-k8s.io workloads.kueue.x-k8s.io
+  phase kueue ready
   wait_rollout kueue-system kueue-controller-manager
+  wait_admission '{"apiVersion":"kueue.x-k8s.io/v1beta2","kind":"ResourceFlavor","metadata":{"name":"kit-webhook-probe"}}'
 }
 
 # Kubeflow Trainer v2 (TrainJob, runtimes) with JobSet, v2.3.0
+# The kustomize overlays at the release tag (Trainer's documented kustomize install; the release has
+# no manifest asset): the release workflow pins every image of overlays/manager and overlays/runtimes
+# to the tag, and JobSet comes from its own release asset. The manager overlay holds the CRDs and
+# controllers and no custom resource; the ClusterTrainingRuntimes go in once the Trainer webhook that
+# validates them answers.
 install_kubeflow_trainer() {
   echo "== kubeflow-trainer ${KUBEFLOW_TRAINER_VERSION}"
-  change kubectl apply --server-side --force-conflicts -k "github.com/kubeflow/trainer.git/manifests/overlays/manager?ref=${KUBEFLOW_TRAINER_VERSION}"
+  phase kubeflow-trainer crds+controllers
+  change kubectl apply --server-side --force-conflicts -k "github.com/kubeflow/trainer.git/manifests/overlays/manager?ref=${KUBEFLOW_TRAINER_VERSION}&timeout=90s"
+  phase kubeflow-trainer established
   wait_crds trainjobs.trainer.kubeflow.org trainingruntimes.trainer.kubeflow.org clustertrainingruntimes.trainer.kubeflow.org jobsets.jobset.x-k8s.io
+  phase kubeflow-trainer ready
   wait_rollout kubeflow-system kubeflow-trainer-controller-manager jobset-controller-manager
-  change kubectl apply --server-side --force-conflicts -k "github.com/kubeflow/trainer.git/manifests/overlays/runtimes?ref=${KUBEFLOW_TRAINER_VERSION}"
+  wait_admission '{"apiVersion":"trainer.kubeflow.org/v1alpha1","kind":"ClusterTrainingRuntime","metadata":{"name":"kit-webhook-probe"},"spec":{"template":{"spec":{"replicatedJobs":[{"name":"node","template":{"spec":{"template":{"spec":{"containers":[{"name":"node","image":"python:3.11-slim"}]}}}}}]}}}}'
+  phase kubeflow-trainer resources
+  change kubectl apply --server-side --force-conflicts -k "github.com/kubeflow/trainer.git/manifests/overlays/runtimes?ref=${KUBEFLOW_TRAINER_VERSION}&timeout=90s"
 }
 
 # KServe in Standard mode (plain Deployments, no Knative or Istio), v0.20.0
+# KServe's Helm charts, in the order of its own installer (hack/setup/infra/manage.kserve-helm.sh,
+# v0.20.0): kserve-crd, then kserve-resources in Standard mode (the controller, its webhooks, the
+# default ClusterStorageContainer), then kserve-runtime-configs (the ClusterServingRuntimes) once the
+# webhook answers. The release manifest kserve.yaml would add the LLM and local-model controllers and
+# default to Knative mode, and the source kustomization installs images tagged latest.
 install_kserve() {
   echo "== kserve ${KSERVE_VERSION}"
-  change kubectl apply --server-side --force-conflicts -k "github.com/kserve/kserve/config/overlays/standalone/kserve?ref=${KSERVE_VERSION}"
-  wait_crds inferenceservices.serving.kserve.io servingruntimes.serving.kserve.io clusterservingruntimes.serving.kserve.io
+  phase kserve requires
+  ready_cert_manager
+  phase kserve crds
+  change helm upgrade --install kserve-crd oci://ghcr.io/kserve/charts/kserve-crd --version "${KSERVE_VERSION}" --namespace kserve --create-namespace
+  phase kserve established
+  wait_crds inferenceservices.serving.kserve.io servingruntimes.serving.kserve.io clusterservingruntimes.serving.kserve.io clusterstoragecontainers.serving.kserve.io
+  phase kserve controllers
+  change helm upgrade --install kserve-resources oci://ghcr.io/kserve/charts/kserve-resources --version "${KSERVE_VERSION}" --namespace kserve --create-namespace --set kserve.version="${KSERVE_VERSION}" --set kserve.controller.deploymentMode="Standard"
+  phase kserve ready
   wait_rollout kserve kserve-controller-manager
-  change kubectl patch configmap inferenceservice-config -n kserve --type merge -p '{"data":{"deploy":"{\"defaultDeploymentMode\":\"Standard\"}"}}'
+  wait_admission '{"apiVersion":"serving.kserve.io/v1alpha1","kind":"ClusterServingRuntime","metadata":{"name":"kit-webhook-probe"},"spec":{"containers":[{"name":"kserve-container","image":"kserve/sklearnserver:v0.20.0"}],"supportedModelFormats":[{"name":"sklearn"}]}}'
+  phase kserve resources
+  change helm upgrade --install kserve-runtime-configs oci://ghcr.io/kserve/charts/kserve-runtime-configs --version "${KSERVE_VERSION}" --namespace kserve --create-namespace --set kserve.version="${KSERVE_VERSION}" --set kserve.servingruntime.vllmserver.tag="v0.24.0" --set kserve.servingruntime.enabled="true"
 }
 
 if selected cert-manager; then install_cert_manager; fi

@@ -13,7 +13,7 @@ cd "${BASH_SOURCE[0]%/*}/.."
 
 PY="${PY:-.venv/bin/python}"
 missing=()
-for tool in docker kind kubectl; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+for tool in docker kind kubectl helm git; do command -v "$tool" >/dev/null || missing+=("$tool"); done  # helm, git: install-operators.sh
 if (( ${#missing[@]} )); then
   echo "make test-cluster needs: ${missing[*]}. Run \`$PY -m kit doctor\` for where to get them." >&2
   exit 2

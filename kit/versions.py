@@ -58,6 +58,25 @@ OPERATORS: dict[str, str] = {
     "prometheus-operator": "v0.93.0",  # monitoring CRDs (PrometheusRule, ServiceMonitor, PodMonitor)
 }
 
+#: The namespace each installed operator's controllers run in (clusters/install-operators.sh puts them
+#: there; the kit's NetworkPolicy admits the ones that talk to workload pods).
+OPERATOR_NAMESPACES: dict[str, str] = {
+    "cert-manager": "cert-manager",
+    "kuberay": "ray-system",  # the Helm release's namespace (KubeRay's kustomize default is `default`)
+    "kueue": "kueue-system",
+    "kubeflow-trainer": "kubeflow-system",
+    "kserve": "kserve",
+}
+
+#: Where the Helm charts of the operators installed from charts live (chart versions are OPERATORS').
+OPERATOR_CHARTS: dict[str, str] = {
+    "kuberay": "https://ray-project.github.io/kuberay-helm/",  # KubeRay's chart repository (kuberay-helm)
+    "kserve": "oci://ghcr.io/kserve/charts",  # KServe's OCI charts (.github/workflows/helm-publish.yml)
+}
+
+#: Oldest Helm that installs OCI charts without an experimental flag (Helm 3.8.0).
+HELM_MIN = "v3.8.0"
+
 #: SHA-256 of every CRD file the kit validates against (computed from the files CI tests with):
 #: a fetched file must match byte for byte, so a learner validates against exactly what CI did.
 CRD_SHA256: dict[str, str] = {

@@ -16,7 +16,6 @@ import yaml
 from kit import versions
 from kit.cli import main
 from kit.deploy import layout as clusters
-from kit.deploy import operators
 from kit.k8s.builders import core, kueue, runtime
 from kit.k8s.validation import validate
 
@@ -203,58 +202,10 @@ def test_queue_label_of_builders_is_the_one_validation_and_diagnostics_read():
 
 
 # --------------------------------------------------------------------------- install script
+# (tests/test_operators.py checks clusters/install-operators.sh)
 
 
 BASH = shutil.which("bash") or "/bin/bash"
-
-
-def _install(*args: str) -> subprocess.CompletedProcess:
-    """Run the install script with an empty PATH: no kubectl, no cluster."""
-    return subprocess.run([BASH, str(ROOT / "install-operators.sh"), *args], capture_output=True, text=True,
-                          timeout=30, env={"PATH": "/nonexistent"})
-
-
-def _dry_run(*args: str) -> subprocess.CompletedProcess:
-    return _install("--dry-run", *args)
-
-
-def test_install_script_versions_are_the_version_lock():
-    text = (ROOT / "install-operators.sh").read_text()
-    assigned = dict(re.findall(r"^([A-Z_]+)_VERSION=(\S+)$", text, flags=re.M))
-    expected = {op.version_var.removesuffix("_VERSION"): versions.OPERATORS[op.key] for op in operators.OPERATORS}
-    assert assigned == expected
-    not_installed = set(versions.OPERATORS) - {op.key for op in operators.OPERATORS}
-    assert not_installed == {"training-operator", "prometheus-operator"}
-
-
-def test_install_dry_run_prints_every_command_with_pinned_versions_without_a_cluster():
-    result = _dry_run()
-    assert result.returncode == 0, result.stderr
-    commands = [line[2:] for line in result.stdout.splitlines() if line.startswith("+ ")]
-    applies = [c for c in commands if c.startswith("kubectl apply --server-side")]
-    assert len(applies) == 6  # cert-manager, kuberay, kueue, trainer manager + runtimes, kserve
-    for op in operators.OPERATORS:
-        version = versions.OPERATORS[op.key]
-        assert any(version in c for c in applies), f"{op.key} {version} not applied"
-        for crd in op.crds:
-            assert f"kubectl wait --for=condition=Established crd/{crd} --timeout=300s" in commands
-        for namespace, deployment in op.deployments:
-            assert f"kubectl rollout status deployment/{deployment} -n {namespace} --timeout=300s" in commands
-    assert "defaultDeploymentMode" in commands[-1] and "${" not in result.stdout
-
-
-def test_install_check_and_only_select_steps():
-    result = _dry_run("--check", "--only", "kueue")
-    commands = [line for line in result.stdout.splitlines() if line.startswith("+ ")]
-    assert result.returncode == 0 and commands and not any("apply" in c for c in commands)
-    assert all("kueue" in c for c in commands)
-    bad = _dry_run("--only", "nope")
-    assert bad.returncode == 2 and "unknown operator 'nope'" in bad.stderr
-
-
-def test_install_without_dry_run_says_what_is_missing():
-    result = _install()
-    assert result.returncode == 1 and "kubectl not found" in result.stderr
 
 
 # --------------------------------------------------------------------------- the real-cluster lane
@@ -275,7 +226,7 @@ def test_test_cluster_lane_is_wired_but_not_part_of_make_test():
 def test_test_cluster_lane_stops_early_naming_missing_tools():
     result = subprocess.run([BASH, str(ROOT / "test-cluster.sh")], capture_output=True, text=True, timeout=60,
                             env={"PATH": "/nonexistent", "PY": sys.executable})
-    assert result.returncode == 2 and "make test-cluster needs: docker kind kubectl" in result.stderr
+    assert result.returncode == 2 and "make test-cluster needs: docker kind kubectl helm git" in result.stderr
 
 
 def test_validate_command_builds_each_kustomization_and_passes_on_clusters(capsys):

@@ -211,6 +211,30 @@ def check_kubectl(which: Callable[[str], str | None] = shutil.which,
     return Check("kubectl", OK, f"{kubectl} ({client})")
 
 
+HELM_INSTALL = "https://helm.sh/docs/intro/install/"
+
+
+def check_helm(which: Callable[[str], str | None] = shutil.which,
+               run: Callable[..., Any] = subprocess.run) -> Check:
+    """helm, new enough for OCI charts: clusters/install-operators.sh installs KubeRay and KServe with it."""
+    users = " and ".join(versions.OPERATOR_CHARTS)  # the operators installed from Helm charts
+    helm = which("helm")
+    if not helm:
+        return Check("helm", INFO, f"not installed (clusters/install-operators.sh needs it for {users})",
+                     f"install Helm {versions.HELM_MIN} or newer ({HELM_INSTALL}) before installing operators")
+    try:
+        out = run([helm, "version", "--short"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        out = ""
+    found = re.search(r"v\d+\.\d+\.\d+", out or "")
+    if not found:
+        return Check("helm", OK, f"{helm} (unknown version)")
+    if _version_tuple(found.group()) < _version_tuple(versions.HELM_MIN):
+        return Check("helm", WARN, f"{helm} {found.group()} cannot install OCI charts (KServe's)",
+                     f"install Helm {versions.HELM_MIN} or newer: {HELM_INSTALL}")
+    return Check("helm", OK, f"{helm} {found.group()}")
+
+
 #: Where to get each tool the kind lane needs.
 KIND_LANE_TOOLS: dict[str, str] = {
     "docker": "https://docs.docker.com/get-docker/ (or Podman with KIND_EXPERIMENTAL_PROVIDER=podman)",
@@ -327,6 +351,7 @@ def run_checks() -> list[Check]:
         check_ray_auth(),
         check_crds(),
         check_kubectl(),
+        check_helm(),
         check_kind_lane(),
         *check_cluster(),
     ]
