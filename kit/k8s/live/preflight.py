@@ -11,8 +11,9 @@ Four areas, one module each, every check a pure function of API answers (tests f
 - :mod:`~kit.k8s.live.preflight_access` — this user may create (and server-side apply) each kind the plan has.
 
 Asking is separate from judging: the checks talk to a :class:`ClusterAPI` (two methods, JSON in and
-out); :class:`LiveAPI` is the real one. The plan itself comes from the caller (``kit.cli.cluster``
-builds it with :mod:`kit.deploy.plan`), so this package never imports ``kit.deploy``.
+out); :class:`LiveAPI` is the real one. The plan comes from the caller as (step, documents) pairs
+(``kit.cli.cluster`` builds it with :mod:`kit.deploy.plan`); of ``kit.deploy`` only the pod-request
+arithmetic :mod:`kit.deploy.requests` is used (it imports nothing above ``kit.k8s``).
 """
 
 from __future__ import annotations
