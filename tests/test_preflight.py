@@ -211,6 +211,16 @@ def test_judge_probe(answer, status, words):
     assert check.status == status and words in check.detail
 
 
+def test_an_image_pinned_by_digest_alone_is_a_warning_not_a_verdict():
+    deployments = RecordedAPI().get_json("/apis/apps/v1/deployments")
+    for item in deployments.body["items"]:
+        if item["metadata"]["name"] == "kuberay-operator":
+            item["spec"]["template"]["spec"]["containers"][0]["image"] = "quay.io/kuberay/operator@sha256:" + "ab" * 32
+    kuberay = next(o for o in operators.OPERATORS if o.key == "kuberay")
+    version = ops.check_controllers(kuberay, deployments)[1]
+    assert version.status == WARN and version.detail.startswith("no kuberay image tag or version label")
+
+
 def test_a_stopped_controller_fails():
     deployments = RecordedAPI().get_json("/apis/apps/v1/deployments")
     for item in deployments.body["items"]:
@@ -219,6 +229,7 @@ def test_a_stopped_controller_fails():
     kueue = next(o for o in operators.OPERATORS if o.key == "kueue")
     check = ops.check_controllers(kueue, deployments)[0]
     assert check.status == FAIL and check.detail == "not running: kueue-system/kueue-controller-manager 0/1 available"
+    assert check.fix.startswith("`kubectl -n kueue-system describe deployment kueue-controller-manager`")
 
 
 # --------------------------------------------------------------------------- storage

@@ -2,7 +2,9 @@
 
 One ``SelfSubjectAccessReview`` per kind and verb (the API server answers for whoever asks, no admin
 needed). The verbs are ``create`` and ``patch``: ``kubectl apply --server-side`` (what the kit runs)
-sends a PATCH, which the API server also authorises as a create when the object does not exist yet.
+sends a PATCH, which the API server also authorises as a create when the object does not exist yet
+(kubernetes ``staging/src/k8s.io/apiserver/pkg/endpoints/handlers/patch.go``: an apply patch's
+``createAuthorizerAttributes`` carry ``Verb: "create"``).
 Cluster-scoped kinds (Namespace, ResourceFlavor, ClusterQueue, ClusterTrainingRuntime) are the
 organiser's: a learner who may not create them needs the platform step applied for them.
 """

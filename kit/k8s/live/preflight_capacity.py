@@ -146,10 +146,7 @@ def place(pods: Sequence[PlanPod], nodes: Sequence[Node]) -> list[PlanPod]:
 
 
 def _total(pods: Sequence[PlanPod]) -> Requests:
-    total = ZERO
-    for pod in pods:
-        total = total + pod.requests
-    return total
+    return sum((pod.requests for pod in pods), ZERO)
 
 
 def concurrent_sets(steps: Steps) -> list[tuple[str, list[PlanPod]]]:
@@ -179,11 +176,10 @@ def check_headroom(steps: Steps, nodes: list[Node]) -> list[Check]:
     """The nodes, then whether the plan's pods fit them all at once, or else step by step."""
     if not nodes:
         return [Check(AREA, "nodes", FAIL, "no Ready, schedulable node", "uncordon or add nodes (`kubectl get nodes`)")]
-    free, allocatable = ZERO, ZERO
-    for node in nodes:
-        free, allocatable = free + node.free, allocatable + node.allocatable
+    free, allocatable = sum((n.free for n in nodes), ZERO), sum((n.allocatable for n in nodes), ZERO)
     checks = [Check(AREA, "nodes", OK, f"{len(nodes)} Ready and uncordoned; free {free} of {allocatable}")]
-    everything = [pod for _, documents in steps for pod in plan_pods(documents, PlanIndex.of(steps))]
+    index = PlanIndex.of(steps)
+    everything = [pod for _, documents in steps for pod in plan_pods(documents, index)]
     if not everything:
         return checks
     unplaced = place(everything, nodes)
@@ -224,7 +220,8 @@ def quota_room(quota: dict[str, Any], planned: bool = False) -> tuple[Requests, 
     """(what is left of a quota, which of cpu/memory/gpu it limits, pods left or None); ``planned``: a quota
     of the plan, not applied yet (its ``spec.hard``, nothing used)."""
     status = quota.get("status") or {}
-    hard = (quota.get("spec") or {}).get("hard") or {} if planned else status.get("hard") or {}
+    hard = status.get("hard") if not planned else None  # a quota just created has no status yet
+    hard = hard or (quota.get("spec") or {}).get("hard") or {}
     used = {} if planned else status.get("used") or {}
     limit, limited = _quota_amounts(hard)
     pods_left = int(hard["pods"]) - int(used.get("pods", 0)) if "pods" in hard else None

@@ -137,13 +137,19 @@ def _image_version(key: str, deployment: dict[str, Any]) -> tuple[str, str] | No
         if "/" in tag or not repository:  # a registry port, not a tag: no tag at all
             repository, tag = image.split("@")[0], ""
         if repository.endswith(IMAGES.get(key, ())):
-            return tag or "(no tag)", image
+            return tag, image  # "" when pinned by digest alone
     return None
 
 
-def _available(deployment: dict[str, Any]) -> tuple[int, int]:
-    status, spec = deployment.get("status") or {}, deployment.get("spec") or {}
-    return int(status.get("availableReplicas") or 0), int(spec.get("replicas", 1))
+def _where(deployment: dict[str, Any]) -> str:
+    return f"{deployment['metadata']['namespace']}/{deployment['metadata']['name']}"
+
+
+def _unavailable(deployment: dict[str, Any]) -> str | None:
+    """``"ns/name 0/1 available"`` when fewer replicas are available than wanted (at least one), else None."""
+    available = int((deployment.get("status") or {}).get("availableReplicas") or 0)
+    wanted = int((deployment.get("spec") or {}).get("replicas", 1))
+    return f"{_where(deployment)} {available}/{wanted} available" if available < max(1, wanted) else None
 
 
 def check_controllers(operator: OperatorSpec, deployments: Answer) -> list[Check]:
@@ -155,20 +161,18 @@ def check_controllers(operator: OperatorSpec, deployments: Answer) -> list[Check
     if missing:
         return [Check(AREA, f"{key} controllers", FAIL, f"not installed: no Deployment {', '.join(missing)}",
                       _install(key))]
-    checks = []
-    down = [f"{d['metadata']['namespace']}/{d['metadata']['name']} {'/'.join(map(str, _available(d)))} available"
-            for d in found if _available(d)[0] < max(1, _available(d)[1])]
-    where = ", ".join(f"{d['metadata']['namespace']}/{d['metadata']['name']}" for d in found)
+    where = ", ".join(map(_where, found))
+    down = [(d, text) for d in found if (text := _unavailable(d))]
     if down:
-        namespace = found[0]["metadata"]["namespace"]
-        checks.append(Check(AREA, f"{key} controllers", FAIL, f"not running: {'; '.join(down)}",
-                            f"`kubectl -n {namespace} describe deployment` and its pods' events say why"))
+        checks = [Check(AREA, f"{key} controllers", FAIL, f"not running: {'; '.join(text for _, text in down)}",
+                        f"`kubectl -n {down[0][0]['metadata']['namespace']} describe deployment "
+                        f"{down[0][0]['metadata']['name']}` and its pods' events say why")]
     else:
-        checks.append(Check(AREA, f"{key} controllers", OK, f"running: {where}"))
+        checks = [Check(AREA, f"{key} controllers", OK, f"running: {where}")]
     read = [(d["metadata"]["name"], _image_version(key, d)) for d in found]
-    seen = [(name, version) for name, version in read if version is not None]
+    seen = [(name, version) for name, version in read if version is not None and version[0]]
     if not seen:
-        checks.append(Check(AREA, f"{key} version", WARN, f"no {key} image or version label in {where}",
+        checks.append(Check(AREA, f"{key} version", WARN, f"no {key} image tag or version label in {where}",
                             f"compare the images of {where} with {pinned} by hand"))
         return checks
     wrong = [f"{name} runs {version} ({source})" for name, (version, source) in seen if version != pinned]
