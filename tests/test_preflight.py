@@ -18,6 +18,7 @@ import pytest
 from kit import versions
 from kit.deploy import layout, operators
 from kit.deploy import plan as stage09
+from kit.k8s.builders import core
 from kit.k8s.live import preflight as pf
 from kit.k8s.live import preflight_access as access
 from kit.k8s.live import preflight_capacity as capacity
@@ -86,8 +87,9 @@ RWX_BASE = replace(layout.BASE_SIZE, shared_access_mode="ReadWriteMany")
 RWO_BASE = replace(layout.BASE_SIZE, shared_access_mode="ReadWriteOnce")
 
 
-def run(*scenarios: str, size: layout.Sizing = RWX_BASE) -> dict[tuple[str, str], pf.Check]:
-    checks = pf.run(RecordedAPI(*scenarios), steps_for(size), NS, operators.OPERATORS)
+def run(*scenarios: str, size: layout.Sizing = RWX_BASE,
+        steps: list[tuple[str, list[dict]]] | None = None) -> dict[tuple[str, str], pf.Check]:
+    checks = pf.run(RecordedAPI(*scenarios), steps or steps_for(size), NS, operators.OPERATORS)
     by_name = {(check.area, check.name): check for check in checks}
     assert len(by_name) == len(checks), "every line of the report names a different thing"
     return by_name
@@ -113,7 +115,7 @@ def test_a_healthy_cluster_passes_every_check():
     assert "judged a dry-run TrainJob" in checks[("operators", "kubeflow-trainer webhook")].detail
     assert "admitted a dry-run InferenceService" in checks[("operators", "kserve webhook")].detail
     assert "efs.csi.aws.com" in checks[("storage", "claim kit-models")].detail
-    assert checks[("capacity", "headroom")].detail.startswith("all 9 pods fit at once")
+    assert checks[("capacity", "headroom")].detail.startswith("all ")  # exact sums: the capacity tests below
     trainjob = checks[("access", "TrainJob")]
     assert trainjob.detail == "may create and patch trainjobs.trainer.kubeflow.org in namespace kit"
     assert checks[("access", "ClusterQueue")].detail.endswith("clusterqueues.kueue.x-k8s.io cluster-wide")
@@ -271,21 +273,54 @@ def test_storage_class_lookup():
 # --------------------------------------------------------------------------- capacity
 
 
+def _server(name: str, replicas: int, cpu: str, memory: str) -> dict:
+    container = {"name": "main", "image": "x", "resources": {"requests": {"cpu": cpu, "memory": memory}}}
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": NS},
+            "spec": {"replicas": replicas, "template": {"spec": {"containers": [container]}}}}
+
+
+#: A small plan with round numbers (the stage 09 plan's sums change with its sizing): a quota, a queued Job
+#: of 4 pods that finishes, then 2 servers that keep running.
+SMALL_PLAN = [("platform", [core.resource_quota(NS, "16", "64Gi")]),
+              ("train", [core.batch_job("train", NS, ["true"], cpu="1", memory="2Gi", parallelism=4,
+                                        queue=versions.LOCAL_QUEUE)]),
+              ("serve", [_server("serve", 2, "1", "1Gi")])]
+
+
+def test_the_small_plan_fits_the_healthy_cluster_at_once():
+    checks = run(steps=SMALL_PLAN)
+    assert checks[("capacity", "headroom")].detail == "all 6 pods fit at once (6 cpu, 10.00 GiB)"
+    assert checks[("capacity", "quota compute")].detail == "every step fits (it limits cpu, gpu, memory, pods)"
+
+
 def test_not_enough_headroom_or_quota_fails():
-    checks = run("no-headroom", size=RWX_BASE)
+    checks = run("no-headroom", steps=SMALL_PLAN)
     nodes, headroom = checks[("capacity", "nodes")], checks[("capacity", "headroom")]
     assert nodes.detail.startswith("2 Ready and uncordoned")  # worker-2 is cordoned
+    # worker-1: 1100m and about 1.7 GiB left after the operators and a 2500m / 5 GiB notebook: no 2 GiB pod fits
     assert headroom.status == FAIL
-    assert headroom.detail.startswith("step rayjob needs 3.5 cpu, 6.50 GiB for 4 pods; no node has room for")
+    assert headroom.detail == ("step train needs 4 cpu, 8.00 GiB for 4 pods; no node has room for "
+                               "4 × Job/train (1 cpu, 2.00 GiB)")
+    assert "--profile kind" in headroom.fix
     quota = checks[("capacity", "quota compute")]
-    assert quota.status == FAIL
-    assert quota.detail == ("step rayjob needs 3.5 cpu, 6.50 GiB: cpu over what is left "
-                            "(cpu 2, 0 gpu, memory 44Gi)")
+    assert quota.status == FAIL  # 14 of 16 cpu used
+    assert quota.detail == "step train needs 4 cpu, 8.00 GiB: cpu over what is left (cpu 2, 0 gpu, memory 44Gi)"
 
 
 def test_fitting_only_step_by_step_warns():
-    headroom = run("tight")[("capacity", "headroom")]
-    assert headroom.status == WARN and "each step fits while the servers run" in headroom.detail
+    """One node with 5180m free: the 4 job pods fit, then the 2 servers, but not all 6 at once (placed largest
+    first, the last server is the one left over)."""
+    headroom = run("tight", steps=SMALL_PLAN)[("capacity", "headroom")]
+    assert headroom.status == WARN
+    assert headroom.detail == ("the 6 pods (6 cpu, 10.00 GiB) do not fit at once (1 × Deployment/serve (1 cpu, "
+                               "1.00 GiB) left over), but each step fits while the servers run")
+
+
+def test_the_quota_counts_pods_too():
+    full = [("serve", [_server("serve", 15, "10m", "16Mi")])]  # 20 pods allowed, none used yet
+    assert run(steps=full)[("capacity", "quota compute")].status == OK
+    checks = run(steps=[("serve", [_server("serve", 21, "10m", "16Mi")])])
+    assert checks[("capacity", "quota compute")].detail == "step serve runs 21 pods, 20 left"
 
 
 def test_gpu_pods_tolerate_gpu_nodes_through_kueues_flavor():
