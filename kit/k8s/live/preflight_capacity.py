@@ -274,7 +274,8 @@ PODS = "/api/v1/pods?fieldSelector=status.phase!=Succeeded,status.phase!=Failed"
 
 
 def check_capacity(api: ClusterAPI, steps: Steps, namespace: str) -> tuple[list[Check], int | None]:
-    """Headroom on the nodes and room in the quota; also the number of schedulable nodes (None: not readable)."""
+    """Headroom on the nodes and room in the quota; also how many nodes any pod may use (Ready, uncordoned,
+    untainted; None: not readable), which decides whether ReadWriteOnce volumes are a risk."""
     nodes, pods = api.get_json(NODES), api.get_json(PODS)
     quota = check_quota(steps, namespace, api.get_json(f"/api/v1/namespaces/{namespace}/resourcequotas"))
     if not (nodes.ok and pods.ok):
@@ -283,4 +284,5 @@ def check_capacity(api: ClusterAPI, steps: Steps, namespace: str) -> tuple[list[
                       READ_ACCESS),
                 *quota], None
     usable = nodes_with_free(nodes, pods)
-    return [*check_headroom(steps, usable), *quota], len(usable)
+    untainted = [n for n in usable if not any(t.get("effect") in _BLOCKING_EFFECTS for t in n.taints)]
+    return [*check_headroom(steps, usable), *quota], len(untainted)
