@@ -6,7 +6,8 @@
 - :mod:`~kit.k8s.live.api` — :class:`~kit.k8s.live.api.KubeAPI`, the reads as JSON-shaped dicts;
 - :mod:`~kit.k8s.live.diagnostics` — snapshots, self-explaining reports and bundles;
 - :mod:`~kit.k8s.live.waits` — ``wait_for`` and its errors;
-- :mod:`~kit.k8s.live.portforward` — ``kubectl port-forward`` as a managed subprocess.
+- :mod:`~kit.k8s.live.portforward` — ``kubectl port-forward`` as a managed subprocess;
+- :mod:`~kit.k8s.live.preflight` — ``kit cluster preflight``: operators, storage, capacity and access vs a plan.
 """
 
 from __future__ import annotations
