@@ -107,7 +107,7 @@ def test_a_healthy_cluster_passes_every_check():
         assert checks[("operators", f"{operator.key} CRDs")].detail == f"{len(operator.crds)} Established"
     assert ("operators", "kuberay webhook") not in checks  # the pinned install has none
     # the Deployment is found where it runs, whatever namespace the install put it in
-    assert "default/kuberay-operator" in checks[("operators", "kuberay controllers")].detail
+    assert "ray-system/kuberay-operator" in checks[("operators", "kuberay controllers")].detail
     # cert-manager's version comes from its label, the others' from their image tag
     assert "label app.kubernetes.io/version" in checks[("operators", "cert-manager version")].detail
     assert "quay.io/kuberay/operator:v1.7.0" in checks[("operators", "kuberay version")].detail

@@ -66,7 +66,10 @@ class OperatorSpec(Protocol):
     def crds(self) -> tuple[str, ...]: ...
 
     @property
-    def deployments(self) -> tuple[tuple[str, str], ...]: ...
+    def namespace(self) -> str: ...
+
+    @property
+    def deployments(self) -> tuple[str, ...]: ...
 
 
 @dataclass(frozen=True)
@@ -156,8 +159,8 @@ def check_controllers(operator: OperatorSpec, deployments: Answer) -> list[Check
     """The controller Deployments exist (in any namespace), run, and carry the pinned version."""
     key, pinned = operator.key, versions.OPERATORS[operator.key]
     by_name = {d["metadata"]["name"]: d for d in deployments.items()}
-    found = [by_name[name] for _, name in operator.deployments if name in by_name]
-    missing = [f"{namespace}/{name}" for namespace, name in operator.deployments if name not in by_name]
+    found = [by_name[name] for name in operator.deployments if name in by_name]
+    missing = [f"{operator.namespace}/{name}" for name in operator.deployments if name not in by_name]
     if missing:
         return [Check(AREA, f"{key} controllers", FAIL, f"not installed: no Deployment {', '.join(missing)}",
                       _install(key))]
