@@ -33,7 +33,7 @@ from kit import versions
 from kit.config.serve import ServeConfig
 from kit.config.train import TrainConfig
 from kit.deploy import operators
-from kit.k8s.builders import core, kueue, ray, runtime, serving, to_yaml, training
+from kit.k8s.builders import core, kueue, ray, rbac, runtime, serving, to_yaml, training
 from kit.paths import REPO_ROOT as REPO
 from kit.versions import CLUSTER_QUEUE, KIND_CLUSTER, LOCAL_QUEUE, NAMESPACE, RAY_CLUSTER
 
@@ -90,9 +90,10 @@ def sizing_for(profile: str, image: str = "") -> Sizing:
 
 
 def platform(size: Sizing) -> list[dict]:
-    """The namespace, enforcing ``restricted``, with its quota, defaults and network policy."""
+    """The namespace, enforcing ``restricted``, with its quota, defaults, network policies and the learners'
+    access (:mod:`kit.k8s.builders.rbac`)."""
     return [core.namespace(NAMESPACE), core.resource_quota(NAMESPACE, size.cpu, size.memory, gpus=size.gpus),
-            core.limit_range(NAMESPACE), core.network_policy(NAMESPACE)]
+            core.limit_range(NAMESPACE), *core.network_policies(NAMESPACE), *rbac.learner_access(NAMESPACE)]
 
 
 def queues(size: Sizing) -> list[dict]:
