@@ -123,6 +123,15 @@ def parse_pins(pins: Iterable[str]) -> dict[str, str]:
     return parsed
 
 
+def check_pins(docs: Iterable[dict[str, Any]], pins: Mapping[str, str]) -> None:
+    """Refuse pins that name no image of ``docs``: a misspelt pin would leave its image unpinned unnoticed."""
+    used = {image for doc in docs for _, image in traverse.images(doc)}
+    unused = [image for image in pins if image not in used]
+    if unused:
+        raise ImagePinError(f"no manifest uses {', '.join(unused)}; the images in use: {', '.join(sorted(used))}",
+                            fix="pin an image exactly as the manifests name it (tag included), then @sha256:...")
+
+
 def pin_images(docs: Iterable[dict[str, Any]], pins: Mapping[str, str]) -> list[dict[str, Any]]:
     """Copies of ``docs`` in which every ``image`` field naming a key of ``pins`` (:func:`parse_pins`)
     becomes its digest-pinned reference; other images stay as built."""
