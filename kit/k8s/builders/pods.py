@@ -6,7 +6,7 @@ non-root user, cannot gain privileges, drops all Linux capabilities and uses the
 runtime's default seccomp profile. Ray images run as uid 1000 and write to
 /tmp/ray, so Ray pods also get an emptyDir there.
 
-A pod gets a Kubernetes API token only when it calls the API (``api_access``): the
+A pod gets a Kubernetes API token only when it calls the API (``calls_api``): the
 token is what an attacker who runs code in the pod would use next, and none of the
 kit's workloads but the Ray autoscaler needs one. Such pods also carry
 :data:`API_ACCESS_LABEL`, which the namespace's egress policy lets reach the API

@@ -18,7 +18,9 @@ admin applies the platform (``clusters/base`` or the plan's ``platform`` step).
 
 The one cluster-wide grant is read-only and names one kind: ``TrainerClient.list_runtimes()`` and
 ``get_runtime()`` (Kubeflow SDK 0.5.0, ``kubeflow/trainer/backends/kubernetes/backend.py``) read the
-cluster-scoped ClusterTrainingRuntimes, which a namespaced Role cannot grant.
+cluster-scoped ClusterTrainingRuntimes, which a namespaced Role cannot grant. (The client's
+``verify_backend`` also reads a ConfigMap in ``kubeflow-system``; it only logs a warning when it may
+not, so that is not granted.)
 """
 
 from __future__ import annotations
