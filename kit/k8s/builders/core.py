@@ -102,11 +102,14 @@ def network_policies(namespace: str, *, kuberay_namespace: str = KUBERAY_NAMESPA
     - ``ingress-same-namespace``: every pod accepts connections from the namespace's own pods
       (Ray workers and head, torchrun ranks, the RayJob submitter, clients of the servers);
     - ``ingress-kuberay-operator``: Ray head pods accept the KubeRay operator on the dashboard and
-      Serve ports (:data:`RAY_OPERATOR_PORTS`). No other operator connects to the kit's pods: Kueue,
-      Kubeflow Trainer and KServe (Standard mode) only talk to the API server, and admission webhooks
-      are called by the API server in the operators' namespaces, not here;
+      Serve ports (:data:`RAY_OPERATOR_PORTS`). No other operator connects to the kit's pods: Kueue
+      v0.19.2, Kubeflow Trainer v2.3.0 and KServe v0.20.0 only talk to the API server (KServe's
+      pkg/controller has no HTTP client: an InferenceService is ready when its Deployment is), and
+      admission webhooks are called by the API server in the operators' namespaces, not here;
     - ``egress-dns-and-namespace``: pods reach cluster DNS and the namespace's pods, nothing else
-      (kubelet pulls the images; the models and data are on volumes);
+      (kubelet pulls the images; the models and data are on volumes). Trainer's ``TrainJobStatus``
+      status server, which training pods would call in ``kubeflow-system``, is an alpha feature gate,
+      off in v2.3.0 (pkg/features/features.go), and the kit's training reports no status to it;
     - ``egress-api-server``: pods labelled :data:`kit.k8s.builders.pods.API_ACCESS_LABEL` (the head of an
       autoscaling Ray cluster) also reach the API server ports. ``api_server_cidr`` narrows where:
       the address of ``kubectl get endpointslices -n default -l kubernetes.io/service-name=kubernetes``.
