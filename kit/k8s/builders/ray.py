@@ -31,7 +31,7 @@ def _ray_container(name: str, image: str, cpu: str, memory: str, gpus: int = 0) 
         if name == "ray-head"
         else None
     )
-    return pods.container(name, image, cpu, memory, gpus=gpus, ports=ports, volume_mounts=[_RAY_TMP])
+    return pods.container(name, image, cpu, memory, gpus=gpus, ports=ports, volume_mounts=[dict(_RAY_TMP)])
 
 
 def _group_template(name: str, image: str, cpu: str, memory: str, gpus: int = 0,

@@ -53,7 +53,7 @@ def _plural(kind: str) -> str:
 
 
 def _rule(group: str, resources: list[str], verbs: list[str], names: list[str] | None = None) -> dict[str, Any]:
-    rule: dict[str, Any] = {"apiGroups": [group], "resources": resources, "verbs": verbs}
+    rule: dict[str, Any] = {"apiGroups": [group], "resources": list(resources), "verbs": list(verbs)}
     if names:
         rule["resourceNames"] = names
     return rule
