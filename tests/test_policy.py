@@ -52,6 +52,9 @@ POLICY_CASES = [
     ("ray-port-nodeport.yaml", ["spec.ports[0].port"], "Ray port 8265 (dashboard and Jobs API) must not"),
     ("literal-token-env.yaml", ["spec.containers[0].env[0].value"], "env var HF_TOKEN holds a literal value"),
     ("literal-secret.yaml", ["stringData"], "literal secret stringData"),
+    ("ray-autoscaler-unrestricted.yaml", ["spec.autoscalerOptions.securityContext.allowPrivilegeEscalation",
+                                          "spec.autoscalerOptions.securityContext.capabilities.drop"],
+     "autoscaler sidecar (KubeRay adds it to the head pod)"),
 ]
 
 

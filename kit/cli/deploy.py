@@ -3,6 +3,7 @@
 ``plan`` validates the plan, writes each step under build/deploy/ and prints the commands that
 apply, wait for, query and delete it (``--json``: the steps, files and commands as data);
 ``apply`` applies each step, waits for it and asks both servers; ``delete`` removes the workloads.
+``--pin-image IMAGE@sha256:...`` (repeatable) pins that image by digest in every step.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--profile", choices=("kind", "cluster"), default=None,
                         help="sizing of the target (default: what the kube context suggests)")
     parser.add_argument("--image", default="", help="the kit image in your registry (default: the lock's tag)")
+    parser.add_argument("--pin-image", action="append", default=[], metavar="IMAGE@sha256:DIGEST",
+                        help="pin IMAGE (as the manifests name it) to this digest in every step (repeatable)")
     parser.add_argument("--step", action="append", default=None, help="only this step (repeatable)")
     parser.add_argument("--out", type=Path, default=None, help="where plan writes the files (build/deploy/)")
     parser.add_argument("--json", action="store_true", help="plan: print the steps, files and commands as JSON")
@@ -37,12 +40,17 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     from kit.deploy import layout
     from kit.deploy import plan as stage09
+    from kit.k8s.builders import pods
     from kit.k8s.live import context
 
     parser = _parser()
     args = parser.parse_args(argv)
     profile = args.profile or context.detect().profile
     plan = stage09.build_plan(layout.sizing_for(profile, args.image))
+    pins = pods.parse_pins(args.pin_image)
+    pods.check_pins(plan.documents(), pins)
+    for step in plan.steps:
+        step.documents = pods.pin_images(step.documents, pins)
     try:
         steps = [plan.step(name) for name in args.step] if args.step else plan.steps
     except stage09.UnknownStep as error:

@@ -22,7 +22,7 @@ A new resource is one line in :data:`BASE`, e.g.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,7 @@ from kit import versions
 from kit.config.serve import ServeConfig
 from kit.config.train import TrainConfig
 from kit.deploy import operators
-from kit.k8s.builders import core, kueue, ray, runtime, serving, to_yaml, training
+from kit.k8s.builders import core, kueue, pods, ray, rbac, runtime, serving, to_yaml, training
 from kit.paths import REPO_ROOT as REPO
 from kit.versions import CLUSTER_QUEUE, KIND_CLUSTER, LOCAL_QUEUE, NAMESPACE, RAY_CLUSTER
 
@@ -73,6 +73,7 @@ class Sizing:
 
 
 Docs = dict | list[dict]
+Pins = Mapping[str, str]  # image -> the same image pinned by digest
 Builder = Callable[[Sizing], Docs]
 
 BASE_SIZE = Sizing()
@@ -90,9 +91,10 @@ def sizing_for(profile: str, image: str = "") -> Sizing:
 
 
 def platform(size: Sizing) -> list[dict]:
-    """The namespace, enforcing ``restricted``, with its quota, defaults and network policy."""
+    """The namespace, enforcing ``restricted``, with its quota, defaults, network policies and the learners'
+    access (:mod:`kit.k8s.builders.rbac`)."""
     return [core.namespace(NAMESPACE), core.resource_quota(NAMESPACE, size.cpu, size.memory, gpus=size.gpus),
-            core.limit_range(NAMESPACE), core.network_policy(NAMESPACE)]
+            core.limit_range(NAMESPACE), *core.network_policies(NAMESPACE), *rbac.learner_access(NAMESPACE)]
 
 
 def queues(size: Sizing) -> list[dict]:
@@ -223,9 +225,9 @@ def _docs(built: Docs) -> list[dict]:
     return [built] if isinstance(built, dict) else list(built)
 
 
-def build(builders: dict[str, Builder], size: Sizing) -> dict[str, list[dict]]:
-    """Every file's documents for one sizing."""
-    return {name: _docs(builder(size)) for name, builder in builders.items()}
+def build(builders: dict[str, Builder], size: Sizing, pins: Pins | None = None) -> dict[str, list[dict]]:
+    """Every file's documents for one sizing, images named in ``pins`` pinned by digest (:func:`pods.pin_images`)."""
+    return {name: pods.pin_images(_docs(builder(size)), pins or {}) for name, builder in builders.items()}
 
 
 def expected_overlay(name: str) -> list[dict]:
@@ -258,12 +260,12 @@ def _target(doc: dict) -> dict:
     return target
 
 
-def render_overlay(name: str) -> dict[str, str]:
+def render_overlay(name: str, pins: Pins | None = None) -> dict[str, str]:
     """Files of ``overlays/<name>/``: patches for changed documents, whole files for new ones."""
-    base = {identity(doc): doc for docs in build(BASE, BASE_SIZE).values() for doc in docs}
+    base = {identity(doc): doc for docs in build(BASE, BASE_SIZE, pins).values() for doc in docs}
     files: dict[str, str] = {}
     resources, patches = ["../../base"], []
-    for file_name, docs in build(BASE, OVERLAYS[name]).items():
+    for file_name, docs in build(BASE, OVERLAYS[name], pins).items():
         added = [doc for doc in docs if identity(doc) not in base]
         if added:
             files[file_name] = _yaml_file(added)
@@ -280,13 +282,17 @@ def render_overlay(name: str) -> dict[str, str]:
     return {f"overlays/{name}/{path}": text for path, text in files.items()}
 
 
-def render() -> dict[str, str]:
-    """Every generated file under ``clusters/``: relative path -> text."""
-    files = {f"base/{name}": _yaml_file(docs) for name, docs in build(BASE, BASE_SIZE).items()}
+def render(pins: Pins | None = None) -> dict[str, str]:
+    """Every generated file under ``clusters/``: relative path -> text; ``pins`` (:func:`pods.parse_pins`) pin
+    those images by digest (``python -m kit manifests write --root DIR --pin-image IMAGE@sha256:...``)."""
+    if pins:
+        built = [build(BASE, size) for size in (BASE_SIZE, *OVERLAYS.values())] + [build(STANDALONE, BASE_SIZE)]
+        pods.check_pins([doc for files in built for docs in files.values() for doc in docs], pins)
+    files = {f"base/{name}": _yaml_file(docs) for name, docs in build(BASE, BASE_SIZE, pins).items()}
     files["base/kustomization.yaml"] = _kustomization(list(BASE))
     for name in OVERLAYS:
-        files.update(render_overlay(name))
-    files.update({f"standalone/{name}": _yaml_file(docs) for name, docs in build(STANDALONE, BASE_SIZE).items()})
+        files.update(render_overlay(name, pins))
+    files.update({f"standalone/{name}": _yaml_file(docs) for name, docs in build(STANDALONE, BASE_SIZE, pins).items()})
     files["kind-config.yaml"] = _yaml_file(kind_config())
     files["install-operators.sh"] = operators.install_script()
     return files
@@ -295,9 +301,9 @@ def render() -> dict[str, str]:
 EXECUTABLE = frozenset({"install-operators.sh"})
 
 
-def write(root: Path = CLUSTERS) -> list[Path]:
+def write(root: Path = CLUSTERS, pins: Pins | None = None) -> list[Path]:
     """Write every generated file (removing generated files that no longer are); return the paths written."""
-    files = render()
+    files = render(pins)
     for stray in _generated_on_disk(root) - set(files):
         (root / stray).unlink()
     written = []
@@ -319,9 +325,9 @@ def _generated_on_disk(root: Path) -> set[str]:
             if p.is_file() and str(p.relative_to(root)) not in HANDWRITTEN}
 
 
-def check(root: Path = CLUSTERS) -> list[str]:
+def check(root: Path = CLUSTERS, pins: Pins | None = None) -> list[str]:
     """How ``root`` differs from what the kit generates (empty when current)."""
-    files = render()
+    files = render(pins)
     problems = []
     for relative, text in files.items():
         path = root / relative

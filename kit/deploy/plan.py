@@ -135,8 +135,8 @@ def build_plan(size: clusters.Sizing = clusters.BASE_SIZE, *, train_config: Trai
     platform = [*clusters.platform(size), *clusters.queues(size), runtime.torch_distributed_restricted()]
     steps = [
         Step("platform", "Namespace, quota and queues",
-             "the namespace (Pod Security restricted), its ResourceQuota, LimitRange and NetworkPolicy, Kueue's "
-             "flavor and queues, and the restricted training runtime (stage 01)", platform),
+             "the namespace (Pod Security restricted), its ResourceQuota, LimitRange, NetworkPolicies and the "
+             "learners' Role, Kueue's flavor and queues, and the restricted training runtime (stage 01)", platform),
         Step("storage", "Shared volumes and the model",
              "a volume for models, with a Job that trains the digits model into it with train_func (the serving "
              "artifact both servers read; the RayJob and TrainJob then write theirs there), and a volume for the "

@@ -3,7 +3,9 @@
 Every namespace the kit creates enforces the Pod Security Standards ``restricted``
 profile, caps what its workloads may request (ResourceQuota), gives containers
 that forgot their requests a default (LimitRange) and accepts traffic only from
-itself and the operators. Pods and Jobs reuse :mod:`kit.k8s.builders.pods`, so they
+itself and, on the Ray head's dashboard and Serve ports, the KubeRay operator, and
+lets pods reach only cluster DNS, each other and (pods that call it) the API server
+(:func:`network_policies`). Pods and Jobs reuse :mod:`kit.k8s.builders.pods`, so they
 pass that profile.
 """
 
@@ -16,8 +18,28 @@ from kit.k8s.builders import pods
 
 PSS_LEVEL = "restricted"
 GPU_RESOURCE = "nvidia.com/gpu"
-#: Namespaces whose controllers talk to workload pods (KubeRay submits jobs to the Ray head).
-OPERATOR_NAMESPACES = ("ray-system", "kubeflow-system", "kserve", "kueue-system")
+_NAME_LABEL = "kubernetes.io/metadata.name"  # the API server sets it on every Namespace
+
+#: Where the KubeRay operator runs and the label of its pods. ``app.kubernetes.io/component: kuberay-operator``
+#: is on the pods of both upstream installs at v1.7.0: the Helm chart (helm-chart/kuberay-operator/
+#: templates/deployment.yaml, ``componentOverride: kuberay-operator`` in values.yaml) and the kustomize
+#: manifests (ray-operator/config/manager/manager.yaml); ``app.kubernetes.io/name`` differs between them.
+KUBERAY_NAMESPACE = versions.OPERATOR_NAMESPACES["kuberay"]
+KUBERAY_OPERATOR_LABELS = {"app.kubernetes.io/component": "kuberay-operator"}
+#: The Ray head pod, as KubeRay labels it (``ray.io/node-type: head``, utils/constant.go).
+RAY_HEAD_LABELS = {f"{versions.RAY_GROUP}/node-type": "head"}
+#: The head ports the KubeRay operator connects to (KubeRay v1.7.0, ray-operator/controllers/ray/):
+#: the dashboard, for RayJob status and stop (``GetJobInfo``/``StopJob`` in rayjob_controller.go) and for
+#: a RayService's Serve apps (``getAndCheckServeStatus``/``updateServeDeployment`` in rayservice_controller.go),
+#: through the head Service's ``dashboard`` port (``utils.FetchHeadServiceURL``); and the Serve proxy, whose
+#: ``/-/healthz`` it asks on the head pod's IP (``updateHeadPodServeLabel``, utils/httpproxy_httpclient.go).
+RAY_OPERATOR_PORTS = (versions.PORTS["ray-dashboard"], versions.PORTS["ray-serve"])
+#: Cluster DNS: CoreDNS (or kube-dns) pods in kube-system carry ``k8s-app: kube-dns``.
+DNS_NAMESPACE = "kube-system"
+DNS_LABELS = {"k8s-app": "kube-dns"}
+#: The API server's ports: 443 on the ``kubernetes`` Service, often 6443 on the control-plane
+#: endpoint the Service leads to (kind, kubeadm); policies see the endpoint, after the Service's NAT.
+API_SERVER_PORTS = (443, 6443)
 
 
 def _metadata(name: str, namespace: str | None = None, labels: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -56,15 +78,54 @@ def limit_range(namespace: str, cpu: str = "500m", memory: str = "512Mi", name: 
                                  "defaultRequest": dict(default)}]}}
 
 
-def network_policy(namespace: str, allowed_namespaces: tuple[str, ...] = OPERATOR_NAMESPACES,
-                   name: str = "same-namespace-and-operators") -> dict[str, Any]:
-    """Ingress only from pods of this namespace and of the operators': everything else is denied."""
-    sources: list[dict[str, Any]] = [{"podSelector": {}}]
-    if allowed_namespaces:
-        sources.append({"namespaceSelector": {"matchExpressions": [
-            {"key": "kubernetes.io/metadata.name", "operator": "In", "values": list(allowed_namespaces)}]}})
+def _ports(numbers: tuple[int, ...], protocols: tuple[str, ...] = ("TCP",)) -> list[dict[str, Any]]:
+    return [{"protocol": protocol, "port": number} for number in numbers for protocol in protocols]
+
+
+def _policy(name: str, namespace: str, selector: dict[str, str], kind: str,
+            rules: list[dict[str, Any]]) -> dict[str, Any]:
+    """A NetworkPolicy of one ``kind`` (Ingress or Egress) for the pods matching ``selector`` (all when empty)."""
+    spec: dict[str, Any] = {"podSelector": {"matchLabels": dict(selector)} if selector else {}, "policyTypes": [kind],
+                            kind.lower(): rules}
     return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": _metadata(name, namespace),
-            "spec": {"podSelector": {}, "policyTypes": ["Ingress"], "ingress": [{"from": sources}]}}
+            "spec": spec}
+
+
+def _namespace_pods(namespace: str, labels: dict[str, str]) -> dict[str, Any]:
+    return {"namespaceSelector": {"matchLabels": {_NAME_LABEL: namespace}}, "podSelector": {"matchLabels": labels}}
+
+
+def network_policies(namespace: str, *, kuberay_namespace: str = KUBERAY_NAMESPACE,
+                     api_server_cidr: str = "0.0.0.0/0") -> list[dict[str, Any]]:
+    """The namespace's traffic rules; whatever no policy allows is denied.
+
+    - ``ingress-same-namespace``: every pod accepts connections from the namespace's own pods
+      (Ray workers and head, torchrun ranks, the RayJob submitter, clients of the servers);
+    - ``ingress-kuberay-operator``: Ray head pods accept the KubeRay operator on the dashboard and
+      Serve ports (:data:`RAY_OPERATOR_PORTS`). No other operator connects to the kit's pods: Kueue
+      v0.19.2, Kubeflow Trainer v2.3.0 and KServe v0.20.0 only talk to the API server (KServe's
+      pkg/controller has no HTTP client: an InferenceService is ready when its Deployment is), and
+      admission webhooks are called by the API server in the operators' namespaces, not here;
+    - ``egress-dns-and-namespace``: pods reach cluster DNS and the namespace's pods, nothing else
+      (kubelet pulls the images; the models and data are on volumes). Trainer's ``TrainJobStatus``
+      status server, which training pods would call in ``kubeflow-system``, is an alpha feature gate,
+      off in v2.3.0 (pkg/features/features.go), and the kit's training reports no status to it;
+    - ``egress-api-server``: pods labelled :data:`kit.k8s.builders.pods.API_ACCESS_LABEL` (the head of an
+      autoscaling Ray cluster) also reach the API server ports. ``api_server_cidr`` narrows where:
+      the address of ``kubectl get endpointslices -n default -l kubernetes.io/service-name=kubernetes``.
+    """
+    dns = _ports((53,), ("UDP", "TCP"))
+    return [
+        _policy("ingress-same-namespace", namespace, {}, "Ingress", [{"from": [{"podSelector": {}}]}]),
+        _policy("ingress-kuberay-operator", namespace, RAY_HEAD_LABELS, "Ingress",
+                [{"from": [_namespace_pods(kuberay_namespace, KUBERAY_OPERATOR_LABELS)],
+                  "ports": _ports(RAY_OPERATOR_PORTS)}]),
+        _policy("egress-dns-and-namespace", namespace, {}, "Egress",
+                [{"to": [_namespace_pods(DNS_NAMESPACE, DNS_LABELS)], "ports": dns},
+                 {"to": [{"podSelector": {}}]}]),
+        _policy("egress-api-server", namespace, {pods.API_ACCESS_LABEL: "true"}, "Egress",
+                [{"to": [{"ipBlock": {"cidr": api_server_cidr}}], "ports": _ports(API_SERVER_PORTS)}]),
+    ]
 
 
 def gpu_scheduling(gpus: int) -> dict[str, Any]:

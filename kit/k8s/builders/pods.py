@@ -5,13 +5,27 @@ Kubernetes admits a pod into a ``restricted`` namespace only when it runs as a
 non-root user, cannot gain privileges, drops all Linux capabilities and uses the
 runtime's default seccomp profile. Ray images run as uid 1000 and write to
 /tmp/ray, so Ray pods also get an emptyDir there.
+
+A pod gets a Kubernetes API token only when it calls the API (``calls_api``): the
+token is what an attacker who runs code in the pod would use next, and none of the
+kit's workloads but the Ray autoscaler needs one. Such pods also carry
+:data:`API_ACCESS_LABEL`, which the namespace's egress policy lets reach the API
+server (:func:`kit.k8s.builders.core.network_policies`).
 """
 
 from __future__ import annotations
 
+import copy
+import re
+from collections.abc import Iterable, Mapping
 from typing import Any
 
+from kit.errors import KitError
+from kit.k8s import traverse
+
 RAY_UID = 1000
+#: On the pods that call the Kubernetes API (they keep their token and may reach the API server).
+API_ACCESS_LABEL = "cnai-kit/api-access"
 
 
 def restricted_security_context(uid: int = RAY_UID) -> dict[str, Any]:
@@ -69,13 +83,66 @@ def container(
     return spec
 
 
-def pod_template(containers: list[dict[str, Any]],
-                 volumes: list[dict[str, Any]] | None = None, labels: dict[str, Any] | None = None) -> dict[str, Any]:
-    """A pod template whose pod-level securityContext also satisfies ``restricted``."""
-    spec: dict[str, Any] = {"securityContext": restricted_pod_security_context(), "containers": containers}
+def api_access(enabled: bool = False) -> dict[str, Any]:
+    """Pod spec field for the service account token: mounted only for pods that call the Kubernetes API."""
+    return {"automountServiceAccountToken": enabled}
+
+
+def pod_template(containers: list[dict[str, Any]], volumes: list[dict[str, Any]] | None = None,
+                 labels: dict[str, Any] | None = None, *, calls_api: bool = False) -> dict[str, Any]:
+    """A pod template whose pod-level securityContext also satisfies ``restricted``; without ``calls_api``
+    the pod gets no API token, with it the pod keeps its token and carries :data:`API_ACCESS_LABEL`."""
+    spec: dict[str, Any] = {"securityContext": restricted_pod_security_context(), **api_access(calls_api),
+                            "containers": containers}
     if volumes:
         spec["volumes"] = volumes
-    template: dict[str, Any] = {"spec": spec}
-    if labels:
-        template["metadata"] = {"labels": labels}
-    return template
+    labels = {**(labels or {}), **({API_ACCESS_LABEL: "true"} if calls_api else {})}
+    return {"metadata": {"labels": labels}, "spec": spec} if labels else {"spec": spec}
+
+
+# --------------------------------------------------------------------------- images pinned by digest
+
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+
+class ImagePinError(KitError, ValueError):
+    """An image pin that is not ``IMAGE@sha256:<64 hex digits>``."""
+
+
+def parse_pins(pins: Iterable[str]) -> dict[str, str]:
+    """``["repo:tag@sha256:..."]`` -> {``repo:tag``: ``repo:tag@sha256:...``}: which image each pin replaces."""
+    parsed: dict[str, str] = {}
+    for pin in pins:
+        image, _, digest = pin.partition("@")
+        if not image or not _DIGEST.match(digest):
+            raise ImagePinError(f"image pin {pin!r} is not IMAGE@sha256:<64 hex digits>",
+                                fix="pin the reference the manifests use, e.g. "
+                                    "ghcr.io/cloud-native-ai-kit/kit:0.1.0-ray2.60.0-cpu@sha256:<digest from "
+                                    "`docker buildx imagetools inspect` or your registry>")
+        parsed[image] = pin
+    return parsed
+
+
+def check_pins(docs: Iterable[dict[str, Any]], pins: Mapping[str, str]) -> None:
+    """Refuse pins that name no image of ``docs``: a misspelt pin would leave its image unpinned unnoticed."""
+    used = {image for doc in docs for _, image in traverse.images(doc)}
+    unused = [image for image in pins if image not in used]
+    if unused:
+        raise ImagePinError(f"no manifest uses {', '.join(unused)}; the images in use: {', '.join(sorted(used))}",
+                            fix="pin an image exactly as the manifests name it (tag included), then @sha256:...")
+
+
+def pin_images(docs: Iterable[dict[str, Any]], pins: Mapping[str, str]) -> list[dict[str, Any]]:
+    """Copies of ``docs`` in which every ``image`` field naming a key of ``pins`` (:func:`parse_pins`)
+    becomes its digest-pinned reference; other images stay as built."""
+    pinned = []
+    for doc in docs:
+        doc = copy.deepcopy(doc)
+        for path, image in traverse.images(doc):
+            if image in pins:
+                parent: Any = doc
+                for part in path[:-1]:
+                    parent = parent[part]
+                parent[path[-1]] = pins[image]
+        pinned.append(doc)
+    return pinned

@@ -1,4 +1,14 @@
-"""KubeRay resources (``ray.io/v1``, KubeRay v1.7.0): the RayCluster a Ray program runs on."""
+"""KubeRay resources (``ray.io/v1``, KubeRay v1.7.0): the RayCluster a Ray program runs on.
+
+Ray pods get no Kubernetes API token, except the head of an autoscaling cluster: KubeRay
+injects the autoscaler sidecar into the head pod, makes a ServiceAccount named after the
+cluster with a Role to get/list/watch/patch pods and get/patch its RayCluster, and sets it
+as the head's ``serviceAccountName`` (``DefaultHeadPodTemplate`` in
+ray-operator/controllers/ray/common/pod.go, ``BuildRole`` in common/rbac.go, v1.7.0). The
+sidecar's securityContext is ``autoscalerOptions.securityContext`` and nothing else
+(``mergeAutoscalerOverrides`` copies it whole), so the kit sets a restricted one there:
+without it the sidecar has none and a ``restricted`` namespace refuses the head pod.
+"""
 
 from __future__ import annotations
 
@@ -21,12 +31,14 @@ def _ray_container(name: str, image: str, cpu: str, memory: str, gpus: int = 0) 
         if name == "ray-head"
         else None
     )
-    return pods.container(name, image, cpu, memory, gpus=gpus, ports=ports, volume_mounts=[_RAY_TMP])
+    return pods.container(name, image, cpu, memory, gpus=gpus, ports=ports, volume_mounts=[dict(_RAY_TMP)])
 
 
-def _group_template(name: str, image: str, cpu: str, memory: str, gpus: int = 0) -> dict[str, Any]:
+def _group_template(name: str, image: str, cpu: str, memory: str, gpus: int = 0,
+                    calls_api: bool = False) -> dict[str, Any]:
     return pods.pod_template(
-        [_ray_container(name, image, cpu, memory, gpus)], volumes=[{"name": "ray-tmp", "emptyDir": {}}]
+        [_ray_container(name, image, cpu, memory, gpus)], volumes=[{"name": "ray-tmp", "emptyDir": {}}],
+        calls_api=calls_api,
     )
 
 
@@ -59,7 +71,8 @@ def raycluster_spec(
         "headGroupSpec": {
             # num-cpus 0: the head schedules no work, so it never starves the control plane.
             "rayStartParams": {"num-cpus": "0"},
-            "template": _group_template("ray-head", image, head_cpu, head_memory),
+            # the autoscaler sidecar in the head pod calls the API with the ServiceAccount KubeRay binds
+            "template": _group_template("ray-head", image, head_cpu, head_memory, calls_api=autoscaling),
         },
         "workerGroupSpecs": [
             {
@@ -72,6 +85,8 @@ def raycluster_spec(
             }
         ],
     }
+    if autoscaling:
+        spec["autoscalerOptions"] = {"securityContext": pods.restricted_security_context()}
     if gpu_workers:
         spec["workerGroupSpecs"].append(
             {

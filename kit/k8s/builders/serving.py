@@ -25,6 +25,12 @@ MODELS_CLAIM = "kit-models"
 #: Where training writes the serving artifact on the models volume, and where the RayService reads it.
 MODEL_PATH = f"{MODELS_MOUNT}/{MODEL_NAME}"
 KSERVE_PORT = 8080
+#: KServe v0.20.0 in Standard mode makes no Ingress (nor Gateway API HTTPRoute) for an InferenceService with
+#: this label: ``RawIngressReconciler.Reconcile`` (reconcilers/ingress/kube_ingress_reconciler.go) and
+#: ``RawHTTPRouteReconciler.Reconcile`` (httproute_reconciler.go) read ``constants.NetworkVisibility``.
+#: ``networking.knative.dev/visibility`` is the Serverless (Knative) mode's key, which Standard mode ignores.
+VISIBILITY_LABEL = "networking.kserve.io/visibility"
+CLUSTER_LOCAL = "cluster-local"
 
 
 def models_volume(claim: str = MODELS_CLAIM, read_only: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -132,7 +138,8 @@ def inferenceservice(
     max_replicas: int = 2,
     canary_traffic_percent: int | None = None,
 ) -> dict[str, Any]:
-    """An InferenceService with the kit's predictor as a custom container, in Standard mode.
+    """An InferenceService with the kit's predictor as a custom container, in Standard mode, reachable only
+    inside the cluster (:data:`VISIBILITY_LABEL`; ``kubectl port-forward`` from outside).
 
     ``canary_traffic_percent`` (0-100) sends that share of traffic to the newest revision
     and the rest to the last one that was ready; ``None`` leaves the field out (100%).
@@ -161,6 +168,7 @@ def inferenceservice(
     return {
         "apiVersion": versions.KSERVE_API_VERSION,
         "kind": "InferenceService",
-        "metadata": {"name": name, "namespace": namespace, "annotations": {DEPLOYMENT_MODE: "Standard"}},
+        "metadata": {"name": name, "namespace": namespace, "labels": {VISIBILITY_LABEL: CLUSTER_LOCAL},
+                     "annotations": {DEPLOYMENT_MODE: "Standard"}},
         "spec": {"predictor": predictor},
     }

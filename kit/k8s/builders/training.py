@@ -139,6 +139,7 @@ def _torch_pod_template(container_name: str, image: str, command: list[str], cpu
     return {
         "spec": {
             "securityContext": pods.restricted_pod_security_context(),
+            **pods.api_access(),  # no API token: these pods never call the Kubernetes API
             "containers": [
                 {
                     "name": container_name,
@@ -204,6 +205,7 @@ def _ray_pod_template(container_name: str, image: str, cpu: str, memory: str, gp
     template: dict[str, Any] = {
         "spec": {
             "securityContext": pods.restricted_pod_security_context(),
+            **pods.api_access(),  # no API token: these pods never call the Kubernetes API
             "containers": [
                 {
                     "name": container_name,
@@ -287,6 +289,7 @@ def rayjob(
                 "spec": {
                     "restartPolicy": "Never",
                     "securityContext": pods.restricted_pod_security_context(),
+                    **pods.api_access(),  # `ray job submit` talks to the head's dashboard, not to the API
                     "containers": [
                         {
                             "name": "ray-job-submitter",

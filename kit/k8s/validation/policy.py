@@ -11,6 +11,12 @@ profile as far as a manifest shows it:
 - volumes only of the types restricted allows (no ``hostPath``); no ``hostNetwork``,
   ``hostPID``, ``hostIPC``, ``hostPort`` or ``privileged``.
 
+A RayCluster spec with ``enableInTreeAutoscaling: true`` gets a container the manifest does
+not show: KubeRay v1.7.0 injects the autoscaler sidecar into the head pod and gives it
+``autoscalerOptions.securityContext`` as its whole securityContext (``mergeAutoscalerOverrides``
+in ray-operator/controllers/ray/common/pod.go), so that field must pass the container rules
+(the head pod's securityContext may supply runAsNonRoot and seccompProfile).
+
 The kit adds: cpu and memory requests and limits on every container; Ray token
 auth (``authOptions: {mode: token}``) on every RayCluster spec; no Ray port (GCS
 6379, dashboard/Jobs API 8265, client 10001) on a NodePort or LoadBalancer
@@ -43,6 +49,9 @@ RAY_PORTS: dict[int, str] = {PORTS["ray-gcs"]: "GCS", PORTS["ray-dashboard"]: "d
 EXPOSING_SERVICE_TYPES = frozenset({"NodePort", "LoadBalancer"})
 SECRET_ENV_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|KEY", re.IGNORECASE)
 RESOURCE_NAMES = ("cpu", "memory")
+#: What KubeRay v1.7.0 gives the autoscaler sidecar without ``autoscalerOptions.resources``
+#: (``BuildAutoscalerContainer`` in ray-operator/controllers/ray/common/pod.go).
+AUTOSCALER_RESOURCES = {"requests": {"cpu": "500m", "memory": "512Mi"}, "limits": {"cpu": "500m", "memory": "512Mi"}}
 
 _RESTRICTED = "(Pod Security restricted)"
 
@@ -217,6 +226,8 @@ def ray_cluster_problems(base: PathParts, cluster: dict[str, Any]) -> list[tuple
         found.append(((*base, "authOptions", "mode"),
                       f"authOptions.mode must be 'token', got {auth.get('mode')!r}"))
     head = _mapping(cluster.get("headGroupSpec"))
+    if cluster.get("enableInTreeAutoscaling") is True:
+        found += autoscaler_problems(base, cluster)
     ports = ", ".join(str(p) for p in RAY_PORTS)
     if head.get("serviceType") in EXPOSING_SERVICE_TYPES:
         found.append(((*base, "headGroupSpec", "serviceType"),
@@ -228,6 +239,32 @@ def ray_cluster_problems(base: PathParts, cluster: dict[str, Any]) -> list[tuple
                       f"headService type {head_service_spec['type']} exposes the Ray head's ports ({ports}) "
                       "outside the cluster; use ClusterIP and kubectl port-forward"))
     return found
+
+
+def autoscaler_problems(base: PathParts, cluster: dict[str, Any]) -> list[tuple[PathParts, str]]:
+    """Pod Security ``restricted`` for the autoscaler sidecar KubeRay injects into the head pod.
+
+    Its securityContext is ``autoscalerOptions.securityContext``; its resources are
+    ``autoscalerOptions.resources`` when set, else KubeRay's (:data:`AUTOSCALER_RESOURCES`).
+    """
+    options = _mapping(cluster.get("autoscalerOptions"))
+    sidecar = {"securityContext": options.get("securityContext"),
+               "resources": options.get("resources") or AUTOSCALER_RESOURCES}
+    where = (*base, "autoscalerOptions")
+    found = container_problems(where, "autoscaler", sidecar)
+    head_pod = _mapping(_mapping(_mapping(cluster.get("headGroupSpec")).get("template")).get("spec"))
+    pod_context = _mapping(head_pod.get("securityContext"))
+    context = _mapping(options.get("securityContext"))
+    for key, good, expected in (("runAsNonRoot", _is_true, "runAsNonRoot must be true"),
+                                ("seccompProfile", _good_seccomp,
+                                 f"seccompProfile.type must be {' or '.join(ALLOWED_SECCOMP_TYPES)}")):
+        value = context.get(key)
+        if value is None and pod_context.get(key) is None:
+            found.append(((*where, "securityContext", key),
+                          f"{expected} here or in the head pod's securityContext {_RESTRICTED}"))
+        elif value is not None and not good(value):
+            found.append(((*where, "securityContext", key), f"{expected} {_RESTRICTED}"))
+    return [(path, f"autoscaler sidecar (KubeRay adds it to the head pod): {message}") for path, message in found]
 
 
 def service_problems(doc: dict[str, Any]) -> list[tuple[PathParts, str]]:
