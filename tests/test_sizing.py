@@ -1,0 +1,140 @@
+"""kit.deploy.requests sums what manifests request; kit.deploy.sizing budgets clusters with the operators."""
+
+from __future__ import annotations
+
+import pytest
+
+from kit.deploy import requests as req
+from kit.deploy.requests import Requests
+from kit.versions import QUEUE_LABEL
+
+
+def _container(cpu: str, memory: str, name: str = "c", gpus: int = 0, **extra) -> dict:
+    amounts = {"cpu": cpu, "memory": memory, **({"nvidia.com/gpu": str(gpus)} if gpus else {})}
+    return {"name": name, "resources": {"requests": amounts, "limits": amounts}, **extra}
+
+
+def _pod(*containers: dict, init: tuple[dict, ...] = ()) -> dict:
+    spec: dict = {"containers": list(containers)}
+    if init:
+        spec["initContainers"] = list(init)
+    return spec
+
+
+def _meta(name: str, queue: str | None = None) -> dict:
+    return {"name": name, **({"labels": {QUEUE_LABEL: queue}} if queue else {})}
+
+
+@pytest.mark.parametrize(("cpu", "memory", "expected"), [
+    ("500m", "512Mi", Requests(500, 512 * 2**20)),
+    ("2", "2Gi", Requests(2000, 2 * 2**30)),
+    ("0.25", "1G", Requests(250, 10**9)),
+    (1, "1e3", Requests(1000, 1000)),
+    ("100u", "1.5Ki", Requests(1, 1536)),  # a millicore at least: the scheduler rounds up too
+])
+def test_quantities_parse_exactly(cpu, memory, expected):
+    assert Requests.parse(cpu, memory) == expected
+
+
+def test_bad_quantity_names_the_resource():
+    with pytest.raises(req.QuantityError, match="memory '2 GB'") as error:
+        Requests.parse("1", "2 GB")
+    assert "512Mi" in error.value.fix
+
+
+def test_requests_arithmetic_and_formatting():
+    a, b = Requests.parse("1500m", "1Gi", 1), Requests.parse("500m", "512Mi")
+    assert a + b == Requests(2000, 1536 * 2**20, 1) and a - b == Requests(1000, 512 * 2**20, 1)
+    assert 2 * b == b * 2 == Requests(1000, 2**30)
+    assert (a + b).cpu == "2" and (a + b).memory == "1536Mi" and a.cpu == "1500m"
+    assert b.fits(a) and not a.fits(b) and a.short_of(b) == ["cpu", "memory", "gpus"]
+    assert str(a) == "1.5 cpu, 1.00 GiB, 1 gpu"
+
+
+def test_pod_request_counts_sidecars_and_the_largest_init_container():
+    main = _container("1", "1Gi")
+    big_init = _container("3", "256Mi", "init")
+    sidecar = _container("200m", "128Mi", "proxy", restartPolicy="Always")
+    assert req.pod_requests(_pod(main, init=(big_init,))) == Requests(3000, 2**30)
+    # a sidecar runs beside the app containers and beside init containers declared after it
+    late_init = _container("100m", "2Gi", "late")
+    assert req.pod_requests(_pod(main, init=(sidecar, late_init))) == Requests(1200, 2**31 + 128 * 2**20)
+
+
+def test_jobs_deployments_and_queue_labels():
+    job = {"kind": "Job", "metadata": _meta("j", "q"),
+           "spec": {"parallelism": 4, "completions": 3, "template": {"spec": _pod(_container("500m", "1Gi"))}}}
+    deployment = {"kind": "Deployment", "metadata": _meta("d"),
+                  "spec": {"replicas": 2, "template": {"spec": _pod(_container("250m", "256Mi"))}}}
+    totals = req.requests_of([job, deployment, {"kind": "ConfigMap", "metadata": _meta("c")}])
+    assert totals == {req.QUEUED: Requests(1500, 3 * 2**30), req.UNQUEUED: Requests(500, 512 * 2**20)}
+    names = [(w.name, w.queued, w.pods) for w in req.workloads([job, deployment])]
+    assert names == [("Job/j", True, 3), ("Deployment/d", False, 2)]
+
+
+def _ray_cluster(autoscaling: bool = False) -> dict:
+    return {"headGroupSpec": {"template": {"spec": _pod(_container("250m", "1Gi"))}},
+            "enableInTreeAutoscaling": autoscaling,
+            "workerGroupSpecs": [{"groupName": "w", "replicas": 2, "numOfHosts": 2,
+                                  "template": {"spec": _pod(_container("1", "2Gi", gpus=1))}},
+                                 {"groupName": "idle", "minReplicas": 1,
+                                  "template": {"spec": _pod(_container("1", "1Gi"))}}]}
+
+
+def test_ray_kinds_count_head_workers_hosts_autoscaler_and_submitter():
+    workers = Requests(4000, 8 * 2**30, 4) + Requests(1000, 2**30)
+    head = Requests(250, 2**30)
+    cluster = {"apiVersion": "ray.io/v1", "kind": "RayCluster", "metadata": _meta("rc", "q"), "spec": _ray_cluster()}
+    assert req.workloads([cluster])[0].requests == head + workers
+    autoscaled = {**cluster, "spec": _ray_cluster(autoscaling=True)}
+    assert req.workloads([autoscaled])[0].requests == head + workers + Requests(500, 512 * 2**20)
+    job = {"apiVersion": "ray.io/v1", "kind": "RayJob", "metadata": _meta("rj", "q"),
+           "spec": {"rayClusterSpec": _ray_cluster()}}
+    default_submitter = Requests(500, 200 * 2**20)
+    [workload] = req.workloads([job])
+    assert workload.requests == head + workers + default_submitter and workload.pods == 1 + 4 + 1 + 1
+    http_mode = {**job, "spec": {**job["spec"], "submissionMode": "HTTPMode"}}
+    assert req.workloads([http_mode])[0].requests == head + workers
+    service = {"apiVersion": "ray.io/v1", "kind": "RayService", "metadata": _meta("rs"),
+               "spec": {"rayClusterConfig": _ray_cluster()}}
+    assert req.requests_of([service])[req.UNQUEUED] == head + workers
+
+
+def _runtime(name: str = "rt", nodes: int = 1) -> dict:
+    node = {"name": "node", "template": {
+        "metadata": {"labels": {req.TRAINER_ANCESTOR[0]: req.TRAINER_ANCESTOR[1]}},
+        "spec": {"template": {"spec": _pod(_container("1", "2Gi", "node"), _container("100m", "64Mi", "log"))}}}}
+    init = {"name": "dataset-initializer", "template": {
+        "spec": {"template": {"spec": _pod(_container("2", "4Gi", "dataset-initializer"))}}}}
+    return {"kind": "ClusterTrainingRuntime", "metadata": {"name": name},
+            "spec": {"mlPolicy": {"numNodes": nodes}, "template": {"spec": {"replicatedJobs": [init, node]}}}}
+
+
+def test_trainjob_merges_resources_per_node_over_the_runtime_and_counts_nodes():
+    trainjob = {"kind": "TrainJob", "metadata": _meta("tj", "q"),
+                "spec": {"runtimeRef": {"name": "rt"},
+                         "trainer": {"numNodes": 3, "resourcesPerNode": {"requests": {"cpu": "4"}}}}}
+    [workload] = req.workloads([_runtime(), trainjob])
+    # the initializer once; three nodes of (4 cpu, the runtime's 2Gi) plus the log sidecar container
+    assert workload.requests == Requests(2000, 4 * 2**30) + 3 * Requests(4100, 2 * 2**30 + 64 * 2**20)
+    assert workload.pods == 4
+    from_policy = {**trainjob, "spec": {"runtimeRef": {"name": "rt"}, "trainer": {}}}
+    assert req.workloads([_runtime(nodes=2), from_policy])[0].requests == \
+        Requests(2000, 4 * 2**30) + 2 * Requests(1100, 2 * 2**30 + 64 * 2**20)
+    # without the runtime among the documents, only the trainer's own fields count
+    assert req.workloads([trainjob])[0].requests == Requests(12000, 0)
+
+
+def test_inferenceservice_counts_each_component_times_min_replicas():
+    isvc = {"kind": "InferenceService", "metadata": _meta("m"), "spec": {
+        "predictor": {"minReplicas": 2, "model": _container("1", "1Gi", "kserve-container")},
+        "transformer": {"containers": [_container("500m", "512Mi")]}}}
+    [workload] = req.workloads([isvc])
+    assert workload.requests == Requests(2500, 5 * 2**29) and not workload.queued and workload.pods == 3
+
+
+def test_other_kinds_count_each_template_times_its_replicas():
+    pytorchjob = {"kind": "PyTorchJob", "metadata": _meta("p"), "spec": {"pytorchReplicaSpecs": {
+        "Master": {"replicas": 1, "template": {"spec": _pod(_container("1", "1Gi"))}},
+        "Worker": {"replicas": 3, "template": {"spec": _pod(_container("2", "1Gi"))}}}}}
+    assert req.workloads([pytorchjob])[0].requests == Requests(7000, 4 * 2**30)
