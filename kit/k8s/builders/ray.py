@@ -1,14 +1,43 @@
-"""KubeRay resources (``ray.io/v1``, KubeRay v1.7.0): the RayCluster a Ray program runs on."""
+"""KubeRay resources (``ray.io/v1``, KubeRay v1.7.0): the RayCluster a Ray program runs on.
+
+Every Ray pod gets an emptyDir at ``/tmp/ray`` (Ray's session files; the image runs as uid 1000) and an
+in-memory emptyDir at ``/dev/shm`` for Ray's object store (a container's own /dev/shm is 64 MiB, and Ray
+then keeps objects on disk). The head runs ``num-cpus: 0`` (it schedules, runs GCS, the dashboard and,
+for Serve, the controller and proxy; no tasks), so it requests less than a worker: :data:`HEAD_CPU`.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from kit import versions
-from kit.k8s.builders import pods
+from kit.k8s.builders import kueue, pods
 from kit.versions import QUEUE_LABEL, RAY_API_VERSION, RAY_CLUSTER
 
 _RAY_TMP = {"name": "ray-tmp", "mountPath": "/tmp/ray"}
+SHM_VOLUME = "dshm"
+#: A head that runs no tasks (num-cpus 0): half a core and 2 GiB by default (kind: see kit.deploy.layout).
+HEAD_CPU = "500m"
+HEAD_MEMORY = "2Gi"
+#: Ray's default object store is 30% of the memory it sees, capped at 95% of /dev/shm's free space
+#: (ray-project/ray python/ray/_private/resource_and_label_spec.py ``_resolve_memory_resources``,
+#: DEFAULT_OBJECT_STORE_MEMORY_PROPORTION); a third of the container's memory holds it.
+SHM_FRACTION = 3
+
+
+def shm_size(memory: str) -> str:
+    """The ``sizeLimit`` of /dev/shm for a Ray container with ``memory``: a third of it, in whole MiB.
+
+    An in-memory emptyDir counts against the container's memory limit, so this reserves nothing extra.
+    """
+    mib = -(-int(kueue.quantity(memory)) // (SHM_FRACTION * 2**20))
+    return f"{mib}Mi"
+
+
+def shm_volume(memory: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The in-memory emptyDir for Ray's object store and its mount at /dev/shm."""
+    volume = {"name": SHM_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": shm_size(memory)}}
+    return volume, {"name": SHM_VOLUME, "mountPath": "/dev/shm"}
 
 
 def _ray_container(name: str, image: str, cpu: str, memory: str, gpus: int = 0) -> dict[str, Any]:
@@ -21,13 +50,14 @@ def _ray_container(name: str, image: str, cpu: str, memory: str, gpus: int = 0) 
         if name == "ray-head"
         else None
     )
-    return pods.container(name, image, cpu, memory, gpus=gpus, ports=ports, volume_mounts=[_RAY_TMP])
+    shm_mount = shm_volume(memory)[1]
+    return pods.container(name, image, cpu, memory, gpus=gpus, ports=ports, volume_mounts=[dict(_RAY_TMP), shm_mount])
 
 
-def _group_template(name: str, image: str, cpu: str, memory: str, gpus: int = 0) -> dict[str, Any]:
-    return pods.pod_template(
-        [_ray_container(name, image, cpu, memory, gpus)], volumes=[{"name": "ray-tmp", "emptyDir": {}}]
-    )
+def group_template(name: str, image: str, cpu: str, memory: str, gpus: int = 0) -> dict[str, Any]:
+    """A Ray head's (``name="ray-head"``) or worker's pod template: restricted, /tmp/ray and /dev/shm mounted."""
+    volumes = [{"name": "ray-tmp", "emptyDir": {}}, shm_volume(memory)[0]]
+    return pods.pod_template([_ray_container(name, image, cpu, memory, gpus)], volumes=volumes)
 
 
 def raycluster_spec(
@@ -37,8 +67,8 @@ def raycluster_spec(
     max_workers: int | None = None,
     worker_cpu: str = "1",
     worker_memory: str = "2Gi",
-    head_cpu: str = "1",
-    head_memory: str = "2Gi",
+    head_cpu: str = HEAD_CPU,
+    head_memory: str = HEAD_MEMORY,
     gpu_workers: int = 0,
     gpus_per_worker: int = 1,
     autoscaling: bool = False,
@@ -59,7 +89,7 @@ def raycluster_spec(
         "headGroupSpec": {
             # num-cpus 0: the head schedules no work, so it never starves the control plane.
             "rayStartParams": {"num-cpus": "0"},
-            "template": _group_template("ray-head", image, head_cpu, head_memory),
+            "template": group_template("ray-head", image, head_cpu, head_memory),
         },
         "workerGroupSpecs": [
             {
@@ -68,7 +98,7 @@ def raycluster_spec(
                 "minReplicas": min_workers,
                 "maxReplicas": max_workers,
                 "rayStartParams": {},
-                "template": _group_template("ray-worker", image, worker_cpu, worker_memory),
+                "template": group_template("ray-worker", image, worker_cpu, worker_memory),
             }
         ],
     }
@@ -80,7 +110,7 @@ def raycluster_spec(
                 "minReplicas": 0,
                 "maxReplicas": gpu_workers,
                 "rayStartParams": {},
-                "template": _group_template(
+                "template": group_template(
                     "ray-worker", versions.IMAGES["ray-gpu"], worker_cpu, worker_memory, gpus_per_worker
                 ),
             }

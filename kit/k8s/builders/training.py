@@ -25,7 +25,7 @@ from typing import Any
 
 from kit import versions
 from kit.config.train import ConfigError, TrainConfig, as_config
-from kit.k8s.builders import pods, serving
+from kit.k8s.builders import pods, ray, serving
 from kit.versions import QUEUE_LABEL
 
 
@@ -197,33 +197,23 @@ def pytorchjob(
 SHARED_MOUNT = "/mnt/cluster_storage"
 #: The PersistentVolumeClaim of that volume (kit.deploy.layout creates it).
 CHECKPOINT_CLAIM = "kit-checkpoints"
+#: The RayJob's submitter runs `ray job submit` and follows the logs: little CPU.
+SUBMITTER_RESOURCES = ("200m", "512Mi")
 
 
 def _ray_pod_template(container_name: str, image: str, cpu: str, memory: str, gpus: int,
                       shared_claim: str | None = None, models_claim: str | None = None) -> dict[str, Any]:
-    template: dict[str, Any] = {
-        "spec": {
-            "securityContext": pods.restricted_pod_security_context(),
-            "containers": [
-                {
-                    "name": container_name,
-                    "image": image,
-                    "resources": pods.resources(cpu, memory, gpus),
-                    "securityContext": pods.restricted_security_context(),
-                    "volumeMounts": [{"name": "ray-tmp", "mountPath": "/tmp/ray"}],
-                }
-            ],
-            "volumes": [_tmp_volume("ray-tmp")],
-        }
-    }
+    """A Ray head or worker pod (:func:`kit.k8s.builders.ray.group_template`: /tmp/ray, /dev/shm) in ``image``,
+    with the checkpoint and models volumes."""
+    template = ray.group_template(container_name, image, cpu, memory, gpus)
+    pod = template["spec"]
     if shared_claim:
-        pod = template["spec"]
         pod["volumes"].append({"name": "shared", "persistentVolumeClaim": {"claimName": shared_claim}})
         pod["containers"][0]["volumeMounts"].append({"name": "shared", "mountPath": SHARED_MOUNT})
     if models_claim:
         volume, mount = serving.models_volume(models_claim)
-        template["spec"]["volumes"].append(volume)
-        template["spec"]["containers"][0]["volumeMounts"].append(mount)
+        pod["volumes"].append(volume)
+        pod["containers"][0]["volumeMounts"].append(mount)
     return template
 
 
@@ -247,6 +237,8 @@ def rayjob(
     cpu: str = "1",
     memory: str = "2Gi",
     gpus: int = 0,
+    head_cpu: str = ray.HEAD_CPU,
+    head_memory: str = ray.HEAD_MEMORY,
     storage_path: str | None = None,
     checkpoint_claim: str | None = CHECKPOINT_CLAIM,
     max_failures: int = 0,
@@ -291,7 +283,7 @@ def rayjob(
                         {
                             "name": "ray-job-submitter",
                             "image": image,
-                            "resources": pods.resources("500m", "512Mi"),
+                            "resources": pods.resources(*SUBMITTER_RESOURCES),
                             "securityContext": pods.restricted_security_context(),
                         }
                     ],
@@ -302,7 +294,8 @@ def rayjob(
                 "authOptions": {"mode": "token"},
                 "headGroupSpec": {
                     "rayStartParams": {"num-cpus": "0"},  # the head schedules; workers train
-                    "template": _ray_pod_template("ray-head", image, cpu, memory, 0, checkpoint_claim, models_claim),
+                    "template": _ray_pod_template("ray-head", image, head_cpu, head_memory, 0, checkpoint_claim,
+                                                  models_claim),
                 },
                 "workerGroupSpecs": [
                     {
