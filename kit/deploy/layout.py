@@ -105,7 +105,7 @@ KIND_SHARE = sizing.budget(sizing.DOCKER_DESKTOP).available
 #: overlay name -> its Sizing; each becomes clusters/overlays/<name>/.
 OVERLAYS: dict[str, Sizing] = {
     "local-kind": Sizing(cpu=KIND_SHARE.cpu, memory=KIND_SHARE.memory, ray_workers=1,
-                         worker_cpu="500m", worker_memory="1536Mi", head_cpu="500m", head_memory="1536Mi",
+                         worker_cpu="500m", worker_memory="1536Mi", head_cpu="250m", head_memory="1536Mi",
                          server_cpu="200m", server_memory="768Mi", job_cpu="400m", job_memory="1Gi",
                          shared_access_mode="ReadWriteOnce"),
     "gpu": replace(BASE_SIZE, gpus=2),
@@ -161,9 +161,9 @@ def raycluster(size: Sizing) -> dict:
 
 
 def example_job(size: Sizing) -> dict:
-    """A plain batch Job, queued like everything else (stage 01)."""
+    """A plain batch Job, queued like everything else (stage 01); it prints a line, so it asks for little."""
     command = ["python", "-c", "import os; print('hello from', os.uname().nodename)"]
-    return core.batch_job("hello", NAMESPACE, command, parallelism=2, queue=LOCAL_QUEUE)
+    return core.batch_job("hello", NAMESPACE, command, parallelism=2, queue=LOCAL_QUEUE, cpu="100m", memory="128Mi")
 
 
 def trainjob(size: Sizing, config: TrainConfig | dict | None = None) -> dict:

@@ -54,9 +54,10 @@ OPERATORS: tuple[Entry, ...] = (
     _entry("kserve", "kserve-controller-manager", "100m", "200Mi",
            "kserve/kserve v0.20.0 config/manager/manager.yaml (config/default/manager_resources_patch.yaml only "
            "changes limits; the kube-rbac-proxy sidecar of manager_auth_proxy_patch.yaml has no resources)"),
-    _entry("cert-manager", "cert-manager, cert-manager-cainjector, cert-manager-webhook", "0", "0",
-           "cert-manager/cert-manager v1.17.0 deploy/charts/cert-manager/values.yaml (`resources: {}` for the "
-           "controller, webhook and cainjector; cert-manager.yaml is rendered from it)"),
+    *(_entry("cert-manager", name, "0", "0",
+             "cert-manager/cert-manager v1.17.0 deploy/charts/cert-manager/values.yaml (`resources: {}` for the "
+             "controller, webhook and cainjector; the release's cert-manager.yaml is rendered from it)")
+      for name in ("cert-manager", "cert-manager-webhook", "cert-manager-cainjector")),
 )
 
 #: A kind node's own pods (kindest/node v1.35.0, kind v0.31.0), before any operator.
@@ -69,8 +70,9 @@ KIND_SYSTEM: tuple[Entry, ...] = (
            "kubernetes/kubernetes cmd/kubeadm/app/phases/controlplane/manifests.go GetStaticPodSpecs"),
     _entry("kube-system", "etcd", "100m", "100Mi",
            "kubernetes/kubernetes cmd/kubeadm/app/phases/etcd/local.go GetEtcdPodSpec"),
-    _entry("kube-system", "coredns (2 replicas)", "100m", "70Mi",
-           "kubernetes/kubernetes cmd/kubeadm/app/phases/addons/dns/manifests.go CoreDNSDeployment", replicas=2),
+    _entry("kube-system", "coredns", "100m", "70Mi",
+           "kubernetes/kubernetes cmd/kubeadm/app/phases/addons/dns/manifests.go CoreDNSDeployment (2 replicas)",
+           replicas=2),
     _entry("kube-system", "kindnet", "100m", "50Mi",
            "kubernetes-sigs/kind v0.31.0 pkg/build/nodeimage/const_cni.go (local-path-provisioner: no resources)"),
 )
@@ -92,10 +94,10 @@ def total(entries: Iterable[Entry]) -> Requests:
 def table(entries: Iterable[Entry] = (*KIND_SYSTEM, *OPERATORS)) -> str:
     """The entries as a text table (namespace, deployment, cpu, memory), with their total."""
     entries = list(entries)
-    rows = [f"{'namespace':<16} {'deployment':<58} {'cpu':>6} {'memory':>8}"]
-    rows += [f"{e.namespace:<16} {e.name:<58} {e.requests.cpu:>6} {e.requests.memory or '0':>8}" for e in entries]
+    rows = [f"{'namespace':<16} {'deployment':<36} {'cpu':>6} {'memory':>8}"]
+    rows += [f"{e.namespace:<16} {e.name:<36} {e.requests.cpu:>6} {e.requests.memory or '0':>8}" for e in entries]
     summed = total(entries)
-    rows.append(f"{'':<16} {'total':<58} {summed.cpu:>6} {summed.memory:>8}")
+    rows.append(f"{'':<16} {'total':<36} {summed.cpu:>6} {summed.memory:>8}")
     return "\n".join(rows)
 
 
@@ -224,7 +226,6 @@ def check_fit(documents: Iterable[Mapping[str, Any]], budget_: Budget) -> Fit:
             "more than the ClusterQueue's whole quota for " + ", ".join(w.name for w in result.never_admitted)
         raise DoesNotFit(
             f"the plan needs {what}:\n{result.report()}",
-            fix="give Docker Desktop more CPUs/memory (Settings > Resources) and pass the new size with "
-                "--capacity, deploy with --profile kind (the laptop-sized overlay), or lower the sizing in "
-                "kit/deploy/layout.py (OVERLAYS)")
+            fix="give the cluster more (Docker Desktop: Settings > Resources) and pass its size with --capacity, "
+                "or deploy a smaller sizing: --profile kind is the laptop-sized one (kit/deploy/layout.py OVERLAYS)")
     return result
