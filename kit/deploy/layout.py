@@ -72,9 +72,9 @@ class Sizing:
     ray_workers: int = 2
     worker_cpu: str = "1"
     worker_memory: str = "2Gi"
-    #: the Ray head runs ``num-cpus: 0`` (no tasks): less than a worker
-    head_cpu: str = ray.HEAD_CPU
-    head_memory: str = ray.HEAD_MEMORY
+    #: the Ray head runs ``num-cpus: 0`` (GCS, dashboard, Serve's controller and proxy; no tasks): less than a worker
+    head_cpu: str = "500m"
+    head_memory: str = "2Gi"
     #: the InferenceService's predictor
     server_cpu: str = "1"
     server_memory: str = "1Gi"
@@ -230,7 +230,8 @@ PLATFORM_FILES = ("namespace.yaml", "kueue.yaml", "torch-distributed-restricted.
 STANDALONE: dict[str, Builder] = {
     # Autoscaling needs a cluster that may change size, which Kueue's fixed gangs do not allow.
     "raycluster-autoscaling.yaml": lambda size: ray.raycluster(
-        f"{RAY_CLUSTER}-autoscaling", NAMESPACE, workers=1, min_workers=0, max_workers=4, autoscaling=True),
+        f"{RAY_CLUSTER}-autoscaling", NAMESPACE, workers=1, min_workers=0, max_workers=4, autoscaling=True,
+        head_cpu=BASE_SIZE.head_cpu, head_memory=BASE_SIZE.head_memory),
     # Legacy training-operator v1 (kubeflow.org/v1): install-operators.sh does not install it.
     "pytorchjob-legacy.yaml": lambda size: training.pytorchjob(TrainConfig(workers=2), namespace=NAMESPACE),
 }

@@ -3,7 +3,9 @@
 Every Ray pod gets an emptyDir at ``/tmp/ray`` (Ray's session files; the image runs as uid 1000) and an
 in-memory emptyDir at ``/dev/shm`` for Ray's object store (a container's own /dev/shm is 64 MiB, and Ray
 then keeps objects on disk). The head runs ``num-cpus: 0`` (it schedules, runs GCS, the dashboard and,
-for Serve, the controller and proxy; no tasks), so it requests less than a worker: :data:`HEAD_CPU`.
+for Serve, the controller and proxy; no tasks), so a deployment gives it less than a worker
+(``head_cpu``; :class:`kit.deploy.layout.Sizing` uses 500m, 250m on kind). The builders' default head
+(1 CPU, 2 GiB) is the one stage 01's admission example counts.
 """
 
 from __future__ import annotations
@@ -16,9 +18,6 @@ from kit.versions import QUEUE_LABEL, RAY_API_VERSION, RAY_CLUSTER
 
 _RAY_TMP = {"name": "ray-tmp", "mountPath": "/tmp/ray"}
 SHM_VOLUME = "dshm"
-#: A head that runs no tasks (num-cpus 0): half a core and 2 GiB by default (kind: see kit.deploy.layout).
-HEAD_CPU = "500m"
-HEAD_MEMORY = "2Gi"
 #: Ray's default object store is 30% of the memory it sees, capped at 95% of /dev/shm's free space
 #: (ray-project/ray python/ray/_private/resource_and_label_spec.py ``_resolve_memory_resources``,
 #: DEFAULT_OBJECT_STORE_MEMORY_PROPORTION); a third of the container's memory holds it.
@@ -67,8 +66,8 @@ def raycluster_spec(
     max_workers: int | None = None,
     worker_cpu: str = "1",
     worker_memory: str = "2Gi",
-    head_cpu: str = HEAD_CPU,
-    head_memory: str = HEAD_MEMORY,
+    head_cpu: str = "1",
+    head_memory: str = "2Gi",
     gpu_workers: int = 0,
     gpus_per_worker: int = 1,
     autoscaling: bool = False,

@@ -237,8 +237,8 @@ def rayjob(
     cpu: str = "1",
     memory: str = "2Gi",
     gpus: int = 0,
-    head_cpu: str = ray.HEAD_CPU,
-    head_memory: str = ray.HEAD_MEMORY,
+    head_cpu: str | None = None,
+    head_memory: str | None = None,
     storage_path: str | None = None,
     checkpoint_claim: str | None = CHECKPOINT_CLAIM,
     max_failures: int = 0,
@@ -256,6 +256,7 @@ def rayjob(
     head and the workers (ReadWriteMany when they may land on different nodes); or an object
     store URI (``s3://...``) with ``checkpoint_claim=None``. With ``models_claim`` the workers mount
     that volume at ``/models`` and Ray Train's rank 0 writes the serving artifact to ``/models/<name>``.
+    The head runs no training (``num-cpus: 0``): ``head_cpu``/``head_memory`` size it (default: as a worker).
     """
     image = image or kit_image(gpus)
     cfg = as_config(config)
@@ -294,8 +295,8 @@ def rayjob(
                 "authOptions": {"mode": "token"},
                 "headGroupSpec": {
                     "rayStartParams": {"num-cpus": "0"},  # the head schedules; workers train
-                    "template": _ray_pod_template("ray-head", image, head_cpu, head_memory, 0, checkpoint_claim,
-                                                  models_claim),
+                    "template": _ray_pod_template("ray-head", image, head_cpu or cpu, head_memory or memory, 0,
+                                                  checkpoint_claim, models_claim),
                 },
                 "workerGroupSpecs": [
                     {
