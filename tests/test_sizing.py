@@ -252,3 +252,15 @@ def test_the_model_wait_passes_a_verified_artifact_and_explains_a_missing_or_alt
     (tmp_path / "digits" / artifact.WEIGHTS).write_bytes(b"not the trained weights")
     altered = _wait_command(tmp_path / "digits")
     assert altered.returncode == 1 and "SHA-256" in altered.stderr
+
+
+def test_the_readme_sizing_table_is_the_one_the_kit_uses():
+    readme = (layout.REPO / "README.md").read_text()
+    for entry in (*sizing.KIND_SYSTEM, *sizing.OPERATORS):
+        if entry.namespace != "cert-manager":
+            row = f"| {entry.namespace} | {entry.name} | {entry.requests.cpu} | {entry.requests.memory or '0'} |"
+            assert row in readme, row
+    summed = sizing.total((*sizing.KIND_SYSTEM, *sizing.OPERATORS))
+    assert f"**{summed.cpu}** | **{summed.memory}**" in readme
+    share = layout.KIND_SHARE
+    assert f"{share.cpu} and {share.memory}" in readme
