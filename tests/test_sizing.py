@@ -264,3 +264,14 @@ def test_the_readme_sizing_table_is_the_one_the_kit_uses():
     assert f"**{summed.cpu}** | **{summed.memory}**" in readme
     share = layout.KIND_SHARE
     assert f"{share.cpu} and {share.memory}" in readme
+
+
+def test_a_namespace_too_small_for_its_servers_is_refused_with_a_fix():
+    from kit.errors import KitError
+
+    with pytest.raises(KitError, match="leaves Kueue nothing") as error:
+        layout.queues(layout.Sizing(cpu="1", memory="8Gi"))  # the InferenceService may take 2 x 1 cpu
+    assert "server_cpu" in error.value.fix
+    [queue] = [d for d in layout.queues(layout.Sizing(gpus=2)) if d["kind"] == "ClusterQueue"]
+    gpu_flavor = queue["spec"]["resourceGroups"][1]["flavors"][0]
+    assert gpu_flavor["resources"] == [{"name": "nvidia.com/gpu", "nominalQuota": "2"}]  # servers use no GPU

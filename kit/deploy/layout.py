@@ -33,6 +33,7 @@ from kit import versions
 from kit.config.serve import ServeConfig
 from kit.config.train import TrainConfig
 from kit.deploy import operators, requests, sizing
+from kit.errors import KitError
 from kit.k8s.builders import core, kueue, ray, runtime, serving, to_yaml, training
 from kit.paths import REPO_ROOT as REPO
 from kit.versions import CLUSTER_QUEUE, KIND_CLUSTER, LOCAL_QUEUE, NAMESPACE, RAY_CLUSTER
@@ -139,16 +140,18 @@ def queues(size: Sizing) -> list[dict]:
     The ClusterQueue's quota is the namespace's share less what the unqueued servers may take
     (:func:`unqueued_peak`), so the namespace's ResourceQuota holds both at once.
     """
-    share = requests.Requests.parse(size.cpu, size.memory) - unqueued_peak(size)
-    if share.cpu_millis <= 0 or share.memory_bytes <= 0:
-        raise ValueError(f"sizing {size.cpu} cpu / {size.memory} leaves nothing for Kueue once the servers take "
-                         f"{unqueued_peak(size)}: give the namespace more or the servers less")
+    servers = unqueued_peak(size)
+    share = requests.Requests.parse(size.cpu, size.memory, size.gpus) - servers
+    if share.cpu_millis <= 0 or share.memory_bytes <= 0 or share.gpus < 0:
+        raise KitError(f"a namespace of {size.cpu} cpu, {size.memory} and {size.gpus} GPUs leaves Kueue nothing once "
+                       f"the servers without a queue take theirs ({servers})",
+                       fix="give the Sizing more cpu/memory, or its servers less (server_cpu, server_memory)")
     flavors = [kueue.resource_flavor()]
     quotas: dict[str, dict[str, str | int]] = {versions.DEFAULT_FLAVOR: {"cpu": share.cpu, "memory": share.memory}}
     if size.gpus:
         scheduling = core.gpu_scheduling(size.gpus)
         flavors.append(kueue.resource_flavor(GPU_FLAVOR, scheduling["nodeSelector"], scheduling["tolerations"]))
-        quotas[GPU_FLAVOR] = {core.GPU_RESOURCE: size.gpus}
+        quotas[GPU_FLAVOR] = {core.GPU_RESOURCE: share.gpus}
     return [*flavors, kueue.cluster_queue(CLUSTER_QUEUE, quotas, namespaces=[NAMESPACE]),
             kueue.local_queue(LOCAL_QUEUE, NAMESPACE, CLUSTER_QUEUE)]
 
