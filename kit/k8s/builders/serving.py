@@ -80,19 +80,21 @@ def shared_claim(namespace: str, name: str = MODELS_CLAIM, size: str = "1Gi",
 
 
 def wait_for_model(image: str | None = None, claim: str = MODELS_CLAIM, *, model_path: str = MODEL_PATH,
-                   timeout_s: int = MODEL_WAIT_TIMEOUT_S) -> tuple[dict[str, Any], dict[str, Any]]:
+                   timeout_s: int = MODEL_WAIT_TIMEOUT_S,
+                   volume_name: str = "model-wait") -> tuple[dict[str, Any], dict[str, Any]]:
     """An init container that holds a server's pod until the model artifact at ``model_path`` exists and its
     SHA-256 matches its metadata (:func:`kit.train.artifact.verify`), and the volume it reads it from.
 
     It logs what it waits for, and after ``timeout_s`` exits 1 naming the Job that writes the model, so
     ``kubectl apply -k`` of everything at once still starts the servers only once the model is there.
+    ``volume_name``: a pod that already mounts the models volume passes its name (and adds no second one).
     """
     volume, mount = models_volume(claim, read_only=True)
-    volume = {**volume, "name": "model-wait"}
+    volume = {**volume, "name": volume_name}
     container = pods.container(
         "wait-for-model", image or versions.IMAGES["kit"], "100m", "128Mi",
         command=["python", "-c", _WAIT_FOR_MODEL, model_path, str(timeout_s), f"publish-{MODEL_NAME}"],
-        volume_mounts=[{**mount, "name": "model-wait"}])
+        volume_mounts=[{**mount, "name": volume_name}])
     return container, volume
 
 
@@ -143,9 +145,8 @@ def rayservice(
     for group in groups:
         pod = group["template"]["spec"]
         volume, mount = models_volume(models_claim, read_only=True)
-        wait, wait_volume = wait_for_model(image, models_claim)
-        pod["volumes"] += [volume, wait_volume]
-        pod["initContainers"] = [wait]
+        pod["volumes"].append(volume)
+        pod["initContainers"] = [wait_for_model(image, models_claim, volume_name=volume["name"])[0]]
         for container in pod["containers"]:
             container["image"] = image or versions.IMAGES["kit"]
             container["volumeMounts"].append(mount)
