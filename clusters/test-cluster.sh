@@ -3,7 +3,8 @@
 #
 #   1. create the kind cluster from clusters/kind-config.yaml (pinned node image)
 #   2. build the kit's image (Dockerfile) and load it into the kind nodes; install the operators (clusters/install-operators.sh, pinned versions)
-#   3. apply clusters/overlays/local-kind and wait for the RayCluster
+#   3. apply clusters/overlays/local-kind, wait for the RayCluster, the hello Job, the model Job and then the
+#      InferenceService (its pod waits for that model)
 #   4. run every learner notebook with papermill, PROFILE=kind SMOKE=True
 #   5. always: print diagnostics (and bundle them under build/cluster-diagnostics), delete the cluster
 #
@@ -62,6 +63,9 @@ echo "== applying clusters/overlays/local-kind"
 kubectl apply --server-side --field-manager="$FIELD_MANAGER" -k clusters/overlays/local-kind
 "$PY" -m kit cluster wait RayCluster kit-raycluster -n "$NAMESPACE" --timeout 600 --diagnostics "$DIAG"
 "$PY" -m kit cluster wait Job hello -n "$NAMESPACE" --timeout 300 --diagnostics "$DIAG"
+# The servers' pods wait in an init container until the Job below has written the model to the models volume.
+"$PY" -m kit cluster wait Job publish-digits -n "$NAMESPACE" --timeout 900 --diagnostics "$DIAG"
+"$PY" -m kit cluster wait InferenceService digits -n "$NAMESPACE" --timeout 600 --diagnostics "$DIAG"
 kubectl delete -k clusters/overlays/local-kind --ignore-not-found --wait=true
 
 echo "== running the curriculum with PROFILE=kind"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import shutil
@@ -253,3 +254,103 @@ def test_a_rayjob_s_size_is_its_config_s_workers_and_the_sizing_only_a_default()
 
     assert counts(clusters.rayjob(size)) == (size.ray_workers, size.ray_workers) == (1, 1)
     assert counts(clusters.rayjob(size, {"workers": 3})) == (3, 3)  # the config wins, the sizing does not cap it
+
+
+def _claims(docs: list[dict]) -> dict[str, dict]:
+    return {doc["metadata"]["name"]: doc["spec"] for doc in docs if doc["kind"] == "PersistentVolumeClaim"}
+
+
+@needs_kubectl
+@pytest.mark.parametrize(("relative", "mode"), [("base", "ReadWriteMany"), ("overlays/gpu", "ReadWriteMany"),
+                                                ("overlays/local-kind", "ReadWriteOnce")])
+def test_shared_volumes_are_read_write_many_except_on_kind(relative, mode):
+    claims = _claims(_kustomize(relative))
+    assert sorted(claims) == ["kit-checkpoints", "kit-models"]
+    assert all(spec["accessModes"] == [mode] for spec in claims.values()), claims
+    assert all("storageClassName" not in spec for spec in claims.values())  # the cluster's default unless patched
+
+
+@needs_kubectl
+def test_a_kustomize_patch_sets_the_storage_class(tmp_path):
+    """What the README tells a multi-node cluster's owner to write: one patch, both claims."""
+    (tmp_path / "kustomization.yaml").write_text(yaml.safe_dump({
+        "resources": [os.path.relpath(ROOT / "base", tmp_path)],
+        "patches": [{"target": {"kind": "PersistentVolumeClaim"},
+                     "patch": "- {op: add, path: /spec/storageClassName, value: efs-sc}"}]}))
+    result = subprocess.run(["kubectl", "kustomize", str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    claims = _claims([doc for doc in yaml.safe_load_all(result.stdout) if doc])
+    assert {spec["storageClassName"] for spec in claims.values()} == {"efs-sc"}
+
+
+def _server_pods(docs: list[dict]) -> list[tuple[str, dict]]:
+    """(name, pod spec) of every pod of the RayService and the InferenceService."""
+    pods = []
+    for doc in docs:
+        if doc["kind"] == "RayService":
+            cluster = doc["spec"]["rayClusterConfig"]
+            groups = [cluster["headGroupSpec"], *cluster["workerGroupSpecs"]]
+            pods += [(f"RayService {g.get('groupName', 'head')}", g["template"]["spec"]) for g in groups]
+        elif doc["kind"] == "InferenceService":
+            pods.append(("InferenceService predictor", doc["spec"]["predictor"]))
+    return pods
+
+
+@needs_kubectl
+@pytest.mark.parametrize("relative", KUSTOMIZE_DIRS)
+def test_every_server_pod_waits_for_the_model_first(relative):
+    pods = _server_pods(_kustomize(relative))
+    assert len(pods) == 3
+    for name, pod in pods:
+        [wait] = pod["initContainers"]
+        assert wait["name"] == "wait-for-model", name
+        assert wait["command"][:2] == ["python", "-c"] and wait["command"][3] == "/models/digits", name
+        [mount] = wait["volumeMounts"]
+        volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
+        assert volume["persistentVolumeClaim"]["claimName"] == "kit-models" and mount["readOnly"], name
+
+
+def _ray_pods(docs: list[dict]) -> list[tuple[str, dict]]:
+    from kit.k8s import traverse
+
+    pods = []
+    for doc in docs:
+        for _, cluster in traverse.ray_cluster_specs(doc):
+            groups = [cluster["headGroupSpec"], *cluster["workerGroupSpecs"]]
+            pods += [(f"{doc['kind']}/{doc['metadata']['name']}", g["template"]["spec"]) for g in groups]
+    return pods
+
+
+@needs_kubectl
+@pytest.mark.parametrize("relative", KUSTOMIZE_DIRS)
+def test_ray_pods_have_an_in_memory_dev_shm_big_enough_for_the_object_store(relative):
+    from kit.deploy.requests import Requests
+
+    pods = _ray_pods(_kustomize(relative))
+    assert {name.split("/")[0] for name, _ in pods} == {"RayCluster", "RayJob", "RayService"}
+    for name, pod in pods:
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        for container in pod["containers"]:
+            [mount] = [m for m in container["volumeMounts"] if m["mountPath"] == "/dev/shm"]
+            shm = volumes[mount["name"]]["emptyDir"]
+            assert shm["medium"] == "Memory", name
+            memory = Requests.parse(0, container["resources"]["limits"]["memory"]).memory_bytes
+            # Ray's object store: 30% of the memory it sees, at most 95% of /dev/shm
+            assert 0.3 * memory <= 0.95 * Requests.parse(0, shm["sizeLimit"]).memory_bytes <= memory, name
+
+
+@pytest.mark.parametrize("overlay", ["base", *sorted(clusters.OVERLAYS)])
+def test_resource_quota_holds_the_kueue_quota_and_the_unqueued_servers_at_peak(overlay):
+    from kit.deploy import requests, sizing
+
+    docs = clusters.expected_overlay(overlay) if overlay != "base" else \
+        [d for docs in clusters.build(clusters.BASE, clusters.BASE_SIZE).values() for d in docs]
+    [quota] = [d["spec"]["hard"] for d in docs if d["kind"] == "ResourceQuota"]
+    namespace = requests.Requests.parse(quota["requests.cpu"], quota["requests.memory"],
+                                        quota[f"requests.{core.GPU_RESOURCE}"])
+    servers = requests.requests_of(docs, peak=True)[requests.UNQUEUED]
+    assert servers.cpu_millis > 0  # the InferenceService is not queued
+    assert (sizing.kueue_quota(docs) + servers).fits(namespace)
+    # and every queued workload fits the ClusterQueue on its own: Kueue never admits one that does not
+    assert [w.name for w in requests.workloads(docs) if w.queued and not w.requests.fits(sizing.kueue_quota(docs))] \
+        == []

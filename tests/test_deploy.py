@@ -16,6 +16,7 @@ from kit.cli import main
 from kit.config.train import ConfigError
 from kit.deploy import layout as clusters
 from kit.deploy import plan as deploy
+from kit.k8s import traverse
 from kit.serve import predictor
 from kit.train import artifact
 
@@ -40,6 +41,24 @@ def test_plan_orders_platform_model_training_serving(plan):
     assert [s.name for s in plan.workloads()] == STEPS[1:]
     with pytest.raises(KeyError, match=r"no step 'nope'.*platform, storage"):
         plan.step("nope")
+
+
+def test_the_model_is_written_and_waited_for_before_any_server_starts(plan):
+    """The storage step's wait is the Job that writes the model; every server step comes after it, and its pods
+    wait for the model themselves too (for `kubectl apply -k` of everything at once)."""
+    from kit.k8s.builders import serving
+
+    names = [step.name for step in plan.steps]
+    model_job = plan.step("storage").waits
+    assert model_job == [("Job", f"publish-{serving.MODEL_NAME}")]
+    [job] = [d for d in plan.step("storage").documents if d["kind"] == "Job"]
+    assert serving.MODEL_PATH in job["spec"]["template"]["spec"]["containers"][0]["command"]
+    servers = [step for step in plan.steps if step.endpoint is not None]
+    assert [s.name for s in servers] == ["rayservice", "inferenceservice"]
+    assert all(names.index(s.name) > names.index("storage") for s in servers)
+    for step in servers:
+        waits = [c["name"] for _, pod in traverse.pod_specs(step.documents[0]) for c in pod.get("initContainers", [])]
+        assert waits and set(waits) == {"wait-for-model"}, step.name
 
 
 @pytest.mark.parametrize("profile", ["local", "kind", "cluster"])
@@ -228,6 +247,33 @@ def test_cli_plan_refuses_an_invalid_plan_with_its_problems(tmp_path, no_cluster
     assert "Fix:" in captured.err and "Traceback" not in captured.err and not list(tmp_path.iterdir())
     assert main(["deploy", "plan", "--json", "--profile", "kind", "--out", str(tmp_path)]) == 1
     assert json.loads(capsys.readouterr().out)["problems"][0]["message"] == "no queue label"
+
+
+def test_cli_plan_prints_requests_against_capacity_and_refuses_a_plan_that_does_not_fit(tmp_path, no_cluster,
+                                                                                         capsys):
+    assert main(["deploy", "plan", "--profile", "kind", "--out", str(tmp_path), "--step", "storage"]) == 0
+    out = capsys.readouterr().out
+    assert "capacity                         4 cpu, 8.00 GiB" in out and ": fits" in out
+    small = tmp_path / "small"
+    assert main(["deploy", "plan", "--profile", "kind", "--capacity", "3cpu,8Gi", "--out", str(small)]) == 1
+    err = capsys.readouterr().err
+    assert "the plan needs more cpu than the cluster has left" in err and "Fix:" in err and "Traceback" not in err
+    assert not small.exists()  # nothing written
+    assert main(["deploy", "plan", "--json", "--profile", "kind", "--capacity", "3cpu,8Gi", "--out", str(small)]) == 1
+    fit = json.loads(capsys.readouterr().out)["fit"]
+    assert fit["fits"] is False and fit["short"] == ["cpu"] and fit["capacity"] == {"cpu": "3", "memory": "8Gi",
+                                                                                   "gpus": 0}
+    assert main(["deploy", "plan", "--profile", "cluster", "--capacity", "four", "--out", str(small)]) == 1
+    assert "capacity part 'four'" in capsys.readouterr().err
+
+
+def test_cli_plan_sets_the_storage_class_of_the_shared_volumes(tmp_path, no_cluster, capsys):
+    assert main(["deploy", "plan", "--profile", "cluster", "--storage-class", "efs-sc", "--out", str(tmp_path)]) == 0
+    assert "capacity" not in capsys.readouterr().out  # nothing to compare a real cluster with unless given
+    claims = [d for d in yaml.safe_load_all((tmp_path / "01-storage.yaml").read_text())
+              if d["kind"] == "PersistentVolumeClaim"]
+    assert [(c["spec"]["storageClassName"], c["spec"]["accessModes"]) for c in claims] == \
+        [("efs-sc", ["ReadWriteMany"])] * 2
 
 
 def test_cli_names_a_wrong_step_and_an_unreachable_cluster_without_a_traceback(no_cluster, capsys):

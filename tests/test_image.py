@@ -108,9 +108,11 @@ def _runs_kit_code(container: dict, doc: dict) -> bool:
 
 #: Every container of clusters/ that runs kit code: (kind, container), the TrainJob's trainer included.
 KIT_CONTAINERS = sorted([
-    ("InferenceService", "kserve-container"), ("Job", "main"),
+    ("InferenceService", "kserve-container"), ("InferenceService", "wait-for-model"), ("Job", "main"),
     ("RayJob", "ray-head"), ("RayJob", "ray-job-submitter"), ("RayJob", "ray-worker"),
     ("RayService", "ray-head"), ("RayService", "ray-worker"), ("TrainJob", "trainer"),
+    # the servers' init containers verify the model with kit.train.artifact: head and worker pods
+    ("RayService", "wait-for-model"), ("RayService", "wait-for-model"),
 ])
 
 

@@ -43,6 +43,8 @@ def parser() -> argparse.ArgumentParser:
                      help="sizing of the plan, as for `kit deploy plan` (default: what the kube context suggests)")
     pre.add_argument("--overlay", default=None, help="size the plan like clusters/overlays/OVERLAY (local-kind, gpu)")
     pre.add_argument("--image", default="", help="the kit image in your registry (default: the lock's tag)")
+    pre.add_argument("--storage-class", default=None,
+                     help="StorageClass the plan's shared volumes would use (default: the cluster's default class)")
     pre.add_argument("--json", action="store_true", help="the checks as JSON")
     return p
 
@@ -77,9 +79,10 @@ def preflight(args: argparse.Namespace) -> int:
     if args.overlay is not None:
         size, sized = layout.OVERLAYS[args.overlay], f"overlay {args.overlay}"
         size = replace(size, kit_image=args.image) if args.image else size
+        size = replace(size, storage_class=args.storage_class) if args.storage_class else size
     else:
         profile = args.profile or context.profile
-        size, sized = layout.sizing_for(profile, args.image), f"profile {profile}"
+        size, sized = layout.sizing_for(profile, args.image, args.storage_class), f"profile {profile}"
     plan = stage09.build_plan(size)
     steps = [(step.name, step.documents) for step in plan.steps]
     found = checks.run(checks.LiveAPI(), steps, plan.namespace, operators.OPERATORS)

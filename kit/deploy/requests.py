@@ -14,6 +14,11 @@ and what starts without a queue; :func:`workloads` gives the same per resource. 
 - InferenceService: each component (predictor, transformer, explainer) × ``minReplicas`` (default 1);
 - anything else with pod templates (PyTorchJob, JobSet...): each template × the ``replicas`` beside it.
 
+``peak=True`` counts what long-running servers may reach: an InferenceService component's
+``maxReplicas`` (its autoscaler) and a Deployment's ``replicas``, each at least one pod more than the
+minimum (a rolling update starts the new pod before it stops the old: Kubernetes' default maxSurge 25%
+rounds up to one pod).
+
 A pod's request is what the scheduler uses (Kubernetes "effective request"): the larger of its
 containers plus sidecars (init containers with ``restartPolicy: Always``) and, for each plain init
 container, that container plus the sidecars started before it.
@@ -246,9 +251,15 @@ def _generic_pods(doc: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
     return found
 
 
-def pods_of(doc: dict[str, Any], runtimes: Mapping[str, Mapping[str, Any]] | None = None) \
-        -> list[tuple[int, dict[str, Any]]]:
-    """(pod count, pod spec) for every kind of pod the document makes; ``runtimes``: ``Kind/name`` -> runtime."""
+def _component_pods(component: Mapping[str, Any], peak: bool) -> int:
+    least = _replicas(component.get("minReplicas"))
+    return max(_replicas(component.get("maxReplicas"), 0), least + 1) if peak else least
+
+
+def pods_of(doc: dict[str, Any], runtimes: Mapping[str, Mapping[str, Any]] | None = None, *,
+            peak: bool = False) -> list[tuple[int, dict[str, Any]]]:
+    """(pod count, pod spec) for every kind of pod the document makes; ``runtimes``: ``Kind/name`` -> runtime;
+    ``peak``: servers at their most (see the module's docstring)."""
     kind, spec = doc.get("kind"), doc.get("spec") or {}
     if kind == "Pod":
         return [(1, spec)]
@@ -257,7 +268,8 @@ def pods_of(doc: dict[str, Any], runtimes: Mapping[str, Mapping[str, Any]] | Non
     if kind == "CronJob":
         return _job_pods((spec.get("jobTemplate") or {}).get("spec") or {})
     if kind in ("Deployment", "StatefulSet", "ReplicaSet"):
-        return [(_replicas(spec.get("replicas")), (spec.get("template") or {}).get("spec") or {})]
+        surge = 1 if peak and kind == "Deployment" else 0
+        return [(_replicas(spec.get("replicas")) + surge, (spec.get("template") or {}).get("spec") or {})]
     if kind == "DaemonSet":
         return [(1, (spec.get("template") or {}).get("spec") or {})]
     if kind in ("RayCluster", "RayJob", "RayService"):
@@ -270,7 +282,7 @@ def pods_of(doc: dict[str, Any], runtimes: Mapping[str, Mapping[str, Any]] | Non
     if kind == "TrainJob":
         return _trainjob_pods(doc, runtimes or {})
     if kind == "InferenceService":
-        return [(_replicas(spec[part].get("minReplicas")), spec[part])
+        return [(_component_pods(spec[part], peak), spec[part])
                 for part in traverse.KSERVE_COMPONENTS if isinstance(spec.get(part), dict)]
     if kind in ("ClusterTrainingRuntime", "TrainingRuntime", "PodTemplate"):
         return []  # templates: pods only exist for the jobs that use them
@@ -284,14 +296,14 @@ def is_queued(doc: Mapping[str, Any]) -> bool:
     return QUEUE_LABEL in labels or QUEUE_LABEL in template_labels
 
 
-def workloads(documents: Iterable[Mapping[str, Any]]) -> list[Workload]:
-    """Every document that makes pods, with what its pods request together."""
+def workloads(documents: Iterable[Mapping[str, Any]], *, peak: bool = False) -> list[Workload]:
+    """Every document that makes pods, with what its pods request together (``peak``: servers at their most)."""
     docs = [dict(doc) for doc in documents if isinstance(doc, Mapping)]
     runtimes = {f"{d['kind']}/{(d.get('metadata') or {}).get('name')}": d for d in docs
                 if d.get("kind") in ("ClusterTrainingRuntime", "TrainingRuntime")}
     found = []
     for doc in docs:
-        pods = pods_of(doc, runtimes)
+        pods = pods_of(doc, runtimes, peak=peak)
         if not pods:
             continue
         total = ZERO
@@ -302,10 +314,11 @@ def workloads(documents: Iterable[Mapping[str, Any]]) -> list[Workload]:
     return found
 
 
-def requests_of(documents: Iterable[Mapping[str, Any]]) -> dict[str, Requests]:
-    """``{"queued": ..., "unqueued": ...}``: what Kueue admits and what starts without a queue, summed."""
+def requests_of(documents: Iterable[Mapping[str, Any]], *, peak: bool = False) -> dict[str, Requests]:
+    """``{"queued": ..., "unqueued": ...}``: what Kueue admits and what starts without a queue, summed
+    (``peak``: servers at their most)."""
     totals = {QUEUED: ZERO, UNQUEUED: ZERO}
-    for workload in workloads(documents):
+    for workload in workloads(documents, peak=peak):
         key = QUEUED if workload.queued else UNQUEUED
         totals[key] = totals[key] + workload.requests
     return totals

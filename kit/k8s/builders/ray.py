@@ -8,6 +8,13 @@ ray-operator/controllers/ray/common/pod.go, ``BuildRole`` in common/rbac.go, v1.
 sidecar's securityContext is ``autoscalerOptions.securityContext`` and nothing else
 (``mergeAutoscalerOverrides`` copies it whole), so the kit sets a restricted one there:
 without it the sidecar has none and a ``restricted`` namespace refuses the head pod.
+
+Every Ray pod gets an emptyDir at ``/tmp/ray`` (Ray's session files; the image runs as uid 1000) and an
+in-memory emptyDir at ``/dev/shm`` for Ray's object store (a container's own /dev/shm is 64 MiB, and Ray
+then keeps objects on disk). The head runs ``num-cpus: 0`` (it schedules, runs GCS, the dashboard and,
+for Serve, the controller and proxy; no tasks), so a deployment gives it less than a worker
+(``head_cpu``; :class:`kit.deploy.layout.Sizing` uses 500m, 250m on kind). The builders' default head
+(1 CPU, 2 GiB) is the one stage 01's admission example counts.
 """
 
 from __future__ import annotations
@@ -15,10 +22,30 @@ from __future__ import annotations
 from typing import Any
 
 from kit import versions
-from kit.k8s.builders import pods
+from kit.k8s.builders import kueue, pods
 from kit.versions import QUEUE_LABEL, RAY_API_VERSION, RAY_CLUSTER
 
 _RAY_TMP = {"name": "ray-tmp", "mountPath": "/tmp/ray"}
+SHM_VOLUME = "dshm"
+#: Ray's default object store is 30% of the memory it sees, capped at 95% of /dev/shm's free space
+#: (ray-project/ray python/ray/_private/resource_and_label_spec.py ``_resolve_memory_resources``,
+#: DEFAULT_OBJECT_STORE_MEMORY_PROPORTION); a third of the container's memory holds it.
+SHM_FRACTION = 3
+
+
+def shm_size(memory: str) -> str:
+    """The ``sizeLimit`` of /dev/shm for a Ray container with ``memory``: a third of it, in whole MiB.
+
+    An in-memory emptyDir counts against the container's memory limit, so this reserves nothing extra.
+    """
+    mib = -(-int(kueue.quantity(memory)) // (SHM_FRACTION * 2**20))
+    return f"{mib}Mi"
+
+
+def shm_volume(memory: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The in-memory emptyDir for Ray's object store and its mount at /dev/shm."""
+    volume = {"name": SHM_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": shm_size(memory)}}
+    return volume, {"name": SHM_VOLUME, "mountPath": "/dev/shm"}
 
 
 def _ray_container(name: str, image: str, cpu: str, memory: str, gpus: int = 0) -> dict[str, Any]:
@@ -31,15 +58,16 @@ def _ray_container(name: str, image: str, cpu: str, memory: str, gpus: int = 0) 
         if name == "ray-head"
         else None
     )
-    return pods.container(name, image, cpu, memory, gpus=gpus, ports=ports, volume_mounts=[dict(_RAY_TMP)])
+    shm_mount = shm_volume(memory)[1]
+    return pods.container(name, image, cpu, memory, gpus=gpus, ports=ports, volume_mounts=[dict(_RAY_TMP), shm_mount])
 
 
-def _group_template(name: str, image: str, cpu: str, memory: str, gpus: int = 0,
-                    calls_api: bool = False) -> dict[str, Any]:
-    return pods.pod_template(
-        [_ray_container(name, image, cpu, memory, gpus)], volumes=[{"name": "ray-tmp", "emptyDir": {}}],
-        calls_api=calls_api,
-    )
+def group_template(name: str, image: str, cpu: str, memory: str, gpus: int = 0,
+                   calls_api: bool = False) -> dict[str, Any]:
+    """A Ray head's (``name="ray-head"``) or worker's pod template: restricted, /tmp/ray and /dev/shm mounted;
+    an API token only when ``calls_api`` (the autoscaling head)."""
+    volumes = [{"name": "ray-tmp", "emptyDir": {}}, shm_volume(memory)[0]]
+    return pods.pod_template([_ray_container(name, image, cpu, memory, gpus)], volumes=volumes, calls_api=calls_api)
 
 
 def raycluster_spec(
@@ -72,7 +100,7 @@ def raycluster_spec(
             # num-cpus 0: the head schedules no work, so it never starves the control plane.
             "rayStartParams": {"num-cpus": "0"},
             # the autoscaler sidecar in the head pod calls the API with the ServiceAccount KubeRay binds
-            "template": _group_template("ray-head", image, head_cpu, head_memory, calls_api=autoscaling),
+            "template": group_template("ray-head", image, head_cpu, head_memory, calls_api=autoscaling),
         },
         "workerGroupSpecs": [
             {
@@ -81,7 +109,7 @@ def raycluster_spec(
                 "minReplicas": min_workers,
                 "maxReplicas": max_workers,
                 "rayStartParams": {},
-                "template": _group_template("ray-worker", image, worker_cpu, worker_memory),
+                "template": group_template("ray-worker", image, worker_cpu, worker_memory),
             }
         ],
     }
@@ -95,7 +123,7 @@ def raycluster_spec(
                 "minReplicas": 0,
                 "maxReplicas": gpu_workers,
                 "rayStartParams": {},
-                "template": _group_template(
+                "template": group_template(
                     "ray-worker", versions.IMAGES["ray-gpu"], worker_cpu, worker_memory, gpus_per_worker
                 ),
             }

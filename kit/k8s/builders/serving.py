@@ -31,6 +31,28 @@ KSERVE_PORT = 8080
 #: ``networking.knative.dev/visibility`` is the Serverless (Knative) mode's key, which Standard mode ignores.
 VISIBILITY_LABEL = "networking.kserve.io/visibility"
 CLUSTER_LOCAL = "cluster-local"
+#: How long a server's pod waits for the model before its init container fails (the pod then restarts it).
+MODEL_WAIT_TIMEOUT_S = 1800
+_WAIT_FOR_MODEL = """\
+import sys, time
+from kit.train.artifact import ArtifactError, verify
+path, timeout, job = sys.argv[1], float(sys.argv[2]), sys.argv[3]
+start = time.monotonic()
+print(f"waiting up to {timeout:g}s for the model at {path} (written by Job {job}, a RayJob or a TrainJob)", flush=True)
+while True:
+    try:
+        meta = verify(path)
+        break
+    except ArtifactError as error:
+        waited = time.monotonic() - start
+        if waited > timeout:
+            sys.exit(f"no usable model at {path} after {waited:.0f}s: {error.message}\\nFix: run Job {job} "
+                     f"(kubectl get job {job}; kubectl logs job/{job}) or a training job that writes {path}")
+        if int(waited) % 60 < 5:
+            print(f"still waiting ({waited:.0f}s): {error.message}", flush=True)
+    time.sleep(5)
+print(f"model {meta.name} v{meta.version} at {path}: SHA-256 {meta.weights_sha256[:12]}... verified", flush=True)
+"""
 
 
 def models_volume(claim: str = MODELS_CLAIM, read_only: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -41,26 +63,50 @@ def models_volume(claim: str = MODELS_CLAIM, read_only: bool = False) -> tuple[d
 
 
 def shared_claim(namespace: str, name: str = MODELS_CLAIM, size: str = "1Gi",
-                 access_mode: str = "ReadWriteOnce") -> dict[str, Any]:
+                 access_mode: str = "ReadWriteOnce", *, storage_class: str | None = None) -> dict[str, Any]:
     """A PersistentVolumeClaim several pods share: the models (the model Job writes, both servers
     read) or a RayJob's checkpoints.
 
     ``ReadWriteOnce`` is what kind's local-path storage offers; it lets every pod on one
-    node mount the volume. On a cluster of several nodes use ``ReadWriteMany`` (NFS, EFS,
-    Filestore...) or keep the files in object storage (``s3://``, ``gs://``) instead.
+    node mount the volume. On a cluster of several nodes use ``ReadWriteMany`` with a
+    ``storage_class`` that offers it (NFS, EFS, Filestore, Azure Files...), or keep the files
+    in object storage (``s3://``, ``gs://``) instead. ``storage_class`` None: the cluster's default.
     """
     if access_mode not in ("ReadWriteOnce", "ReadWriteMany", "ReadWriteOncePod"):
         raise ValueError(f"access_mode {access_mode!r}: use ReadWriteOnce, ReadWriteMany or ReadWriteOncePod")
+    spec: dict[str, Any] = {"accessModes": [access_mode], "resources": {"requests": {"storage": size}}}
+    if storage_class:
+        spec["storageClassName"] = storage_class
     return {
         "apiVersion": "v1",
         "kind": "PersistentVolumeClaim",
         "metadata": {"name": name, "namespace": namespace},
-        "spec": {"accessModes": [access_mode], "resources": {"requests": {"storage": size}}},
+        "spec": spec,
     }
 
 
+def wait_for_model(image: str | None = None, claim: str = MODELS_CLAIM, *, model_path: str = MODEL_PATH,
+                   timeout_s: int = MODEL_WAIT_TIMEOUT_S,
+                   volume_name: str = "model-wait") -> tuple[dict[str, Any], dict[str, Any]]:
+    """An init container that holds a server's pod until the model artifact at ``model_path`` exists and its
+    SHA-256 matches its metadata (:func:`kit.train.artifact.verify`), and the volume it reads it from.
+
+    It logs what it waits for, and after ``timeout_s`` exits 1 naming the Job that writes the model, so
+    ``kubectl apply -k`` of everything at once still starts the servers only once the model is there.
+    ``volume_name``: a pod that already mounts the models volume passes its name (and adds no second one).
+    """
+    volume, mount = models_volume(claim, read_only=True)
+    volume = {**volume, "name": volume_name}
+    container = pods.container(
+        "wait-for-model", image or versions.IMAGES["kit"], "100m", "128Mi",
+        command=["python", "-c", _WAIT_FOR_MODEL, model_path, str(timeout_s), f"publish-{MODEL_NAME}"],
+        volume_mounts=[{**mount, "name": volume_name}])
+    return container, volume
+
+
 def publish_model_job(namespace: str, *, claim: str = MODELS_CLAIM, image: str | None = None,
-                      queue: str | None = None, epochs: int = 20) -> dict[str, Any]:
+                      queue: str | None = None, epochs: int = 20, cpu: str = "1",
+                      memory: str = "1Gi") -> dict[str, Any]:
     """A Job that trains the model in one process (``python -m kit train --launcher in-process``, the same
     ``train_func``) and writes its serving artifact to ``claim`` at ``/models/<name>``, so both servers
     have a model before the RayJob or TrainJob replace it with theirs."""
@@ -68,7 +114,7 @@ def publish_model_job(namespace: str, *, claim: str = MODELS_CLAIM, image: str |
     job = core.batch_job(
         f"publish-{MODEL_NAME}", namespace,
         ["python", "-m", "kit", "train", "--launcher", "in-process", "--model-dir", MODEL_PATH, "--config", config],
-        image=image or versions.IMAGES["kit"], cpu="1", memory="1Gi", queue=queue)
+        image=image or versions.IMAGES["kit"], cpu=cpu, memory=memory, queue=queue)
     pod = job["spec"]["template"]["spec"]
     volume, mount = models_volume(claim)
     pod["volumes"] = [volume, {"name": "tmp", "emptyDir": {}}]
@@ -89,20 +135,24 @@ def rayservice(
     workers: int = 1,
     max_workers: int = 3,
     image: str | None = None,
+    **cluster_options: Any,
 ) -> dict[str, Any]:
     """A RayService running the kit's Serve app; ``config`` defaults to the local defaults.
 
     ``image`` must contain the ``kit`` package and torch on Ray's image at the client's Ray version:
-    the kit's image (``versions.IMAGES["kit"]``, ``make image``), the default.
+    the kit's image (``versions.IMAGES["kit"]``, ``make image``), the default. ``cluster_options`` size the
+    Ray pods (``head_cpu``, ``worker_memory``... of :func:`kit.k8s.builders.ray.raycluster_spec`). Every pod
+    waits for the model first (:func:`wait_for_model`).
     """
     config = config or ServeConfig(model_dir=MODEL_PATH)
     spec = ray.raycluster_spec(workers=workers, min_workers=1, max_workers=max_workers,
-                               autoscaling=bool(config.autoscaling))
+                               autoscaling=bool(config.autoscaling), **cluster_options)
     groups = [spec["headGroupSpec"], *spec["workerGroupSpecs"]]
     for group in groups:
         pod = group["template"]["spec"]
         volume, mount = models_volume(models_claim, read_only=True)
         pod["volumes"].append(volume)
+        pod["initContainers"] = [wait_for_model(image, models_claim, volume_name=volume["name"])[0]]
         for container in pod["containers"]:
             container["image"] = image or versions.IMAGES["kit"]
             container["volumeMounts"].append(mount)
@@ -141,6 +191,8 @@ def inferenceservice(
     """An InferenceService with the kit's predictor as a custom container, in Standard mode, reachable only
     inside the cluster (:data:`VISIBILITY_LABEL`; ``kubectl port-forward`` from outside).
 
+    With a ``pvc://`` storage URI its pod first waits for the model on that claim (:func:`wait_for_model`).
+
     ``canary_traffic_percent`` (0-100) sends that share of traffic to the newest revision
     and the rest to the last one that was ready; ``None`` leaves the field out (100%).
     """
@@ -162,6 +214,10 @@ def inferenceservice(
     container["readinessProbe"] = _probe("/v2/health/ready", 5)
     container["livenessProbe"] = _probe("/v2/health/live", 10)
     pod = pods.pod_template([container])["spec"]
+    if storage_uri.startswith("pvc://"):  # KServe mounts the claim itself; the pod waits for the model on it
+        claim, _, path = storage_uri.removeprefix("pvc://").partition("/")
+        wait, wait_volume = wait_for_model(image, claim, model_path=f"{MODELS_MOUNT}/{path}".rstrip("/"))
+        pod["initContainers"], pod["volumes"] = [wait], [wait_volume]
     predictor: dict[str, Any] = {"minReplicas": min_replicas, "maxReplicas": max_replicas, **pod}
     if canary_traffic_percent is not None:
         predictor["canaryTrafficPercent"] = canary_traffic_percent

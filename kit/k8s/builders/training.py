@@ -25,7 +25,7 @@ from typing import Any
 
 from kit import versions
 from kit.config.train import ConfigError, TrainConfig, as_config
-from kit.k8s.builders import pods, serving
+from kit.k8s.builders import pods, ray, serving
 from kit.versions import QUEUE_LABEL
 
 
@@ -198,34 +198,23 @@ def pytorchjob(
 SHARED_MOUNT = "/mnt/cluster_storage"
 #: The PersistentVolumeClaim of that volume (kit.deploy.layout creates it).
 CHECKPOINT_CLAIM = "kit-checkpoints"
+#: The RayJob's submitter runs `ray job submit` and follows the logs: little CPU.
+SUBMITTER_RESOURCES = ("200m", "512Mi")
 
 
 def _ray_pod_template(container_name: str, image: str, cpu: str, memory: str, gpus: int,
                       shared_claim: str | None = None, models_claim: str | None = None) -> dict[str, Any]:
-    template: dict[str, Any] = {
-        "spec": {
-            "securityContext": pods.restricted_pod_security_context(),
-            **pods.api_access(),  # no API token: these pods never call the Kubernetes API
-            "containers": [
-                {
-                    "name": container_name,
-                    "image": image,
-                    "resources": pods.resources(cpu, memory, gpus),
-                    "securityContext": pods.restricted_security_context(),
-                    "volumeMounts": [{"name": "ray-tmp", "mountPath": "/tmp/ray"}],
-                }
-            ],
-            "volumes": [_tmp_volume("ray-tmp")],
-        }
-    }
+    """A Ray head or worker pod (:func:`kit.k8s.builders.ray.group_template`: /tmp/ray, /dev/shm) in ``image``,
+    with the checkpoint and models volumes."""
+    template = ray.group_template(container_name, image, cpu, memory, gpus)
+    pod = template["spec"]
     if shared_claim:
-        pod = template["spec"]
         pod["volumes"].append({"name": "shared", "persistentVolumeClaim": {"claimName": shared_claim}})
         pod["containers"][0]["volumeMounts"].append({"name": "shared", "mountPath": SHARED_MOUNT})
     if models_claim:
         volume, mount = serving.models_volume(models_claim)
-        template["spec"]["volumes"].append(volume)
-        template["spec"]["containers"][0]["volumeMounts"].append(mount)
+        pod["volumes"].append(volume)
+        pod["containers"][0]["volumeMounts"].append(mount)
     return template
 
 
@@ -249,6 +238,8 @@ def rayjob(
     cpu: str = "1",
     memory: str = "2Gi",
     gpus: int = 0,
+    head_cpu: str | None = None,
+    head_memory: str | None = None,
     storage_path: str | None = None,
     checkpoint_claim: str | None = CHECKPOINT_CLAIM,
     max_failures: int = 0,
@@ -266,6 +257,7 @@ def rayjob(
     head and the workers (ReadWriteMany when they may land on different nodes); or an object
     store URI (``s3://...``) with ``checkpoint_claim=None``. With ``models_claim`` the workers mount
     that volume at ``/models`` and Ray Train's rank 0 writes the serving artifact to ``/models/<name>``.
+    The head runs no training (``num-cpus: 0``): ``head_cpu``/``head_memory`` size it (default: as a worker).
     """
     image = image or kit_image(gpus)
     cfg = as_config(config)
@@ -294,7 +286,7 @@ def rayjob(
                         {
                             "name": "ray-job-submitter",
                             "image": image,
-                            "resources": pods.resources("500m", "512Mi"),
+                            "resources": pods.resources(*SUBMITTER_RESOURCES),
                             "securityContext": pods.restricted_security_context(),
                         }
                     ],
@@ -305,7 +297,8 @@ def rayjob(
                 "authOptions": {"mode": "token"},
                 "headGroupSpec": {
                     "rayStartParams": {"num-cpus": "0"},  # the head schedules; workers train
-                    "template": _ray_pod_template("ray-head", image, cpu, memory, 0, checkpoint_claim, models_claim),
+                    "template": _ray_pod_template("ray-head", image, head_cpu or cpu, head_memory or memory, 0,
+                                                  checkpoint_claim, models_claim),
                 },
                 "workerGroupSpecs": [
                     {
