@@ -324,7 +324,7 @@ def _ray_pods(docs: list[dict]) -> list[tuple[str, dict]]:
 @needs_kubectl
 @pytest.mark.parametrize("relative", KUSTOMIZE_DIRS)
 def test_ray_pods_have_an_in_memory_dev_shm_big_enough_for_the_object_store(relative):
-    from kit.deploy.requests import Requests
+    from kit.k8s.requests import Requests
 
     pods = _ray_pods(_kustomize(relative))
     assert {name.split("/")[0] for name, _ in pods} == {"RayCluster", "RayJob", "RayService"}
@@ -341,7 +341,8 @@ def test_ray_pods_have_an_in_memory_dev_shm_big_enough_for_the_object_store(rela
 
 @pytest.mark.parametrize("overlay", ["base", *sorted(clusters.OVERLAYS)])
 def test_resource_quota_holds_the_kueue_quota_and_the_unqueued_servers_at_peak(overlay):
-    from kit.deploy import requests, sizing
+    from kit.deploy import sizing
+    from kit.k8s import requests
 
     docs = clusters.expected_overlay(overlay) if overlay != "base" else \
         [d for docs in clusters.build(clusters.BASE, clusters.BASE_SIZE).values() for d in docs]

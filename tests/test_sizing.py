@@ -1,4 +1,4 @@
-"""kit.deploy.requests sums what manifests request; kit.deploy.sizing budgets clusters with the operators."""
+"""kit.k8s.requests sums what manifests request; kit.deploy.sizing budgets clusters with the operators."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from itertools import combinations
 import pytest
 
 from kit.deploy import layout, operators, sizing
-from kit.deploy import requests as req
-from kit.deploy.requests import Requests
+from kit.k8s import requests as req
 from kit.k8s.builders import serving
+from kit.k8s.requests import Requests
 from kit.versions import QUEUE_LABEL
 
 

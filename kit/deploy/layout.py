@@ -32,8 +32,9 @@ import yaml
 from kit import versions
 from kit.config.serve import ServeConfig
 from kit.config.train import TrainConfig
-from kit.deploy import operators, requests, sizing
+from kit.deploy import operators, sizing
 from kit.errors import KitError
+from kit.k8s import requests
 from kit.k8s.builders import core, kueue, pods, ray, rbac, runtime, serving, to_yaml, training
 from kit.paths import REPO_ROOT as REPO
 from kit.versions import CLUSTER_QUEUE, KIND_CLUSTER, LOCAL_QUEUE, NAMESPACE, RAY_CLUSTER

@@ -20,8 +20,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kit.deploy.requests import QUEUED, UNQUEUED, ZERO, QuantityError, Requests, Workload, requests_of, workloads
 from kit.errors import KitError
+from kit.k8s.requests import QUEUED, UNQUEUED, ZERO, QuantityError, Requests, Workload, requests_of, workloads
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ Four areas, one module each, every check a pure function of API answers (tests f
 Asking is separate from judging: the checks talk to a :class:`ClusterAPI` (two methods, JSON in and
 out); :class:`LiveAPI` is the real one. The plan comes from the caller as (step, documents) pairs
 (``kit.cli.cluster`` builds it with :mod:`kit.deploy.plan`); of ``kit.deploy`` only the pod-request
-arithmetic :mod:`kit.deploy.requests` is used (it imports nothing above ``kit.k8s``).
+arithmetic :mod:`kit.k8s.requests` is used (``kit.k8s``, below the deploy plan).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 A node's free capacity is its ``status.allocatable`` minus the requests of the pods bound to it that
 have not finished (the scheduler's own arithmetic: it places by requests, not by usage); a pod's request
-is :func:`kit.deploy.requests.pod_requests` (sidecars and init containers counted as the scheduler does).
+is :func:`kit.k8s.requests.pod_requests` (sidecars and init containers counted as the scheduler does).
 Only Ready nodes that are not cordoned count, and a pod only goes to nodes whose ``NoSchedule`` /
 ``NoExecute`` taints it tolerates and whose labels match its ``nodeSelector``.
 
@@ -19,9 +19,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from kit.deploy.requests import ZERO, Requests, is_queued, pod_requests, pods_of
 from kit.k8s.live.kinds import condition
 from kit.k8s.live.preflight import FAIL, OK, READ_ACCESS, WARN, Answer, Check, ClusterAPI
+from kit.k8s.requests import ZERO, Requests, is_queued, pod_requests, pods_of
 
 AREA = "capacity"
 #: Kinds whose pods keep running after their step (everything else runs to completion).
