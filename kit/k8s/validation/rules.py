@@ -1,5 +1,6 @@
-"""Rules the schemas cannot express: what the operators' admission and controllers enforce, and the
-kit's own pins. Each rule names where it comes from; the queue label rule:
+"""The kit's own rules the schemas cannot express (the operators' are in :mod:`.admission`, called from
+:func:`semantic_problems`): image and ``rayVersion`` pins, replicas within their bounds, the queue label,
+nothing defined twice. Each rule names where it comes from; the queue label rule:
 
 **Queue label rule.** The workloads Kueue admits (RayJob, RayCluster, RayService,
 TrainJob, PyTorchJob) must carry the label ``kueue.x-k8s.io/queue-name``:
