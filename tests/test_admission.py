@@ -76,6 +76,25 @@ def _with(kind: str, change: Callable[[Doc], Any]) -> Doc:
     return doc
 
 
+def _serving_runtime(name: str = "kit-sklearn", **spec: Any) -> Doc:
+    """A minimal ServingRuntime (the valid fixtures have none: the kit writes none)."""
+    return {"apiVersion": "serving.kserve.io/v1alpha1", "kind": "ServingRuntime",
+            "metadata": {"name": name, "namespace": "team-a"},
+            "spec": {"supportedModelFormats": [{"name": "sklearn", "version": "1", "autoSelect": True, "priority": 1}],
+                     "protocolVersions": ["v2"],
+                     "containers": [{"name": "kserve-container", "image": "kserve/sklearnserver:v0.20.0"}],
+                     **spec}}
+
+
+def _formats(*priorities: int) -> list[Doc]:
+    return [{"name": "sklearn", "version": "1", "autoSelect": True, "priority": p} for p in priorities]
+
+
+def _env(name: str) -> list[Doc]:
+    env = [{"name": name, "value": "2"}]
+    return [{"name": "kserve-container", "image": "kserve/sklearnserver:v0.20.0", "env": env}]
+
+
 GROUPS = "spec.workerGroupSpecs[0]"
 QUOTA = "spec.resourceGroups[0].flavors[0].resources[0]"
 TRAINER = "spec.runtimePatches[0].trainingRuntimeSpec.template.spec.replicatedJobs[0]"
@@ -170,6 +189,12 @@ CASES: list[tuple[str, Callable[[], list[Doc]], str, str]] = [
     ("kuberay-deletion-rules-and-shutdown", lambda: [_unqueued_rayjob(ttlSecondsAfterFinished=0, deletionStrategy={
         "deletionRules": [{"policy": "DeleteCluster", "condition": {"jobStatus": "SUCCEEDED", "ttlSeconds": 0}}]})],
      "spec.deletionStrategy.deletionRules", "mutually exclusive"),
+    ("kuberay-rayjob-cluster-upgrade-strategy", lambda: [_with("RayJob", lambda d: d["spec"]["rayClusterSpec"].update(
+        upgradeStrategy={"type": "Recreate"}))],
+     "spec.rayClusterSpec.upgradeStrategy", "upgradeStrategy cannot be set when the RayCluster is created by a RayJob"),
+    ("kuberay-rayservice-cluster-upgrade-strategy", lambda: [_with("RayService", lambda d: d["spec"][
+        "rayClusterConfig"].update(upgradeStrategy={"type": "Recreate"}))],
+     "spec.rayClusterConfig.upgradeStrategy", "created by a RayService"),
     ("kuberay-service-upgrade-type", lambda: [_with("RayService", lambda d: d["spec"].update(
         upgradeStrategy={"type": "Recreate"}))],
      "spec.upgradeStrategy.type", "expected one of NewClusterWithIncrementalUpgrade, NewCluster, None"),
@@ -286,6 +311,21 @@ CASES: list[tuple[str, Callable[[], list[Doc]], str, str]] = [
             "name": "kserve-container", "modelFormat": {"name": "sklearn"}, "storageUri": f"gs://b/v{i}"}}}
         for i in (2, 3)]))],
      "spec.canary", "sum of canary trafficPercent values (120) must be <= 100"),
+    ("servingruntime-format-priorities", lambda: [_serving_runtime(supportedModelFormats=_formats(1, 2))],
+     "spec.supportedModelFormats[1].priority", "different priorities assigned for the model format sklearn"),
+    ("servingruntime-blocked-env", lambda: [_serving_runtime(containers=_env("PYTHONPATH"))],
+     "spec.containers[0].env[0]", "setting PYTHONPATH in container 'kserve-container' is not allowed"),
+    ("servingruntime-one-worker-container", lambda: [_serving_runtime(workerSpec={"containers": [
+        {"name": "worker-container", "image": "w:1"}, {"name": "sidecar", "image": "s:1"}]})],
+     "spec.workerSpec.containers", "setting multiple containers in workerSpec is not allowed"),
+    ("servingruntime-parallel-env", lambda: [_serving_runtime(containers=_env("TENSOR_PARALLEL_SIZE"), workerSpec={
+        "containers": [{"name": "worker-container", "image": "w:1"}]})],
+     "spec.containers[0].env[0]", "setting TENSOR_PARALLEL_SIZE in environment variables is not allowed"),
+    ("servingruntime-pipeline-size", lambda: [_serving_runtime(workerSpec={
+        "pipelineParallelSize": 0, "containers": [{"name": "worker-container", "image": "w:1"}]})],
+     "spec.workerSpec.pipelineParallelSize", "cannot be less than 1(0)"),
+    ("servingruntime-priority-clash", lambda: [_serving_runtime(), _serving_runtime("other-sklearn")],
+     "spec.supportedModelFormats", "same priority assigned for the model format sklearn as in the ServingRuntime"),
     ("kserve-canary-needs-name", lambda: [_with("InferenceService", lambda d: d["spec"].update(canary=[
         {"trafficPercent": 10, "predictor": {"model": {"name": "kserve-container",
                                                 "modelFormat": {"name": "sklearn"}, "storageUri": "gs://b/v2"}}}]))],
@@ -302,7 +342,16 @@ def test_every_fixture_base_is_admitted():
     """The mutated fixtures start valid: each case above fails for its change only."""
     kinds = ("TrainJob", "ClusterTrainingRuntime", "RayCluster", "RayJob", "RayService", "ClusterQueue",
              "ResourceFlavor", "InferenceService")
-    assert _problems(*(by_kind(kind) for kind in kinds)) == []
+    assert _problems(*(by_kind(kind) for kind in kinds), _serving_runtime()) == []
+
+
+def test_serving_runtimes_without_a_clash_are_admitted():
+    """Another priority, another protocol, another namespace, or a disabled runtime: no clash."""
+    other = [_serving_runtime("b", supportedModelFormats=_formats(2)), _serving_runtime("c", protocolVersions=["v1"]),
+             _serving_runtime("d", disabled=True, containers=_env("PYTHONPATH"))]
+    elsewhere = _serving_runtime("e")
+    elsewhere["metadata"]["namespace"] = "team-b"
+    assert _problems(_serving_runtime(), *other, elsewhere) == []
 
 
 # --------------------------------------------------------------------------- the kit's own manifests

@@ -4,7 +4,8 @@ citing the upstream repository, tag, file and function it ports:
 - :mod:`.trainer` — Kubeflow Trainer v2.3.0 (TrainJob, TrainingRuntime, ClusterTrainingRuntime);
 - :mod:`.kuberay` — KubeRay v1.7.0 (RayCluster, RayJob, RayService);
 - :mod:`.kueue` — Kueue v0.19.2 (ClusterQueue, ResourceFlavor, queued jobs);
-- :mod:`.kserve` — KServe v0.20.0 (InferenceService);
+- :mod:`.kserve`, :mod:`.servingruntime` — KServe v0.20.0 (InferenceService, ServingRuntime,
+  ClusterServingRuntime);
 - :mod:`.names` — Kubernetes' name, label and quantity formats they share.
 
 "Valid" means "would be admitted": a webhook's rejection and a controller's ``ValidationFailed`` both count.
@@ -16,7 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from kit.k8s import traverse
-from kit.k8s.validation.admission import kserve, kuberay, kueue, trainer
+from kit.k8s.validation.admission import kserve, kuberay, kueue, servingruntime, trainer
 from kit.k8s.validation.admission.fields import dig
 from kit.k8s.validation.loading import Document
 from kit.k8s.validation.problems import PathParts, Problem
@@ -50,10 +51,17 @@ def document_problems(body: dict[str, Any]) -> Found:
         found += trainer.training_runtime_problems(body)
     elif group == KSERVE_GROUP and kind == "InferenceService":
         found += kserve.inference_service_problems(body)
+    elif group == KSERVE_GROUP and kind in servingruntime.KINDS:
+        found += servingruntime.runtime_problems(body)
     return found
 
 
 def set_problems(documents: Sequence[Document]) -> list[Problem]:
+    """The rules that need the other documents: TrainJobs against their runtimes, ServingRuntime priorities."""
+    return trainjob_problems(documents) + servingruntime.priority_conflicts(documents)
+
+
+def trainjob_problems(documents: Sequence[Document]) -> list[Problem]:
     """TrainJob rules, checked against the runtime each references: one among ``documents`` (a
     TrainingRuntime in the TrainJob's namespace, or a ClusterTrainingRuntime), else an upstream one."""
     runtimes: dict[tuple[str, str | None, str], trainer.RuntimeShape] = {}

@@ -1,9 +1,10 @@
 """KubeRay v1.7.0: the admission webhooks (ray-project/kuberay@v1.7.0 ``ray-operator/pkg/webhooks/v1/``)
 and the controller's spec validation (``ray-operator/controllers/ray/utils/validation.go``).
 
-The webhooks reject at admission only names and duplicate worker group names; every other rule here is
-checked by the controller after the API server stored the object, which then sits in ``ValidationFailed``
-(RayJob, RayService) or never gets pods (RayCluster). Both count as "not admitted" for the kit.
+The webhooks (installed only with ``ENABLE_WEBHOOKS=true``) reject names and duplicate worker group
+names at admission; the controller checks the names again and every other rule here after the API server
+stored the object, which then sits in ``ValidationFailed`` (RayJob, RayService) or never gets pods
+(RayCluster). Both count as "not admitted" for the kit.
 """
 
 from __future__ import annotations
@@ -115,7 +116,7 @@ def _group_problems(base: PathParts, spec: dict[str, Any]) -> Found:
                for i, g in enumerate(dicts(spec.get("workerGroupSpecs")))]
     seen: set[Any] = set()
     for path, name, group in groups:
-        if not dicts(((group.get("template") or {}).get("spec") or {}).get("containers")):
+        if not dicts(dig(group, "template", "spec").get("containers")):
             found.append(((*path, "template", "spec", "containers"), f"group {name} should have at least one "
                                                                      "container (the Ray container is the first)"))
         params = dig(group, "rayStartParams")
@@ -161,8 +162,9 @@ def _version(value: Any) -> tuple[int, ...] | None:
 
 
 def rayjob_problems(spec: dict[str, Any]) -> Found:
-    """RayJob spec rules of ``ValidateRayJobSpec`` and ``validateDeletionConfiguration``, plus the
-    submission modes above (the RayJob's cluster spec goes through :func:`cluster_spec_problems`)."""
+    """RayJob spec rules of ``ValidateRayJobSpec`` and ``validateDeletionConfiguration`` (and
+    ``ValidateRayClusterUpgradeOptions`` on the cluster it creates), plus the submission modes above
+    (the RayJob's cluster spec goes through :func:`cluster_spec_problems`)."""
     found: Found = []
     mode = spec.get("submissionMode")
     if mode is not None and mode not in SUBMISSION_MODES:
@@ -198,6 +200,9 @@ def rayjob_problems(spec: dict[str, Any]) -> Found:
         found.append((("spec", "rayClusterSpec"), "one of rayClusterSpec or clusterSelector must be set"))
     if mode == "InteractiveMode" and backoff > 0:
         found.append((("spec", "backoffLimit"), "backoffLimit is incompatible with InteractiveMode"))
+    if dig(spec, "rayClusterSpec", "upgradeStrategy").get("type") is not None:
+        found.append((("spec", "rayClusterSpec", "upgradeStrategy"), "upgradeStrategy cannot be set when the "
+                                                                     "RayCluster is created by a RayJob"))
     if mode == "SidecarMode":
         found += [(("spec", key), f"SidecarMode doesn't support {key}")
                   for key in ("submitterPodTemplate", "submitterConfig") if spec.get(key) is not None]
@@ -211,7 +216,8 @@ def rayjob_problems(spec: dict[str, Any]) -> Found:
 
 
 def rayservice_problems(spec: dict[str, Any]) -> Found:
-    """RayService spec rules of ``ValidateRayServiceSpec`` and ``ValidateClusterUpgradeOptions``."""
+    """RayService spec rules of ``ValidateRayServiceSpec`` and ``ValidateClusterUpgradeOptions`` (and
+    ``ValidateRayClusterUpgradeOptions`` on the cluster it creates)."""
     found: Found = []
     cluster = dig(spec, "rayClusterConfig")
     head_service = (cluster.get("headGroupSpec") or {}).get("headService") if isinstance(
@@ -224,6 +230,10 @@ def rayservice_problems(spec: dict[str, Any]) -> Found:
     if upgrade is not None and upgrade not in SERVICE_UPGRADE_TYPES:
         found.append((("spec", "upgradeStrategy", "type"),
                       f"expected one of {', '.join(SERVICE_UPGRADE_TYPES)}; got {short_value(upgrade)}"))
+    if dig(cluster, "upgradeStrategy").get("type") is not None:
+        found.append((("spec", "rayClusterConfig", "upgradeStrategy"), "upgradeStrategy cannot be set when the "
+                                                                       "RayCluster is created by a RayService: "
+                                                                       "use spec.upgradeStrategy"))
     delay = integer(spec.get("rayClusterDeletionDelaySeconds"))
     if delay is not None and delay < 0:
         found.append((("spec", "rayClusterDeletionDelaySeconds"), f"should be non-negative, got {delay}"))
