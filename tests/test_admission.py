@@ -125,6 +125,10 @@ CASES: list[tuple[str, Callable[[], list[Doc]], str, str]] = [
         runtimeRef={"name": "torch-distributed"},
         trainer={**by_kind("TrainJob")["spec"]["trainer"], "env": [{"name": "PET_MASTER_PORT", "value": "1"}]})],
      "spec.trainer.env", "['PET_MASTER_PORT']"),
+    ("trainer-reserved-mpi-env", lambda: [_with("ClusterTrainingRuntime", lambda d: d["spec"].update(
+        mlPolicy={"numNodes": 1, "mpi": {}})), _trainjob(
+        trainer={**by_kind("TrainJob")["spec"]["trainer"], "env": [{"name": "OMPI_MCA_plm_rsh_args", "value": ""}]})],
+     "spec.trainer.env", "['OMPI_MCA_plm_rsh_args'] (the mpi runtime sets them)"),
     ("trainer-unsupported-runtime", lambda: [_trainjob(runtimeRef={"name": "x", "kind": "Runtime"})],
      "spec.runtimeRef", "unsupported runtime Runtime.trainer.kubeflow.org"),
     ("trainer-name-not-rfc1035", lambda: [_with("TrainJob", lambda d: d["metadata"].update(name="1-mnist"))],

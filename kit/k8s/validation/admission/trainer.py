@@ -21,8 +21,14 @@ Found = list[tuple[PathParts, str]]
 
 #: ``RuntimeRefToRuntimeRegistryKey`` keys registered in pkg/runtime/core/registry.go.
 RUNTIME_KINDS = ("ClusterTrainingRuntime", "TrainingRuntime")
-#: ``constants.TorchRunReservedEnvNames`` (pkg/constants/constants.go): the torch plugin sets them.
-TORCH_RESERVED_ENV = ("PET_NNODES", "PET_NPROC_PER_NODE", "PET_NODE_RANK", "PET_MASTER_ADDR", "PET_MASTER_PORT")
+#: ML policy -> the env names its plugin sets and a TrainJob must not (pkg/constants/constants.go:
+#: ``TorchRunReservedEnvNames``, ``MPIReservedEnvNames``, ``XGBoostReservedEnvNames``).
+RESERVED_ENV = {
+    "torch": ("PET_NNODES", "PET_NPROC_PER_NODE", "PET_NODE_RANK", "PET_MASTER_ADDR", "PET_MASTER_PORT"),
+    "mpi": ("OMPI_MCA_orte_default_hostfile", "OMPI_MCA_plm_rsh_args", "OMPI_MCA_orte_keep_fqdn_hostnames",
+            "OMPI_MCA_orte_set_default_slots"),
+    "xgboost": ("DMLC_TRACKER_URI", "DMLC_TRACKER_PORT", "DMLC_TASK_ID", "DMLC_NUM_WORKER"),
+}
 #: Containers a runtime patch may not give env to (``constants.DatasetInitializer/ModelInitializer/Node``).
 NO_ENV_CONTAINERS = ("dataset-initializer", "model-initializer", "node")
 #: ``trainer.kubeflow.org/trainjob-ancestor-step`` value -> the container that job must have
@@ -36,15 +42,17 @@ MANAGED_BY = ("trainer.kubeflow.org/trainjob-controller", "kueue.x-k8s.io/multik
 
 @dataclass(frozen=True)
 class RuntimeShape:
-    """What the TrainJob webhook reads from a runtime: replicated job -> container names, torch or not."""
+    """What the TrainJob webhook reads from a runtime: replicated job -> container names, its ML policy."""
 
     jobs: Mapping[str, frozenset[str]] = field(default_factory=dict)
-    torch: bool = False
+    policy: str | None = None
 
 
 #: The runtimes Trainer's manifests install (manifests/base/runtimes/torch_distributed.yaml at v2.3.0),
 #: for a TrainJob whose runtime is not among the manifests checked.
-UPSTREAM_RUNTIMES = {("ClusterTrainingRuntime", "torch-distributed"): RuntimeShape({"node": frozenset({"node"})}, True)}
+UPSTREAM_RUNTIMES = {
+    ("ClusterTrainingRuntime", "torch-distributed"): RuntimeShape({"node": frozenset({"node"})}, "torch"),
+}
 
 
 def runtime_shape(body: dict[str, Any]) -> RuntimeShape:
@@ -54,8 +62,8 @@ def runtime_shape(body: dict[str, Any]) -> RuntimeShape:
     for job in _replicated_jobs(spec.get("template")):
         pod = dig(job, "template", "spec", "template", "spec")
         jobs[str(job.get("name"))] = frozenset(_container_names(pod))
-    policy = spec.get("mlPolicy")
-    return RuntimeShape(jobs, isinstance(policy, dict) and isinstance(policy.get("torch"), dict))
+    policies = [name for name in RESERVED_ENV if isinstance(dig(spec, "mlPolicy").get(name), dict)]
+    return RuntimeShape(jobs, policies[0] if policies else None)
 
 
 def trainjob_problems(body: dict[str, Any], runtime: RuntimeShape | None) -> Found:
@@ -67,8 +75,8 @@ def trainjob_problems(body: dict[str, Any], runtime: RuntimeShape | None) -> Fou
     found += runtime_patch_manager_problems(spec)
     if runtime is not None:
         found += runtime_patch_target_problems(spec, runtime)
-        if runtime.torch:
-            found += torch_reserved_env_problems(spec)
+        if runtime.policy is not None:
+            found += reserved_env_problems(spec, runtime.policy)
     return found
 
 
@@ -151,15 +159,16 @@ def runtime_patch_target_problems(spec: dict[str, Any], runtime: RuntimeShape) -
     return found
 
 
-def torch_reserved_env_problems(spec: dict[str, Any]) -> Found:
-    """On a torch runtime ``spec.trainer.env`` must not set torchrun's ``PET_*`` variables, which the torch
-    plugin sets (``Torch.Validate``, pkg/runtime/framework/plugins/torch/torch.go)."""
+def reserved_env_problems(spec: dict[str, Any], policy: str) -> Found:
+    """``spec.trainer.env`` must not set what the runtime's ML plugin sets: torchrun's ``PET_*`` (``Torch.Validate``,
+    plugins/torch/torch.go), OpenMPI's ``OMPI_MCA_*`` (``MPI.Validate``, plugins/mpi/mpi.go), XGBoost's ``DMLC_*``
+    (``XGBoost.Validate``, plugins/xgboost/xgboost.go)."""
     env = dicts(dig(spec, "trainer").get("env"))
-    reserved = sorted({str(e.get("name")) for e in env if e.get("name") in TORCH_RESERVED_ENV})
+    reserved = sorted({str(e.get("name")) for e in env if e.get("name") in RESERVED_ENV[policy]})
     if not reserved:
         return []
     return [(("spec", "trainer", "env"), f"must not have reserved envs, invalid envs configured: {reserved} "
-                                         "(the torch runtime sets them)")]
+                                         f"(the {policy} runtime sets them)")]
 
 
 def training_runtime_problems(body: dict[str, Any]) -> Found:
