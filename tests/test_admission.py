@@ -95,6 +95,11 @@ def _env(name: str) -> list[Doc]:
     return [{"name": "kserve-container", "image": "kserve/sklearnserver:v0.20.0", "env": env}]
 
 
+def _canary(name: str, traffic: int = 10, **predictor: Any) -> Doc:
+    model = {"name": "kserve-container", "modelFormat": {"name": "sklearn"}, "storageUri": f"gs://b/{name}"}
+    return {"trafficPercent": traffic, "predictor": {"name": name, "model": model, **predictor}}
+
+
 GROUPS = "spec.workerGroupSpecs[0]"
 QUOTA = "spec.resourceGroups[0].flavors[0].resources[0]"
 TRAINER = "spec.runtimePatches[0].trainingRuntimeSpec.template.spec.replicatedJobs[0]"
@@ -199,6 +204,52 @@ CASES: list[tuple[str, Callable[[], list[Doc]], str, str]] = [
     ("kuberay-rayservice-cluster-upgrade-strategy", lambda: [_with("RayService", lambda d: d["spec"][
         "rayClusterConfig"].update(upgradeStrategy={"type": "Recreate"}))],
      "spec.rayClusterConfig.upgradeStrategy", "created by a RayService"),
+    ("kuberay-autoscaler-version-and-env", lambda: [_with("RayCluster", lambda d: (
+        d["spec"].update(enableInTreeAutoscaling=True, autoscalerOptions={"version": "v2"}),
+        d["metadata"].pop("labels"),
+        _head_container(d).update(env=[{"name": "RAY_enable_autoscaler_v2", "value": "1"}])))],
+     "spec.headGroupSpec.template.spec.containers[0].env", "both autoscalerOptions.version and head env"),
+    ("kuberay-autoscaler-idle-negative", lambda: [_with("RayCluster", lambda d: d["spec"].update(
+        autoscalerOptions={"idleTimeoutSeconds": -1}))],
+     "spec.autoscalerOptions.idleTimeoutSeconds", "must be non-negative, got -1"),
+    ("kuberay-autoscaler-generated-cmd", lambda: [_with("RayCluster", lambda d: d["spec"].update(
+        autoscalerOptions={"env": [{"name": "KUBERAY_GEN_AUTOSCALER_START_CMD", "value": "x"}]}))],
+     "spec.autoscalerOptions.env", "must not contain KUBERAY_GEN_AUTOSCALER_START_CMD"),
+    ("kuberay-suspend-group-autoscaling", lambda: [_with("RayCluster", lambda d: (
+        d["metadata"].pop("labels"), d["spec"].update(enableInTreeAutoscaling=True), _worker(d).update(suspend=True)))],
+     f"{GROUPS}.suspend", "cannot be suspended with autoscaling enabled"),
+    ("kuberay-priority-needs-v2", lambda: [_with("RayCluster", lambda d: _worker(d).update(priority=5))],
+     f"{GROUPS}.priority", "priority needs autoscaler v2"),
+    ("kuberay-k8s-auth-needs-token", lambda: [_with("RayCluster", lambda d: d["spec"].update(
+        authOptions={"mode": "disabled", "enableK8sTokenAuth": True}))],
+     "spec.authOptions", "enableK8sTokenAuth needs authOptions.mode: token"),
+    ("kuberay-ft-annotation-and-options", lambda: [_with("RayCluster", lambda d: (
+        d["metadata"].update(annotations={"ray.io/ft-enabled": "true"}),
+        d["spec"].update(gcsFaultToleranceOptions={"redisAddress": "redis:6379"})))],
+     "spec.gcsFaultToleranceOptions", "ray.io/ft-enabled annotation and gcsFaultToleranceOptions are both set"),
+    ("kuberay-negative-min-replicas", lambda: [_with("RayCluster", lambda d: _worker(d).update(minReplicas=-1))],
+     f"{GROUPS}.minReplicas", "has negative minReplicas -1"),
+    ("kuberay-ttl-negative", lambda: [_unqueued_rayjob(ttlSecondsAfterFinished=-1)],
+     "spec.ttlSecondsAfterFinished", "must be a non-negative integer"),
+    ("kuberay-selector-suspend", lambda: [_with("RayJob", lambda d: (
+        d["metadata"].pop("labels"), d["spec"].pop("rayClusterSpec"),
+        d["spec"].update(clusterSelector={"ray.io/cluster": "demo"})))],
+     "spec.suspend", "the clusterSelector mode doesn't support suspend"),
+    ("kuberay-selector-sidecar", lambda: [_with("RayJob", lambda d: (
+        d["metadata"].pop("labels"), d["spec"].pop("rayClusterSpec"), d["spec"].pop("submitterPodTemplate"),
+        d["spec"].update(suspend=False, submissionMode="SidecarMode", clusterSelector={"ray.io/cluster": "demo"})))],
+     "spec.clusterSelector", "clusterSelector is not supported in SidecarMode"),
+    ("kuberay-selector-backoff", lambda: [_with("RayJob", lambda d: (
+        d["metadata"].pop("labels"), d["spec"].pop("rayClusterSpec"),
+        d["spec"].update(suspend=False, backoffLimit=2, clusterSelector={"ray.io/cluster": "demo"})))],
+     "spec.backoffLimit", "backoffLimit is incompatible with clusterSelector"),
+    ("kuberay-backoff-negative", lambda: [_unqueued_rayjob(backoffLimit=-1)],
+     "spec.backoffLimit", "backoffLimit must not be negative"),
+    ("kuberay-incremental-needs-options", lambda: [_with("RayService", lambda d: (
+        d["metadata"].update(annotations={versions.ELASTIC_JOB_ANNOTATION: "true"}),
+        d["spec"]["rayClusterConfig"].update(enableInTreeAutoscaling=True),
+        d["spec"].update(upgradeStrategy={"type": "NewClusterWithIncrementalUpgrade"})))],
+     "spec.upgradeStrategy.clusterUpgradeOptions", "clusterUpgradeOptions are required"),
     ("kuberay-service-upgrade-type", lambda: [_with("RayService", lambda d: d["spec"].update(
         upgradeStrategy={"type": "Recreate"}))],
      "spec.upgradeStrategy.type", "expected one of NewClusterWithIncrementalUpgrade, NewCluster, None"),
@@ -265,6 +316,18 @@ CASES: list[tuple[str, Callable[[], list[Doc]], str, str]] = [
     ("kueue-admission-check-flavor", lambda: [_with("ClusterQueue", lambda d: d["spec"].update(admissionChecksStrategy={
         "admissionChecks": [{"name": "check", "onFlavors": ["gpu-flavor"]}]}))],
      "spec.admissionChecksStrategy.admissionChecks[0].onFlavors[0]", "'gpu-flavor' is not one of"),
+    ("kueue-covered-resource-name", lambda: [_with("ClusterQueue", lambda d: (
+        d["spec"]["resourceGroups"][0].update(coveredResources=["cpu", "bad name"]),
+        _queue(d)[1].update(name="bad name")))],
+     "spec.resourceGroups[0].coveredResources[1]", "resource name 'bad name'"),
+    ("kueue-lending-without-cohort", lambda: [_with("ClusterQueue", lambda d: _queue(d)[0].update(lendingLimit=1))],
+     f"{QUOTA}.lendingLimit", "lendingLimit must be nil when cohort is empty"),
+    ("kueue-fair-sharing-negative", lambda: [_with("ClusterQueue", lambda d: d["spec"].update(
+        fairSharing={"weight": "-1"}))],
+     "spec.fairSharing.weight", "must be greater than or equal to 0"),
+    ("kueue-flavor-taint-key", lambda: [_with("ResourceFlavor", lambda d: d.update(spec={"nodeTaints": [
+        {"key": "bad key", "value": "a", "effect": "NoSchedule"}]}))],
+     "spec.nodeTaints[0].key", "invalid taint key"),
     ("kueue-flavor-node-label", lambda: [_with("ResourceFlavor", lambda d: d.update(spec={
         "nodeLabels": {"pool": "not a value"}}))],
      'spec.nodeLabels.pool', "invalid node label"),
@@ -315,6 +378,47 @@ CASES: list[tuple[str, Callable[[], list[Doc]], str, str]] = [
             "name": "kserve-container", "modelFormat": {"name": "sklearn"}, "storageUri": f"gs://b/v{i}"}}}
         for i in (2, 3)]))],
      "spec.canary", "sum of canary trafficPercent values (120) must be <= 100"),
+    ("kserve-negative-max-replicas", lambda: [_with("InferenceService", lambda d: d["spec"]["predictor"].update(
+        maxReplicas=-1))],
+     "spec.predictor.maxReplicas", "'MaxReplicas' cannot be less than 0"),
+    ("kserve-negative-concurrency", lambda: [_with("InferenceService", lambda d: d["spec"]["predictor"].update(
+        containerConcurrency=-1))],
+     "spec.predictor.containerConcurrency", "parallelism cannot be less than 0"),
+    ("kserve-keda-scale-metric", lambda: [_with("InferenceService", lambda d: (
+        d["metadata"]["annotations"].update({f"{ISVC}/autoscalerClass": "keda"}),
+        d["spec"]["predictor"].update(scaleMetric="cpu")))],
+     "spec.predictor.scaleMetric", "ScaleMetric is not supported for KEDA"),
+    ("kserve-hpa-target", lambda: [_with("InferenceService", lambda d: (
+        d["metadata"]["annotations"].update({f"{ISVC}/autoscalerClass": "hpa"}),
+        d["spec"]["predictor"].update(scaleMetric="cpu", scaleTarget=150)))],
+     "spec.predictor.scaleTarget", "the target utilization percentage should be a [1-100] integer"),
+    ("kserve-kpa-metric", lambda: [_with("InferenceService", lambda d: (
+        d["metadata"]["annotations"].update({f"{ISVC}/deploymentMode": "Knative"}),
+        d["spec"]["predictor"].update(scaleMetric="memory")))],
+     "spec.predictor.scaleMetric", "[memory] is not a supported metric (concurrency, rps)"),
+    ("kserve-kpa-rps-target", lambda: [_with("InferenceService", lambda d: (
+        d["metadata"]["annotations"].update({f"{ISVC}/deploymentMode": "Knative"}),
+        d["spec"]["predictor"].update(scaleMetric="rps", scaleTarget=0)))],
+     "spec.predictor.scaleTarget", "the target for rps should be greater than 1"),
+    ("kserve-canary-duplicate-name", lambda: [_with("InferenceService", lambda d: d["spec"].update(canary=[
+        _canary("v2"), _canary("v2")]))],
+     "spec.canary[1].predictor.name", "canary predictor.name 'v2' is duplicated"),
+    ("kserve-canary-fixed-replicas", lambda: [_with("InferenceService", lambda d: d["spec"].update(canary=[
+        _canary("v2", maxReplicas=3)]))],
+     "spec.canary[0].predictor.maxReplicas", "canary must not set maxReplicas"),
+    ("kserve-canary-no-autoscaling", lambda: [_with("InferenceService", lambda d: d["spec"].update(canary=[
+        _canary("v2", scaleTarget=5)]))],
+     "spec.canary[0].predictor.scaleTarget", "canary must not set scaleTarget"),
+    ("kserve-canary-min-replicas", lambda: [_with("InferenceService", lambda d: d["spec"].update(canary=[
+        _canary("v2", minReplicas=2)]))],
+     "spec.canary[0].predictor.minReplicas", "canary minReplicas (2) must not exceed"),
+    ("kserve-canary-one-implementation", lambda: [_with("InferenceService", lambda d: d["spec"].update(canary=[
+        _canary("v2", sklearn={"name": "kserve-container", "storageUri": "gs://b/v2"})]))],
+     "spec.canary[0].predictor", "exactly one implementation must be specified in the canary predictor"),
+    ("kserve-canary-needs-stable-model", lambda: [_with("InferenceService", lambda d: (
+        d["spec"].update(predictor={"containers": [{"name": "kserve-container", "image": "example/server:1.0"}]}),
+        d["spec"].update(canary=[_canary("v2")])))],
+     "spec.predictor", "canary requires a stable predictor with a model"),
     ("servingruntime-format-priorities", lambda: [_serving_runtime(supportedModelFormats=_formats(1, 2))],
      "spec.supportedModelFormats[1].priority", "different priorities assigned for the model format sklearn"),
     ("servingruntime-blocked-env", lambda: [_serving_runtime(containers=_env("PYTHONPATH"))],

@@ -24,7 +24,6 @@ DEPLOYMENT_MODES = ("Standard", "Knative", "ModelMesh", "RawDeployment", "Server
 AUTOSCALER_CLASSES = ("hpa", "external", "keda", "none")
 HPA_METRICS = ("cpu", "memory")  # AutoscalerAllowedHPAMetricsList
 KPA_METRICS = ("concurrency", "rps")  # AutoscalerAllowedKPAMetricsList
-LOGGER_MODES = ("all", "request", "response")
 #: ``validation.DefaultBlockedEnvVars`` (pkg/validation/env_policy.go).
 BLOCKED_ENV = ("PYTHONPATH",)
 #: ``SupportedStorageURIPrefixList``; a URI without ``scheme://`` is a local path and passes.
@@ -58,7 +57,7 @@ def inference_service_problems(body: dict[str, Any]) -> Found:
 def canary_problems(spec: dict[str, Any], annotations: dict[str, Any]) -> Found:
     """``validateCanarySpecs``: ``spec.canary`` only in Standard mode, on a stable predictor with a model;
     each canary predictor named (unique, not the stable one's name), one implementation, fixed replicas
-    (no maxReplicas, scaleTarget, scaleMetric, autoScaling, workerSpec), traffic 0-100 summing to <= 100."""
+    (no maxReplicas, scaleTarget, scaleMetric, autoScaling, workerSpec), traffic summing to <= 100."""
     if annotations.get(DEPLOYMENT_MODE) not in ("Standard", "RawDeployment"):
         return [(("spec", "canary"), "canary is only supported in Standard deployment mode "
                                      f"({DEPLOYMENT_MODE}: Standard)")]
@@ -78,10 +77,7 @@ def canary_problems(spec: dict[str, Any], annotations: dict[str, Any]) -> Found:
             found.append(((*base, "predictor", "name"), f"canary predictor.name {name!r} is duplicated or "
                                                         "conflicts with the stable predictor's name"))
         names.add(name)
-        percent = integer(canary.get("trafficPercent", 0)) or 0
-        if not 0 <= percent <= 100:
-            found.append(((*base, "trafficPercent"), f"trafficPercent must be between 0 and 100, got {percent}"))
-        total += percent
+        total += integer(canary.get("trafficPercent", 0)) or 0  # each in 0-100: the CRD's bounds
         if _implementations(predictor) != 1:
             found.append(((*base, "predictor"), "exactly one implementation must be specified in the canary "
                                                 "predictor"))
@@ -135,23 +131,22 @@ def blocked_env_problems(base: PathParts, component: dict[str, Any]) -> Found:
 
 
 def extension_problems(base: PathParts, component: dict[str, Any], annotations: dict[str, Any]) -> Found:
-    """``ComponentExtensionSpec.Validate`` (component.go: replicas, containerConcurrency, logger) and
+    """``ComponentExtensionSpec.Validate`` (component.go: replicas, containerConcurrency; the logger mode is a
+    CRD enum) and
     ``validateAutoScalingCompExtension`` (skipped without a deploymentMode annotation: the mutating webhook
     fills in the cluster's default, unknown here)."""
     found: Found = []
     low, high = integer(component.get("minReplicas")), integer(component.get("maxReplicas"))
-    for key, value in (("minReplicas", low), ("maxReplicas", high)):
-        if value is not None and value < 0:
-            found.append(((*base, key), f"'{key[0].upper()}{key[1:]}' cannot be less than 0"))
-    low = 1 if low is None else low  # constants.DefaultMinReplicas
-    if high is not None and high != 0 and low > high:
+    low = 1 if low is None else low  # constants.DefaultMinReplicas; validateReplicas stops at the first error
+    if low < 0:
+        found.append(((*base, "minReplicas"), "'MinReplicas' cannot be less than 0"))
+    elif high is not None and high < 0:
+        found.append(((*base, "maxReplicas"), "'MaxReplicas' cannot be less than 0"))
+    elif high is not None and high != 0 and low > high:
         found.append(((*base, "minReplicas"), f"'MinReplicas' ({low}) cannot be greater than MaxReplicas ({high})"))
     concurrency = integer(component.get("containerConcurrency"))
     if concurrency is not None and concurrency < 0:
         found.append(((*base, "containerConcurrency"), "parallelism cannot be less than 0"))
-    logger = component.get("logger")
-    if isinstance(logger, dict) and logger.get("mode", "all") not in LOGGER_MODES:
-        found.append(((*base, "logger", "mode"), f"invalid logger type {short_value(logger.get('mode'))}"))
     mode = annotations.get(DEPLOYMENT_MODE)
     standard, knative = mode in ("Standard", "RawDeployment"), mode in ("Knative", "Serverless")
     metric, target = component.get("scaleMetric"), integer(component.get("scaleTarget"))

@@ -234,9 +234,6 @@ def rayservice_problems(spec: dict[str, Any]) -> Found:
         found.append((("spec", "rayClusterConfig", "upgradeStrategy"), "upgradeStrategy cannot be set when the "
                                                                        "RayCluster is created by a RayService: "
                                                                        "use spec.upgradeStrategy"))
-    delay = integer(spec.get("rayClusterDeletionDelaySeconds"))
-    if delay is not None and delay < 0:
-        found.append((("spec", "rayClusterDeletionDelaySeconds"), f"should be non-negative, got {delay}"))
     if upgrade == "NewClusterWithIncrementalUpgrade":
         if cluster.get("enableInTreeAutoscaling") is not True:
             found.append((("spec", "rayClusterConfig", "enableInTreeAutoscaling"),

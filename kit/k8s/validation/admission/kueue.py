@@ -137,7 +137,7 @@ def cluster_queue_problems(spec: dict[str, Any]) -> Found:
 def _resource_group_problems(spec: dict[str, Any]) -> Found:
     """``validateResourceGroups`` / ``validateFlavorQuotas`` / ``validateLimit`` / ``validateLendingLimit``."""
     found: Found = []
-    has_cohort = bool(spec.get("cohortName"))
+    has_cohort = bool(spec.get("cohortName") or spec.get("cohort"))  # v1beta2 cohortName, v1beta1 cohort
     seen_resources: set[Any] = set()
     seen_flavors: set[Any] = set()
     for i, group in enumerate(dicts(spec.get("resourceGroups"))):
