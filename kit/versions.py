@@ -213,8 +213,15 @@ API_RESOURCES: dict[str, APIResource] = {
 
 #: The label that puts a workload in a Kueue LocalQueue.
 QUEUE_LABEL = f"{KUEUE_GROUP}/queue-name"
+#: The annotation that makes a queued Ray cluster an elastic Kueue job (workload slices): Kueue rejects a
+#: queued RayCluster, RayJob or RayService with enableInTreeAutoscaling unless it is set to "true".
+ELASTIC_JOB_ANNOTATION = f"{KUEUE_GROUP}/elastic-job"
 #: The field manager of the kit's server-side applies.
 FIELD_MANAGER = "cnai-kit"
+#: The ``manager`` of the kit's TrainJob ``runtimePatches`` entry: Kubeflow Trainer's webhook requires a
+#: domain-prefixed path (``IsDomainPrefixedPath``, like its SDK's ``trainer.kubeflow.org/kubeflow-sdk``)
+#: and the field is immutable, so the kit uses this one value everywhere.
+RUNTIME_PATCH_MANAGER = "cloud-native-ai-kit.io/kit"
 #: Default names of the kit's cluster layout (clusters/): namespace, queues, flavor, kind cluster.
 NAMESPACE = "kit"
 LOCAL_QUEUE = "kit-queue"

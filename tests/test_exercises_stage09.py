@@ -35,7 +35,8 @@ def _rayjob(image: str | None = None, shutdown: bool = True, queue: bool = True,
     ("my rayjob", "expected the RayJob as a dict"),
     (stage09.exposed_rayservice(), "expected kind RayJob, got 'RayService'"),
     (stage09.broken_rayjob(), r"5 problem\(s\) remain:\n  .*does not match the kit's Ray version"),
-    (_rayjob(shutdown=False), r"1 problem\(s\) remain:\n  spec.ttlSecondsAfterFinished"),
+    (_rayjob(shutdown=False), r"2 problem\(s\) remain:\n  spec.shutdownAfterJobFinishes: a kueue managed job should "
+                              r"delete the cluster.*\n  spec.ttlSecondsAfterFinished"),
     (_rayjob(queue=False), r"1 problem\(s\) remain:\n  .*missing label kueue.x-k8s.io/queue-name"),
     # valid for the validator (Ray at the right version), but the pods would have no kit to import
     (_rayjob(image=versions.IMAGES["ray"]), "needs torch and kit in every pod"),

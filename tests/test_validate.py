@@ -17,9 +17,10 @@ from kit.cli import main
 from kit.errors import KitError
 from kit.k8s import traverse
 from kit.k8s.validation import crds
+from kit.k8s.validation.admission.kuberay import SUBMISSION_MODES
 from kit.k8s.validation.dryrun import server_dry_run
 from kit.k8s.validation.problems import Problem, format_path
-from kit.k8s.validation.rules import SUBMISSION_MODES, split_image
+from kit.k8s.validation.rules import split_image
 from kit.k8s.validation.validate import validate_documents, validate_paths
 from kit.paths import REPO_ROOT
 from kit.versions import IMAGES, KUBERNETES_VERSION, RAY
@@ -265,6 +266,8 @@ def test_kubernetes_version_is_the_newest_kubernetes_validate_ships():
 def test_every_kuberay_submission_mode_is_accepted(mode):
     job = by_kind("RayJob")
     job["spec"]["submissionMode"] = mode
+    if mode == "SidecarMode":  # KubeRay: "SidecarMode doesn't support SubmitterPodTemplate"
+        del job["spec"]["submitterPodTemplate"]
     assert validate_documents([job]) == []
 
 
@@ -275,6 +278,7 @@ def test_submission_modes_are_kuberay_v1_7_modes():
 def test_ttl_needs_shutdown_true_not_just_present():
     job = by_kind("RayJob")
     job["spec"]["shutdownAfterJobFinishes"] = False
+    del job["spec"]["suspend"], job["metadata"]["labels"]  # KubeRay and Kueue refuse those without shutdown too
     assert [p.path for p in validate_documents([job])] == ["spec.ttlSecondsAfterFinished"]
 
 

@@ -210,7 +210,8 @@ def _runtime_of(doc: Mapping[str, Any], runtimes: Mapping[str, Mapping[str, Any]
     return runtimes.get(f"{ref.get('kind', 'ClusterTrainingRuntime')}/{ref.get('name')}")
 
 
-def _trainjob_pods(doc: Mapping[str, Any], runtimes: Mapping[str, Mapping[str, Any]]) -> list[tuple[int, dict[str, Any]]]:
+def _trainjob_pods(doc: Mapping[str, Any],
+                   runtimes: Mapping[str, Mapping[str, Any]]) -> list[tuple[int, dict[str, Any]]]:
     """Kubeflow Trainer v2.3.0 pkg/runtime/core/trainingruntime.go ``newRuntimeInfo``: the trainer ancestor's
     replicated job runs ``numNodes`` pods, its ``node`` container's resources merged with ``resourcesPerNode``
     (pkg/util/trainingruntime MergeResourceRequirements); other replicated jobs run ``parallelism`` pods."""

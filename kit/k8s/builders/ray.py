@@ -23,7 +23,7 @@ from typing import Any
 
 from kit import versions
 from kit.k8s.builders import kueue, pods
-from kit.versions import QUEUE_LABEL, RAY_API_VERSION, RAY_CLUSTER
+from kit.versions import ELASTIC_JOB_ANNOTATION, QUEUE_LABEL, RAY_API_VERSION, RAY_CLUSTER
 
 _RAY_TMP = {"name": "ray-tmp", "mountPath": "/tmp/ray"}
 SHM_VOLUME = "dshm"
@@ -134,10 +134,13 @@ def raycluster_spec(
 def raycluster(
     name: str = RAY_CLUSTER, namespace: str = "default", queue: str | None = None, **spec_options: Any
 ) -> dict[str, Any]:
-    """A RayCluster with token auth, restricted pods and the kit's pinned Ray image."""
+    """A RayCluster with token auth, restricted pods and the kit's pinned Ray image; queued and
+    autoscaling, it is an elastic Kueue job (Kueue admits no other autoscaling RayCluster)."""
     metadata: dict[str, Any] = {"name": name, "namespace": namespace}
     if queue:
         metadata["labels"] = {QUEUE_LABEL: queue}
+        if spec_options.get("autoscaling"):
+            metadata["annotations"] = {ELASTIC_JOB_ANNOTATION: "true"}
     return {
         "apiVersion": RAY_API_VERSION,
         "kind": "RayCluster",

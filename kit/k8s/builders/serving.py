@@ -162,6 +162,8 @@ def rayservice(
     metadata: dict[str, Any] = {"name": name, "namespace": namespace}
     if queue:
         metadata["labels"] = {versions.QUEUE_LABEL: queue}
+        if config.autoscaling:  # Kueue admits an autoscaling Ray cluster only as an elastic job
+            metadata["annotations"] = {versions.ELASTIC_JOB_ANNOTATION: "true"}
     return {
         "apiVersion": versions.RAY_API_VERSION,
         "kind": "RayService",

@@ -118,7 +118,7 @@ def trainjob(
             },
             "runtimePatches": [
                 {
-                    "manager": "cloud-native-ai-kit",
+                    "manager": versions.RUNTIME_PATCH_MANAGER,
                     "trainingRuntimeSpec": {
                         "template": {
                             "spec": {

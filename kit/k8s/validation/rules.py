@@ -1,5 +1,6 @@
-"""Rules the schemas cannot express: what the operators' admission and controllers enforce, and the
-kit's own pins. Each rule names where it comes from; the queue label rule:
+"""The kit's own rules the schemas cannot express (the operators' are in :mod:`.admission`, called from
+:func:`semantic_problems`): image and ``rayVersion`` pins, replicas within their bounds, the queue label,
+nothing defined twice. Each rule names where it comes from; the queue label rule:
 
 **Queue label rule.** The workloads Kueue admits (RayJob, RayCluster, RayService,
 TrainJob, PyTorchJob) must carry the label ``kueue.x-k8s.io/queue-name``:
@@ -17,6 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from kit.k8s import traverse
+from kit.k8s.validation import admission
 from kit.k8s.validation.loading import Document
 from kit.k8s.validation.problems import PathParts, Problem, is_int, short_value
 from kit.versions import (
@@ -28,11 +30,6 @@ from kit.versions import (
     TRAINER_GROUP,
     TRAINING_OPERATOR_GROUP,
 )
-
-#: RayJob ``spec.submissionMode`` values in KubeRay v1.7.0. The CRD has no enum and no
-#: descriptions (KubeRay strips them), so the set comes from ``JobSubmissionMode`` in
-#: ray-operator/apis/ray/v1/rayjob_types.go (SidecarMode since v1.5.0) and the Ray docs.
-SUBMISSION_MODES = ("K8sJobMode", "HTTPMode", "InteractiveMode", "SidecarMode")
 
 #: (API group, kind) of the workloads Kueue admits in the kit (Kueue's job integrations,
 #: pkg/controller/jobs/ in kubernetes-sigs/kueue).
@@ -49,33 +46,16 @@ _KIT_TAG_RAY = re.compile(r"-ray(?P<ray>[0-9][^-]*)-")
 
 
 def semantic_problems(body: dict[str, Any]) -> list[tuple[PathParts, str]]:
-    """Rules the schemas cannot express, on one document."""
-    found = image_problems(body)
+    """Rules the schemas cannot express, on one document: the operators' (:mod:`.admission`) and the kit's."""
+    found = image_problems(body) + admission.document_problems(body)
     for base, cluster in traverse.ray_cluster_specs(body):
         found += ray_cluster_problems(base, cluster)
-    if body.get("kind") == "RayJob" and isinstance(body.get("spec"), dict):
-        found += rayjob_problems(body["spec"])
-    return found
-
-
-def rayjob_problems(spec: dict[str, Any]) -> list[tuple[PathParts, str]]:
-    """RayJob spec rules KubeRay's controller enforces (``ValidateRayJobSpec`` / ``validateDeletionConfiguration``
-    in ray-operator/controllers/ray/utils/validation.go): the API server stores such a RayJob, then the
-    controller marks it ``ValidationFailed``, so catching it here saves a round trip. Plus the submission
-    modes above."""
-    found: list[tuple[PathParts, str]] = []
-    mode = spec.get("submissionMode")
-    if mode is not None and mode not in SUBMISSION_MODES:
-        found.append((("spec", "submissionMode"),
-                      f"expected one of {', '.join(SUBMISSION_MODES)}; got {short_value(mode)}"))
-    if "ttlSecondsAfterFinished" in spec and spec.get("shutdownAfterJobFinishes") is not True:
-        found.append((("spec", "ttlSecondsAfterFinished"),
-                      "ttlSecondsAfterFinished only takes effect with shutdownAfterJobFinishes: true"))
     return found
 
 
 def ray_cluster_problems(base: PathParts, cluster: dict[str, Any]) -> list[tuple[PathParts, str]]:
-    """Worker group replica bounds and ``rayVersion`` of one RayCluster spec.
+    """Worker group replicas within their bounds and ``rayVersion`` of one RayCluster spec (the bounds
+    themselves are KubeRay's rule: :func:`.admission.kuberay.cluster_spec_problems`).
 
     Replicas outside [minReplicas, maxReplicas] are clamped by KubeRay (``GetWorkerGroupDesiredReplicas``
     in ray-operator/controllers/ray/utils/util.go), so what was written is not what runs; the
@@ -93,9 +73,8 @@ def ray_cluster_problems(base: PathParts, cluster: dict[str, Any]) -> list[tuple
             continue
         path = (*base, "workerGroupSpecs", i)
         low, high, replicas = (_int_or_none(group.get(key)) for key in ("minReplicas", "maxReplicas", "replicas"))
-        if low is not None and high is not None and low > high:
-            found.append(((*path, "minReplicas"), f"minReplicas ({low}) must be <= maxReplicas ({high})"))
-        elif low is not None and high is not None and replicas is not None and not low <= replicas <= high:
+        if low is not None and high is not None and replicas is not None and low <= high \
+                and not low <= replicas <= high:
             found.append(((*path, "replicas"),
                           f"replicas ({replicas}) must be between minReplicas ({low}) "
                           f"and maxReplicas ({high})"))

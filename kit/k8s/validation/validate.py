@@ -7,8 +7,9 @@ Every document must pass, and nothing passes silently:
   Kubernetes :data:`kit.versions.KUBERNETES_VERSION` (:mod:`~kit.k8s.validation.schema`);
 - an empty file, a document without apiVersion, kind or metadata.name, a kind no
   schema knows and an apiVersion that is not served are errors;
-- the operators' rules the schemas cannot express and the kit's pins: RayJob, Ray cluster,
-  images, the Kueue queue label, no resource defined twice (:mod:`~kit.k8s.validation.rules`);
+- the operators' admission rules the schemas cannot express, as their webhooks and controllers
+  enforce them at the pinned tags (:mod:`~kit.k8s.validation.admission`), and the kit's pins:
+  images, rayVersion, the Kueue queue label, no resource defined twice (:mod:`~kit.k8s.validation.rules`);
 - the kit's policy (:mod:`~kit.k8s.validation.policy`), unless ``policy=False`` / ``--no-policy``.
 
 Files and kustomize builds are read by :mod:`~kit.k8s.validation.loading`; ``validate_paths``
@@ -22,7 +23,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from kit.k8s.validation import crds
+from kit.k8s.validation import admission, crds
 from kit.k8s.validation.loading import Document, load_paths
 from kit.k8s.validation.policy import check_policy
 from kit.k8s.validation.problems import PathParts, Problem, format_path, type_name
@@ -58,6 +59,7 @@ def check(documents: Sequence[Document], *, queue: str | None = None, policy: bo
         problems += check_document(document, index)
         if policy and isinstance(document.body, dict):
             problems += check_policy([document.body], document.source)
+    problems += admission.set_problems(documents)
     problems += queue_label_problems(documents, queue)
     problems += duplicate_problems(documents)
     return problems
