@@ -159,7 +159,7 @@ def build_app(config: ServeConfig):
     # @serve.deployment turns the classes into Deployments (with .options); mypy sees the plain classes
     classifier = DigitsClassifier.options(  # type: ignore[attr-defined]
         **options[CLASSIFIER]).bind(str(config.model_dir))
-    return DigitsIngress.options(  # type: ignore[attr-defined]
+    return DigitsIngress.options(  # a subclass of a made-at-import class: mypy sees Any
         **options[INGRESS]).bind(classifier, str(config.model_dir))
 
 
@@ -169,7 +169,7 @@ def build_one_hop_app(config: ServeConfig):
     The classifier's options (replicas, batching ``user_config``) plus the ingress's queue bound.
     """
     options = {**deployment_options(config)[CLASSIFIER], "max_queued_requests": config.max_queued_requests}
-    return DigitsService.options(**options).bind(str(config.model_dir))  # type: ignore[attr-defined]
+    return DigitsService.options(**options).bind(str(config.model_dir))
 
 
 def app_builder(args: dict):
