@@ -33,7 +33,7 @@ def test_a_config_error_names_the_field_and_how_to_fix_it():
         "Fix: remove 'epoch' or correct its spelling"]
     with pytest.raises(ConfigError) as error:
         TrainConfig(model="resnet")
-    assert error.value.fix == "use model='mlp' or another of mlp, cnn"
+    assert error.value.fix == "use model='mlp' or another of mlp, cnn, recurrent"
 
 
 def test_a_wrong_exercise_answer_is_an_assertion_error_whose_fix_is_the_hint():

@@ -82,3 +82,18 @@ def test_serve_config_v2_is_a_valid_serve_deploy_config(model_dir):
     deployments = {d.name: d for d in schema.applications[0].deployments}
     assert deployments["DigitsClassifier"].autoscaling_config["max_replicas"] == 4
     assert deployments["DigitsIngress"].max_queued_requests == config.max_queued_requests
+
+
+def test_the_one_hop_app_answers_like_the_two_hop_app_and_rejects_bad_input(app, model_dir):
+    one_hop = rayserve.deploy(ServeConfig(model_dir=str(model_dir), name="one-hop", route_prefix="/one-hop",
+                                          max_batch_size=8), one_hop=True)
+    try:
+        assert rayserve.replica_actor_names("one-hop", "DigitsService")
+        rows = predictor.sample_instances(4)
+        answer = httpx.post(one_hop.predict_url, json={"instances": rows}, timeout=30).json()
+        assert answer == httpx.post(app.predict_url, json={"instances": rows}, timeout=30).json()
+        for name, method, path, body, allowed in cases.v1_cases():
+            cases.assert_short_client_error(cases.send(one_hop.url, method, path, body), allowed, name)
+        cases.assert_still_serving(one_hop.url)
+    finally:
+        rayserve.delete("one-hop")

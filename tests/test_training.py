@@ -74,7 +74,7 @@ def test_more_workers_than_cpus_fails_naming_workers():
 
 
 def test_unknown_model_names_field_and_choices():
-    with pytest.raises(ValueError, match=r"model must be one of mlp, cnn; got 'vit'"):
+    with pytest.raises(ValueError, match=r"model must be one of mlp, cnn, recurrent; got 'vit'"):
         models.build_model("vit")
 
 

@@ -18,7 +18,7 @@ if TYPE_CHECKING:  # kit.machine reads the machine; TrainConfig must import with
 from kit import paths
 
 #: Models :mod:`kit.train.models` builds and data sets :mod:`kit.train.data` makes (they check they agree).
-MODELS = ("mlp", "cnn")
+MODELS = ("mlp", "cnn", "recurrent")
 DATASETS = ("digits", "synthetic")
 DEVICES = ("auto", "cpu", "cuda")
 #: The name of the model the kit trains and serves: the artifact's directory, the servers' URL name.

@@ -5,6 +5,7 @@ previous one is answered (what a benchmark of capacity needs). *Open loop*: requ
 start at a fixed ``rate`` whatever the answers do (what real traffic does: a slow
 server faces a growing backlog, and latency shows it). Both stop after ``duration_s``
 or ``requests``. Every response is counted by status; transport errors by type.
+:func:`run_calls` drives an async callable (a Ray Serve ``DeploymentHandle``: no HTTP) the same way.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import asyncio
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -84,6 +85,10 @@ async def _send(client: httpx.AsyncClient, url: str, body: dict, result: LoadRes
         status: int | str = response.status_code
     except httpx.HTTPError as error:
         status = type(error).__name__
+    _record(result, status, start, began)
+
+
+def _record(result: LoadResult, status: int | str, start: float, began: float) -> None:
     end = time.perf_counter()
     result.statuses[status] += 1
     ok = isinstance(status, int) and 200 <= status < 300
@@ -176,6 +181,31 @@ def _tick(bar, on_tick, began: float, duration_s: float | None) -> None:
         bar.update(min(elapsed, duration_s) - bar.n)
 
 
+async def run_calls_async(call: Callable[[], Awaitable[Any]], *, concurrency: int = 8, duration_s: float = 5.0,
+                          label: str = "calls") -> LoadResult:
+    """Closed-loop load on an async callable instead of a URL (e.g. a Ray Serve ``DeploymentHandle``, no HTTP).
+
+    A call that returns counts as status 200; one that raises counts under its exception's type name.
+    """
+    result = LoadResult(label, "closed", concurrency, 0.0)
+    began = time.perf_counter()
+    deadline = began + duration_s
+
+    async def user() -> None:
+        while time.perf_counter() < deadline:
+            start = time.perf_counter()
+            try:
+                await call()
+                status: int | str = 200
+            except Exception as error:  # counted, like a transport error of the HTTP path
+                status = type(error).__name__
+            _record(result, status, start, began)
+
+    await asyncio.gather(*(user() for _ in range(concurrency)))
+    result.seconds = time.perf_counter() - began
+    return result
+
+
 def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine to completion, also inside Jupyter (whose loop is already running)."""
     try:
@@ -201,6 +231,11 @@ def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
 def run_load(url: str, body: dict, **options) -> LoadResult:
     """Synchronous :func:`run_load_async` (works in scripts and notebooks alike)."""
     return run_sync(run_load_async(url, body, **options))
+
+
+def run_calls(call: Callable[[], Awaitable[Any]], **options) -> LoadResult:
+    """Synchronous :func:`run_calls_async`."""
+    return run_sync(run_calls_async(call, **options))
 
 
 def sweep(url: str, body: dict, levels: list[int], duration_s: float = 3.0, label: str = "",

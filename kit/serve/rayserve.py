@@ -9,6 +9,9 @@ Two deployments form the graph ``DigitsIngress -> DigitsClassifier``:
   ``@serve.batch`` method gathers concurrent requests into one forward pass; batch size
   and wait timeout are its ``user_config``, so they change without restarting replicas.
 
+``deploy(config, one_hop=True)`` runs the one-hop shape instead: ``DigitsService`` is the HTTP
+ingress *and* the batched model (the same :class:`ModelStep`), one Python hop fewer per request.
+
 One :class:`ServeConfig` drives both the local run (:func:`deploy`, on 127.0.0.1) and the
 ``serveConfigV2`` of a KubeRay RayService (:func:`serve_config_v2`).
 """
@@ -20,18 +23,19 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+from fastapi import FastAPI
 from ray import serve
 
 from kit import versions
 from kit.config.serve import CLASSIFIER, INGRESS, ServeConfig, deployment_options, serve_config_v2
 from kit.serve import api
 from kit.serve.predictor import InvalidInput, Predictor, validate_instances
-from kit.train.artifact import load_metadata
+from kit.train.artifact import ModelMetadata, load_metadata
 
 if TYPE_CHECKING:
     from kit.serve.loadgen import LoadResult
 
-__all__ = ["CLASSIFIER", "INGRESS", "ServeApp", "ServeConfig", "build_app", "deploy", "kill_drill",
+__all__ = ["CLASSIFIER", "INGRESS", "ServeApp", "ServeConfig", "build_app", "build_one_hop_app", "deploy", "kill_drill",
            "serve_config_v2", "shutdown"]
 
 HOST = "127.0.0.1"
@@ -40,9 +44,8 @@ HOST = "127.0.0.1"
 QUIET_LOGS = {"log_level": "ERROR", "enable_access_log": False}
 
 
-@serve.deployment
-class DigitsClassifier:
-    """The model step: one forward pass per (batch of) request(s)."""
+class ModelStep:
+    """The model step: one forward pass per (batch of) request(s). Shared by both application shapes."""
 
     def __init__(self, model_dir: str) -> None:
         self.predictor = Predictor(model_dir)
@@ -81,38 +84,73 @@ class DigitsClassifier:
         return os.getpid()
 
 
+@serve.deployment
+class DigitsClassifier(ModelStep):
+    """The model deployment of the two-hop application (called through a DeploymentHandle)."""
+
+
+def v1_routes(app: FastAPI) -> type:
+    """A base class whose methods are the kit's v1 routes on ``app``; subclasses define ``labels(rows)``."""
+
+    class V1Routes:
+        metadata: ModelMetadata
+
+        async def labels(self, rows: np.ndarray) -> list[int]:
+            raise NotImplementedError
+
+        @app.get("/healthz")
+        async def healthz(self) -> dict:
+            return {"status": "ok"}
+
+        @app.get("/v1/models/{model_name}")
+        async def model(self, model_name: str) -> dict:
+            api.check_model_name(model_name, self.metadata)
+            return api.model_info(self.metadata)
+
+        @app.post("/v1/models/{model_name}:predict")
+        async def http_predict(self, model_name: str, request: api.PredictRequest) -> dict:
+            api.check_model_name(model_name, self.metadata)
+            rows = validate_instances(request.instances, self.metadata)
+            return api.predict_response(self.metadata, await self.labels(rows))
+
+    return V1Routes
+
+
 _app = api.new_app("kit Ray Serve ingress")
 
 
 @serve.deployment
 @serve.ingress(_app)
-class DigitsIngress:
+class DigitsIngress(v1_routes(_app)):  # type: ignore[misc]  # a base class made at import time
     """The preprocess step and HTTP API; calls the classifier through a DeploymentHandle."""
 
     def __init__(self, classifier, model_dir: str) -> None:
         self.classifier = classifier
         self.metadata = load_metadata(model_dir)
 
-    @_app.get("/healthz")
-    async def healthz(self) -> dict:
-        return {"status": "ok"}
-
-    @_app.get("/v1/models/{model_name}")
-    async def model(self, model_name: str) -> dict:
-        api.check_model_name(model_name, self.metadata)
-        return api.model_info(self.metadata)
-
-    @_app.post("/v1/models/{model_name}:predict")
-    async def predict(self, model_name: str, request: api.PredictRequest) -> dict:
+    async def labels(self, rows: np.ndarray) -> list[int]:
         from ray.serve.exceptions import BackPressureError
 
-        api.check_model_name(model_name, self.metadata)
-        rows = validate_instances(request.instances, self.metadata)
         try:
-            labels = await self.classifier.predict.remote(rows)
+            return await self.classifier.predict.remote(rows)
         except BackPressureError:
             raise InvalidInput("the model is overloaded; retry later", status=503) from None
-        return api.predict_response(self.metadata, labels)
+
+
+_one_hop_app = api.new_app("kit Ray Serve one-hop")
+
+
+@serve.deployment
+@serve.ingress(_one_hop_app)
+class DigitsService(ModelStep, v1_routes(_one_hop_app)):  # type: ignore[misc]
+    """One hop: the HTTP API and the model in one deployment (the proxy calls it; no handle in between)."""
+
+    def __init__(self, model_dir: str) -> None:
+        super().__init__(model_dir)
+        self.metadata = self.predictor.metadata
+
+    async def labels(self, rows: np.ndarray) -> list[int]:
+        return await self.predict(rows)
 
 
 def build_app(config: ServeConfig):
@@ -121,8 +159,17 @@ def build_app(config: ServeConfig):
     # @serve.deployment turns the classes into Deployments (with .options); mypy sees the plain classes
     classifier = DigitsClassifier.options(  # type: ignore[attr-defined]
         **options[CLASSIFIER]).bind(str(config.model_dir))
-    return DigitsIngress.options(  # type: ignore[attr-defined]
+    return DigitsIngress.options(  # a subclass of a made-at-import class: mypy sees Any
         **options[INGRESS]).bind(classifier, str(config.model_dir))
+
+
+def build_one_hop_app(config: ServeConfig):
+    """One deployment (:class:`DigitsService`) that is both the HTTP ingress and the batched model.
+
+    The classifier's options (replicas, batching ``user_config``) plus the ingress's queue bound.
+    """
+    options = {**deployment_options(config)[CLASSIFIER], "max_queued_requests": config.max_queued_requests}
+    return DigitsService.options(**options).bind(str(config.model_dir))
 
 
 def app_builder(args: dict):
@@ -152,10 +199,14 @@ class ServeApp:
         return f"{self.url}/v1/models/{load_metadata(self.config.model_dir).name}:predict"
 
 
-def deploy(config: ServeConfig, port: int | None = None) -> ServeApp:
-    """Run (or replace) the application ``config.name`` locally and wait until it is healthy."""
+def deploy(config: ServeConfig, port: int | None = None, one_hop: bool = False) -> ServeApp:
+    """Run (or replace) the application ``config.name`` locally and wait until it is healthy.
+
+    ``one_hop``: the :func:`build_one_hop_app` shape (proxy -> model) instead of proxy -> ingress -> model.
+    """
     base = start_serve(config.request_timeout_s, port)
-    serve.run(build_app(config), name=config.name, route_prefix=config.route_prefix, logging_config=QUIET_LOGS)
+    builder = build_one_hop_app if one_hop else build_app
+    serve.run(builder(config), name=config.name, route_prefix=config.route_prefix, logging_config=QUIET_LOGS)
     prefix = config.route_prefix.rstrip("/")
     return ServeApp(config.name, base + prefix, config)
 

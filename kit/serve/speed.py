@@ -28,6 +28,17 @@ def time_forward(network, batch: int, features: int = 64, repeats: int = 20) -> 
     return statistics.median(times)
 
 
+def forward_ms(model_dir: str | Path, batches: tuple[int, ...], repeats: int = 10) -> dict[int, float]:
+    """Milliseconds of one forward pass of the artifact in ``model_dir`` per batch size, one thread (as a replica)."""
+    import torch
+
+    from kit.train.artifact import load_model
+
+    torch.set_num_threads(1)
+    network, metadata = load_model(model_dir)
+    return {batch: round(time_forward(network, batch, metadata.features, repeats) * 1e3, 3) for batch in batches}
+
+
 def quantize_dynamic(network):
     """int8 weights for every Linear layer, activations quantized on the fly (CPU only)."""
     import warnings
