@@ -22,7 +22,8 @@ def _parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="Ray Train vs torchrun epoch time, launcher start-up, 1 vs 2 workers")
     train.add_argument("--quick", action="store_true", help="less data, fewer epochs, one A/B round")
     train.add_argument("--rounds", type=int, default=None, help="A/B rounds (default 2, or 1 with --quick)")
-    serve = sub.add_parser("serve", help="FastAPI baseline vs Ray Serve (unbatched, batched) vs KServe v1/v2")
+    serve = sub.add_parser("serve", help="FastAPI baseline vs Ray Serve (two-hop, one-hop, batched, handle; "
+                                         "digits and a heavy model) vs KServe v1/v2")
     serve.add_argument("--repeat", type=int, default=2, help="alternating rounds (medians are reported)")
     serve.add_argument("--seconds", type=float, default=4.0, help="seconds per load run")
     for command in (ray, train, serve):
