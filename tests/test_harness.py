@@ -119,3 +119,36 @@ def group_dirs(prefix: str) -> list[Path]:
     """Cgroups named ``prefix...`` left below this process's memory cgroup."""
     chain = resources.cgroup_chain("memory")
     return [] if chain is None else list(chain[1][0].glob(f"{prefix}*"))
+
+
+def test_v2_cgroup_is_created_below_the_process_own_with_memory_swap_and_cpu_limits(tmp_path):
+    """On a fake cgroup2 tree: controllers enabled for children, memory.max, swap off, cpu.max, removal."""
+    fs = tmp_path / "cg"
+    (fs / "user.slice").mkdir(parents=True)
+    (fs / "cgroup.controllers").write_text("cpu io memory pids\n")
+    (fs / "cgroup.subtree_control").write_text("cpu memory\n")
+    (fs / "user.slice" / "cgroup.subtree_control").write_text("")
+    proc = tmp_path / "proc"
+    proc.mkdir()
+    (proc / "cgroup").write_text("0::/user.slice\n")
+    (proc / "mountinfo").write_text(f"41 31 0:38 / {fs} rw - cgroup2 cgroup2 rw\n")
+    real_mkdir = Path.mkdir
+
+    def mkdir_like_cgroupfs(self, *args, **kwargs):  # the kernel creates a cgroup's interface files
+        real_mkdir(self, *args, **kwargs)
+        (self / "memory.swap.max").write_text("max\n")
+        (self / "cgroup.procs").write_text("")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Path, "mkdir", mkdir_like_cgroupfs)
+        group = cgroups.create("kit-nb-9", cgroups.parse_size("2G"), cpus=1.0, proc_self=proc)
+    here = fs / "user.slice" / "kit-nb-9"
+    assert group.version == 2 and group.dirs == {"memory": here, "cpu": here}
+    assert (fs / "user.slice" / "cgroup.subtree_control").read_text() == "+memory +cpu"
+    assert (here / "memory.max").read_text() == str(2 * resources.GiB)
+    assert (here / "memory.swap.max").read_text() == "0"
+    assert (here / "cpu.max").read_text() == "100000 100000"
+    assert group.command(["papermill"])[-4:] == ["exec", str(here / "cgroup.procs"), "--", "papermill"]
+    (here / "memory.events").write_text("low 0\nhigh 0\nmax 12\noom 1\noom_kill 1\n")
+    assert (group.oom_kills(), group.limit_hits()) == (1, 12)
+    assert group.oom_message().startswith("OOM-killed in the 2 GiB cgroup (1 process(es) killed, limit reached 12")
