@@ -47,6 +47,7 @@ MEMORY_LIMIT_ENV = "KIT_NOTEBOOK_MEMORY_LIMIT"
 CPU_LIMIT_ENV = "KIT_NOTEBOOK_CPU_LIMIT"
 #: Set to 1 to hold the notebooks in KNOWN_OVER to the limits too (`make test-binder` does).
 STRICT_ENV = "KIT_NOTEBOOK_STRICT"
+REPORT_ENV = "KIT_NOTEBOOK_REPORT"
 #: Notebooks measured above FAIL_BYTES even after the kit's cuts (issue 11): they run without the
 #: cgroup and their overrun is reported, not failed, unless $KIT_NOTEBOOK_STRICT=1. Empty it once they fit.
 KNOWN_OVER: dict[str, str] = {
@@ -414,8 +415,11 @@ def report_table(runs: list[NotebookRun]) -> str:
     return "\n".join(lines)
 
 
-def write_report(runs: list[NotebookRun], path: Path = BUILD / "notebook_report.json") -> Path:
+def write_report(runs: list[NotebookRun], path: Path | None = None) -> Path:
+    """The runs as JSON at ``path`` (default $KIT_NOTEBOOK_REPORT or build/notebook_report.json), the table beside."""
+    path = path or Path(os.environ.get(REPORT_ENV) or BUILD / "notebook_report.json")
     path.parent.mkdir(parents=True, exist_ok=True)
+    path.with_suffix(".txt").write_text(report_table(runs) + "\n")
     machine = {"cpus": os.cpu_count(), "memory_bytes": psutil.virtual_memory().total}
     memory, cpus = limits()
     settings = {"memory_limit_bytes": memory, "cpu_limit": cpus, "fail_bytes": FAIL_BYTES, "notice": notice()}
