@@ -55,7 +55,9 @@ KNOWN_OVER: dict[str, str] = {
     "06": "Ray Tune trials with torch; measured 1.7 GiB PSS, too close to 2 GiB of cgroup charge (README, Binder)",
     "07": "Ray Serve: controller, proxy and replicas with torch; measured 2.2 GiB PSS (README, Binder)",
 }
-TOP_PROCESSES = 8
+TOP_PROCESSES = 12
+#: How long a run may go on after the kernel OOM-killed one of its processes (it failed already).
+OOM_GRACE_SECONDS = 20
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
@@ -313,11 +315,7 @@ def run_notebook(
             sampler = TreeSampler(psutil.Process(proc.pid), marker=str(ray_dir), cgroup=group)
             sampler.start()
             try:
-                code = proc.wait(timeout=TIMEOUT_SECONDS)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                code = proc.wait()
-                result.problem = f"timed out after {TIMEOUT_SECONDS} s"
+                code = _wait(proc, group, result)
             finally:
                 sampler.stop()
         result.seconds = time.perf_counter() - began
@@ -337,6 +335,29 @@ def run_notebook(
         result.problem = problems[0].splitlines()[0]
         raise NotebookFailed("\n\n".join(problems))
     return result
+
+
+def _wait(proc: subprocess.Popen, group: cgroups.Cgroup | None, result: NotebookRun) -> int:
+    """The runner's exit code; killed at TIMEOUT_SECONDS, or OOM_GRACE_SECONDS after an OOM kill in its cgroup.
+
+    An OOM-killed Ray worker can leave a cell waiting until its own timeout; the kill already decided the run.
+    """
+    deadline, oom_at = time.monotonic() + TIMEOUT_SECONDS, None
+    while True:
+        try:
+            return proc.wait(timeout=1)
+        except subprocess.TimeoutExpired:
+            now = time.monotonic()
+            if oom_at is None and group is not None and group.oom_kills():
+                oom_at = now
+            if oom_at is not None and now - oom_at > OOM_GRACE_SECONDS:
+                result.problem = f"stopped {OOM_GRACE_SECONDS} s after the OOM kill"
+            elif now > deadline:
+                result.problem = f"timed out after {TIMEOUT_SECONDS} s"
+            else:
+                continue
+            os.killpg(proc.pid, signal.SIGKILL)
+            return proc.wait()
 
 
 def _problems(notebook: Path, runner: str, code: int, result: NotebookRun, executed: Path, log: Path,

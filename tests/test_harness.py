@@ -152,3 +152,15 @@ def test_v2_cgroup_is_created_below_the_process_own_with_memory_swap_and_cpu_lim
     (here / "memory.events").write_text("low 0\nhigh 0\nmax 12\noom 1\noom_kill 1\n")
     assert (group.oom_kills(), group.limit_hits()) == (1, 12)
     assert group.oom_message().startswith("OOM-killed in the 2 GiB cgroup (1 process(es) killed, limit reached 12")
+
+
+def test_run_is_stopped_soon_after_an_oom_kill_instead_of_waiting_for_its_timeout(monkeypatch):
+    class OomedGroup:
+        def oom_kills(self) -> int:
+            return 1
+
+    monkeypatch.setattr(harness, "OOM_GRACE_SECONDS", 1)
+    proc = subprocess.Popen(["sleep", "600"], start_new_session=True)
+    run = harness.NotebookRun("04_x", "nbval")
+    code = harness._wait(proc, OomedGroup(), run)  # type: ignore[arg-type]
+    assert code == -9 and run.problem == "stopped 1 s after the OOM kill"
