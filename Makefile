@@ -47,6 +47,15 @@ test-fast: crds
 	$(VPY) -m ruff check kit tests
 	$(VPY) -m pytest -m "not notebook" $(PYTEST_ARGS)
 
+# Binder's limits (not part of `make test`): each learner notebook in its own cgroup of 2 GiB and 1 CPU
+# (cgroup v1 or v2; needs root or a delegated cgroup, else the table says the limit was not enforced),
+# none let off (KIT_NOTEBOOK_STRICT=1). The table: build/binder_report.txt and .json. Long: ~15-25 min.
+.PHONY: test-binder
+test-binder: crds
+	KIT_NOTEBOOK_MEMORY_LIMIT=2G KIT_NOTEBOOK_CPU_LIMIT=1 KIT_NOTEBOOK_STRICT=1 \
+		KIT_NOTEBOOK_REPORT=build/binder_report.json \
+		$(VPY) -m pytest -m notebook -k learner tests/test_notebooks.py $(PYTEST_ARGS)
+
 # The real-cluster lane (not part of `make test`): kind cluster, operators, curriculum with
 # PROFILE=kind, then diagnostics and deletion, whatever happens. Needs Docker and kind (`make doctor`).
 test-cluster: $(STAMP)

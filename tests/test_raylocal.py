@@ -26,6 +26,7 @@ def test_object_store_is_capped_for_small_and_large_machines():
     assert raylocal.object_store_bytes(2 * resources.GiB) == 128 * resources.MiB
     assert raylocal.object_store_bytes(64 * resources.GiB) == raylocal.OBJECT_STORE_BYTES
     assert raylocal.object_store_bytes(512 * resources.MiB) == 80 * resources.MiB  # Ray's floor
+    assert raylocal.ray_memory_bytes(2 * resources.GiB, 128 * resources.MiB) == 1920 * resources.MiB
 
 
 def test_start_sizes_ray_from_the_container_with_token_auth(local_ray):
@@ -38,6 +39,9 @@ def test_start_sizes_ray_from_the_container_with_token_auth(local_ray):
     assert os.environ["RAY_AUTH_MODE"] == "token"
     assert raylocal.token_is_private(local_ray.token_path)
     assert raylocal.ray_processes(local_ray.temp_dir), "Ray should run under the kit's session directory"
+    limits = resources.detect()
+    store = raylocal.object_store_bytes(limits.memory_bytes)
+    assert ray.cluster_resources()["memory"] == raylocal.ray_memory_bytes(limits.memory_bytes, store)
 
 
 def test_start_again_reuses_the_running_ray(local_ray):

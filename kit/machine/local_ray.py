@@ -1,8 +1,9 @@
 """Start, reuse and stop a local Ray sized for this machine.
 
 Every notebook calls :func:`start` (safe to re-run) and :func:`stop` in its last
-cell. Ray is sized from the container's limits (:mod:`kit.machine.resources`), keeps its
-object store small enough for the whole process tree to fit a 1.5 GiB budget,
+cell. Ray is sized from the container's limits (:mod:`kit.machine.resources`: the cgroup this
+process is in, so 2 GiB on Binder), keeps its object store small and prestarts no idle
+workers, so that the whole process tree fits a 1.5 GiB budget,
 binds the dashboard to loopback only when asked, and runs with token
 authentication on: Ray's Jobs API runs arbitrary code by design (CVE-2023-48022,
 "ShadowRay"), so an open local Ray is an open door on a shared JupyterHub.
@@ -123,6 +124,20 @@ def object_store_bytes(memory_bytes: int) -> int:
     return int(max(80 * resources.MiB, min(OBJECT_STORE_BYTES, memory_bytes // 10)))
 
 
+#: Ray internals that cost memory and buy a notebook nothing (issue 11: Binder's 2 GiB). Ray 2.60,
+#: src/ray/common/ray_config_def.h: ``prestart_worker_first_driver`` (default true) starts one idle
+#: Python worker per CPU when the first driver connects, ~60 MiB each before any task needs it.
+SYSTEM_CONFIG: dict[str, Any] = {"prestart_worker_first_driver": False}
+#: glibc's per-thread malloc arenas (mallopt(3), M_ARENA_MAX): Ray's many-threaded workers keep up
+#: to 8 per core; 2 saves ~20 MiB per torch worker. Inherited by every process Ray starts.
+MALLOC_ENV = {"MALLOC_ARENA_MAX": "2"}
+
+
+def ray_memory_bytes(memory_bytes: int, store: int) -> int:
+    """Ray's logical ``memory`` resource: the container's limit less the object store (Ray would take the host's)."""
+    return max(store, memory_bytes - store)
+
+
 def start(num_cpus: int | None = None, dashboard: bool = False, quiet: bool = True) -> RayInfo:
     """Start local Ray sized for this container, or reuse the one already running in this process."""
     import ray
@@ -136,6 +151,8 @@ def start(num_cpus: int | None = None, dashboard: bool = False, quiet: bool = Tr
     cpus = num_cpus or limits.cpu_slots
     store = object_store_bytes(limits.memory_bytes)
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    for key, value in MALLOC_ENV.items():
+        os.environ.setdefault(key, value)
     temp_dir.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     temp_dir.mkdir(exist_ok=True, mode=0o700)
     log.info("Starting local Ray with %s CPU(s): about 15 s on 2 cores, once per notebook ...", cpus)
@@ -145,6 +162,8 @@ def start(num_cpus: int | None = None, dashboard: bool = False, quiet: bool = Tr
         num_cpus=cpus,
         num_gpus=limits.gpus,
         object_store_memory=store,
+        _memory=ray_memory_bytes(limits.memory_bytes, store),
+        _system_config=dict(SYSTEM_CONFIG),
         include_dashboard=dashboard,
         dashboard_host="127.0.0.1",
         _temp_dir=str(temp_dir),

@@ -56,30 +56,129 @@ def _read(path: Path) -> str | None:
         return None
 
 
-def cgroup_cpu_limit(root: Path = Path("/sys/fs/cgroup")) -> float | None:
-    """CPU quota in CPUs from cgroup v2 ``cpu.max`` or v1 ``cpu.cfs_quota_us``; None if unlimited."""
-    v2 = _read(root / "cpu.max")
-    if v2:
-        quota, _, period = v2.partition(" ")
-        if quota != "max" and period:
-            return int(quota) / int(period)
+@dataclass(frozen=True)
+class CgroupMount:
+    """One mounted cgroup hierarchy (a line of ``/proc/self/mountinfo``)."""
+
+    mount_point: Path
+    root: str  # the hierarchy's directory mounted there ("/" unless a container mounted only its own)
+    version: int  # 1 or 2
+    controllers: frozenset[str]  # v1: from the mount options; v2: from cgroup.controllers
+
+
+def cgroup_mounts(mountinfo: Path = Path("/proc/self/mountinfo")) -> list[CgroupMount]:
+    """The cgroup hierarchies mounted in this process's view, v1 and v2 (see proc(5), "mountinfo")."""
+    mounts = []
+    for line in (_read(mountinfo) or "").splitlines():
+        fields = line.split()
+        if " - " not in line or len(fields) < 5:
+            continue
+        fstype, _source, options = [*line.split(" - ", 1)[1].split(), "", ""][:3]
+        root, point = fields[3], Path(fields[4].replace("\\040", " "))
+        if fstype == "cgroup":
+            mounts.append(CgroupMount(point, root, 1, frozenset(options.split(","))))
+        elif fstype == "cgroup2":
+            mounts.append(CgroupMount(point, root, 2, frozenset((_read(point / "cgroup.controllers") or "").split())))
+    return mounts
+
+
+def own_cgroups(proc_cgroup: Path = Path("/proc/self/cgroup")) -> dict[str, str]:
+    """This process's cgroup path per v1 controller, and under ``""`` its v2 path (cgroups(7))."""
+    paths = {}
+    for line in (_read(proc_cgroup) or "").splitlines():
+        _hid, controllers, path = [*line.split(":", 2), "", ""][:3]
+        for controller in controllers.split(",") if controllers else [""]:
+            paths[controller] = path
+    return paths
+
+
+def cgroup_chain(controller: str, proc_self: Path = Path("/proc/self")) -> tuple[int, list[Path]] | None:
+    """This process's cgroup directories for ``controller``, its own first, then each parent up to the mount.
+
+    A child cgroup only narrows its parents' limits, so the effective limit is the smallest along the chain.
+    Reads the process's own path from ``/proc/self/cgroup``: on cgroup v1 a process moved into
+    ``memory/kit-nb-1`` sees the hierarchy's root ``memory.limit_in_bytes`` unlimited, its own 2 GiB.
+    The v1 hierarchy that carries ``controller`` wins; else the v2 one, if ``controller`` is enabled there.
+    """
+    own = own_cgroups(proc_self / "cgroup")
+    mounts = cgroup_mounts(proc_self / "mountinfo")
+    chosen = next(((m, own[controller]) for m in mounts if m.version == 1 and controller in m.controllers
+                   and controller in own), None)
+    if chosen is None:
+        chosen = next(((m, own[""]) for m in mounts if m.version == 2 and controller in m.controllers
+                       and "" in own), None)
+    if chosen is None:
         return None
-    v1_quota = _read(root / "cpu" / "cpu.cfs_quota_us") or _read(root / "cpu,cpuacct" / "cpu.cfs_quota_us")
-    v1_period = _read(root / "cpu" / "cpu.cfs_period_us") or _read(root / "cpu,cpuacct" / "cpu.cfs_period_us")
+    mount, path = chosen
+    # The mount shows the hierarchy from mount.root down; a path outside it means a cgroup namespace
+    # already made the path relative to what is mounted.
+    relative = path[len(mount.root):] if path.startswith(mount.root) else path
+    leaf = mount.mount_point / relative.strip("/") if relative.strip("/") else mount.mount_point
+    chain = [leaf, *[p for p in leaf.parents if p.is_relative_to(mount.mount_point)]]
+    return mount.version, chain
+
+
+def _quota(v2_text: str | None, v1_quota: str | None, v1_period: str | None) -> float | None:
+    if v2_text:
+        quota, _, period = v2_text.partition(" ")
+        return int(quota) / int(period) if quota != "max" and period else None
     if v1_quota and v1_period and int(v1_quota) > 0:
         return int(v1_quota) / int(v1_period)
     return None
 
 
-def cgroup_memory_limit(root: Path = Path("/sys/fs/cgroup")) -> int | None:
-    """Memory limit in bytes from cgroup v2 ``memory.max`` or v1 ``memory.limit_in_bytes``; None if none."""
-    v2 = _read(root / "memory.max")
-    if v2 is not None:
-        return None if v2 == "max" else int(v2)
-    v1 = _read(root / "memory" / "memory.limit_in_bytes")
-    if v1 is not None and int(v1) < _UNLIMITED_V1:
-        return int(v1)
+def _memory(v2_text: str | None, v1_text: str | None) -> int | None:
+    if v2_text is not None:
+        return None if v2_text == "max" else int(v2_text)
+    if v1_text is not None and int(v1_text) < _UNLIMITED_V1:
+        return int(v1_text)
     return None
+
+
+def _smallest(values: list[float | None]) -> float | None:
+    found = [v for v in values if v is not None]
+    return min(found) if found else None
+
+
+def _smallest_bytes(values: list[int | None]) -> int | None:
+    found = [v for v in values if v is not None]
+    return min(found) if found else None
+
+
+def cgroup_cpu_limit(root: Path | None = None, proc_self: Path = Path("/proc/self")) -> float | None:
+    """CPU quota in CPUs from cgroup v2 ``cpu.max`` or v1 ``cpu.cfs_quota_us``; None if unlimited.
+
+    Without ``root``: the smallest quota along this process's own cgroup chain (:func:`cgroup_chain`).
+    With ``root``: the files of one hierarchy root laid out as under ``/sys/fs/cgroup``.
+    """
+    chain = None if root is not None else cgroup_chain("cpu", proc_self)
+    if chain is not None:
+        version, dirs = chain
+        if version == 2:
+            return _smallest([_quota(_read(d / "cpu.max"), None, None) for d in dirs])
+        return _smallest([_quota(None, _read(d / "cpu.cfs_quota_us"), _read(d / "cpu.cfs_period_us")) for d in dirs])
+    root = root or Path("/sys/fs/cgroup")
+    return _quota(
+        _read(root / "cpu.max"),
+        _read(root / "cpu" / "cpu.cfs_quota_us") or _read(root / "cpu,cpuacct" / "cpu.cfs_quota_us"),
+        _read(root / "cpu" / "cpu.cfs_period_us") or _read(root / "cpu,cpuacct" / "cpu.cfs_period_us"),
+    )
+
+
+def cgroup_memory_limit(root: Path | None = None, proc_self: Path = Path("/proc/self")) -> int | None:
+    """Memory limit in bytes from cgroup v2 ``memory.max`` or v1 ``memory.limit_in_bytes``; None if none.
+
+    Without ``root``: the smallest limit along this process's own cgroup chain (:func:`cgroup_chain`).
+    With ``root``: the files of one hierarchy root laid out as under ``/sys/fs/cgroup``.
+    """
+    chain = None if root is not None else cgroup_chain("memory", proc_self)
+    if chain is not None:
+        version, dirs = chain
+        if version == 2:
+            return _smallest_bytes([_memory(_read(d / "memory.max"), None) for d in dirs])
+        return _smallest_bytes([_memory(None, _read(d / "memory.limit_in_bytes")) for d in dirs])
+    root = root or Path("/sys/fs/cgroup")
+    return _memory(_read(root / "memory.max"), _read(root / "memory" / "memory.limit_in_bytes"))
 
 
 def host_memory_bytes(meminfo: Path = Path("/proc/meminfo")) -> int:
@@ -116,21 +215,25 @@ def detect_gpus() -> tuple[str, ...]:
     return tuple(name.strip() for _, name in gpus)
 
 
-def detect(cgroup_root: Path = Path("/sys/fs/cgroup")) -> Resources:
-    """Effective resources of this process: the smallest of host, affinity mask and cgroup limits."""
+def detect(cgroup_root: Path | None = None, proc_self: Path = Path("/proc/self")) -> Resources:
+    """Effective resources of this process: the smallest of host, affinity mask and cgroup limits.
+
+    The cgroup limits are those of this process's own cgroup and its parents (``/proc/self/cgroup``);
+    ``cgroup_root`` reads one hierarchy root instead (tests, or a mount without ``/proc``).
+    """
     host_cpus = os.cpu_count() or 1
     cpus, cpu_source = float(host_cpus), "os.cpu_count"
     if hasattr(os, "sched_getaffinity"):
         affinity = len(os.sched_getaffinity(0))
         if affinity < cpus:
             cpus, cpu_source = float(affinity), "CPU affinity"
-    quota = cgroup_cpu_limit(cgroup_root)
+    quota = cgroup_cpu_limit(cgroup_root, proc_self)
     if quota is not None and quota < cpus:
         cpus, cpu_source = quota, "cgroup CPU quota"
 
     host_mem = host_memory_bytes()
     memory, memory_source = host_mem, "/proc/meminfo"
-    limit = cgroup_memory_limit(cgroup_root)
+    limit = cgroup_memory_limit(cgroup_root, proc_self)
     if limit is not None and limit < memory:
         memory, memory_source = limit, "cgroup memory limit"
 
