@@ -153,10 +153,11 @@ def run_demo(nproc: int = 2, steps: int = 30, batch_size: int = 32, timeout_s: f
     from kit.train import data
     from kit.train import launchers as launch
 
-    if nproc > resources.detect().cpu_slots:
-        slots = resources.detect().cpu_slots
-        raise NotEnoughCPUs(f"{nproc} processes need {nproc} CPUs; this machine gives {slots}",
-                            fix=f"run the demo with nproc <= {slots}")
+    # The demo shows what DDP computes, not how fast: two processes share one CPU (Binder) without harm.
+    limit = max(2, resources.detect().cpu_slots)
+    if nproc > limit:
+        raise NotEnoughCPUs(f"{nproc} processes are too many for this machine's {resources.detect().cpu_slots} CPU(s)",
+                            fix=f"run the demo with nproc <= {limit}")
     path = str(data.materialize("digits"))
     command = demo_command(nproc, path, steps, batch_size)
     with launch.private_tmpdir(launch.child_env(nproc)) as env:
