@@ -87,6 +87,7 @@ start_node() {
         setsid ip netns exec "kitrl-$ns" unshare --mount --uts --pid --fork --kill-child --mount-proc \
         "$HERE/node.sh" "$role" "${IPS[$ns]}" "$HEAD_IP" >"$STATE/$ns.log" 2>&1 </dev/null &
     echo $! >"$STATE/$ns.pid"
+    disown  # stop_node ends it; no job-control chatter about it
 }
 
 wait_port() {  # host -> node TCP port, within START_TIMEOUT
@@ -142,10 +143,12 @@ stop_node() {  # `ray stop` inside the node's namespaces (it sees only them), th
         if [[ -n $child ]]; then
             nsenter -t "$child" -a touch /tmp/kit-lane-stopping || true
             timeout 30 nsenter -t "$child" -a env RAY_AUTH_MODE=token RAY_AUTH_TOKEN_PATH=/tmp/kit-lane-token \
-                "$RAY" stop --grace-period 10 >>"$STATE/$ns.log" 2>&1 || true
+                "$RAY" stop --grace-period 5 >>"$STATE/$ns.log" 2>&1 || true
         fi
+        # Whatever `ray stop` left: unshare's --kill-child ends the namespace's PID 1, and the kernel every
+        # other process of that PID namespace with it.
         kill "$pid" 2>/dev/null || true
-        for _ in $(seq 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+        for _ in $(seq 10); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
         kill -9 "$pid" 2>/dev/null || true
     fi
     rm -f "$STATE/$ns.pid"
@@ -153,7 +156,8 @@ stop_node() {  # `ray stop` inside the node's namespaces (it sees only them), th
 
 down() {
     local ns
-    for ns in w2 w1 head; do stop_node "$ns"; done
+    stop_node w1 & stop_node w2 & wait  # the workers together, then the head
+    stop_node head
     for ns in "${NODES[@]}"; do
         ip netns delete "kitrl-$ns" 2>/dev/null || true
         ip link delete "kitrl-$ns-h" 2>/dev/null || true
@@ -172,8 +176,11 @@ run() {
     local began=$SECONDS
     up
     log "lane up in $((SECONDS - began)) s; running: $*"
+    local rc=0
     PROFILE=cluster RAY_ADDRESS=$ADDRESS KIT_SHARED_STORAGE=$SHARED RAY_AUTH_MODE=token \
-        RAY_AUTH_TOKEN_PATH=$TOKEN KIT_RAY_LANE=1 "$@"
+        RAY_AUTH_TOKEN_PATH=$TOKEN KIT_RAY_LANE=1 "$@" || rc=$?
+    log "command finished (exit $rc) $((SECONDS - began)) s after the lane began; tearing down"
+    return "$rc"
 }
 
 case ${1:-} in
