@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import logging
 import os
 import shutil
 import sys
@@ -88,7 +89,7 @@ def connect(where: str | None = None, timeout_s: float = CONNECT_TIMEOUT_S):
     began = time.monotonic()
     while True:
         try:
-            return ray.init(address=where, runtime_env=runtime_env(), logging_level="ERROR")
+            return ray.init(address=where, runtime_env=runtime_env(), logging_level=logging.ERROR)
         except (ConnectionError, RuntimeError) as error:
             if time.monotonic() - began < timeout_s and "authentication" not in str(error).lower():
                 time.sleep(2.0)

@@ -145,9 +145,11 @@ def start_serve(request_timeout_s: float = ServeConfig.request_timeout_s, port: 
     logging.getLogger("ray.serve").setLevel(logging.WARNING)  # the driver's "connecting to Serve" lines
     port = port or versions.PORTS["ray-serve"]
     bind, public = ray_cluster.serve_host()
-    options = {"proxy_location": "HeadOnly"} if ray_cluster.is_remote() else {}
-    serve.start(http_options={"host": bind, "port": port, "request_timeout_s": request_timeout_s},
-                logging_config=QUIET_LOGS, **options)
+    http_options = {"host": bind, "port": port, "request_timeout_s": request_timeout_s}
+    if ray_cluster.is_remote():
+        serve.start(http_options=http_options, logging_config=QUIET_LOGS, proxy_location="HeadOnly")
+    else:
+        serve.start(http_options=http_options, logging_config=QUIET_LOGS)
     return f"http://{public}:{port}"
 
 
