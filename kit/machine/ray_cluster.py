@@ -83,7 +83,9 @@ def connect(where: str | None = None, timeout_s: float = CONNECT_TIMEOUT_S):
     if not where.startswith("ray://"):
         raise RayUnreachable(f"RAY_ADDRESS={where!r} is not a Ray Client address",
                              fix="set RAY_ADDRESS to ray://HEAD_HOST:10001 (the head service's client port)")
-    if not os.environ.get("RAY_AUTH_TOKEN"):
+    if os.environ.get("RAY_AUTH_TOKEN"):  # the token itself (a Secret as an env var): token mode, no file
+        os.environ[local_ray.MODE_ENV] = "token"
+    else:
         local_ray.enable_token_auth(create=False)
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     began = time.monotonic()
