@@ -61,6 +61,13 @@ test-binder: crds
 test-cluster: $(STAMP)
 	PY=$(VPY) clusters/test-cluster.sh
 
+# The multi-node Ray lane (needs root and iproute2; README, "The multi-node Ray lane"): a Ray head and two
+# workers in their own network/mount/PID namespaces on a private bridge, torn down whatever happens; stages
+# 02, 04, 06 and 07 run against it from this machine's namespaces with PROFILE=cluster.
+.PHONY: test-raycluster
+test-raycluster: $(STAMP)
+	PY=$(VPY) tests/raycluster/lane.sh run -- $(VPY) -m pytest tests/test_raycluster.py $(PYTEST_ARGS)
+
 # The kit's container image (needs Docker): `make image` or `make image VARIANT=gpu`. The tag, base image
 # and pins come from kit/versions.py; push it to your registry for a real cluster (README, "Container image").
 VARIANT ?= cpu

@@ -12,6 +12,9 @@ from dataclasses import dataclass
 
 import ray
 
+#: How long a demo waits for its tasks: generous for a busy 2-core machine, finite on a cluster.
+GET_TIMEOUT_S = 120.0
+
 
 def busy(seconds: float) -> None:
     """Keep one CPU busy for ``seconds`` (pure-Python work, so the GIL is really held)."""
@@ -22,10 +25,10 @@ def busy(seconds: float) -> None:
 
 @ray.remote
 def timed_work(seconds: float) -> dict:
-    """A task that burns CPU and says which worker process ran it, and when."""
+    """A task that burns CPU and says which node and worker process ran it, and when."""
     start = time.time()
     busy(seconds)
-    return {"pid": os.getpid(), "start": start, "end": time.time()}
+    return {"pid": os.getpid(), "node": ray.get_runtime_context().get_node_id(), "start": start, "end": time.time()}
 
 
 @dataclass(frozen=True)
@@ -49,9 +52,9 @@ def run_timeline(n_tasks: int = 8, seconds: float = 0.25) -> Timeline:
     for _ in range(n_tasks):
         busy(seconds)
     serial = time.perf_counter() - began
-    ray.get(timed_work.remote(0.0))  # warm a worker so start-up is not counted as work
+    ray.get(timed_work.remote(0.0), timeout=GET_TIMEOUT_S)  # warm a worker so start-up is not counted as work
     began = time.perf_counter()
-    records = ray.get([timed_work.remote(seconds) for _ in range(n_tasks)])
+    records = ray.get([timed_work.remote(seconds) for _ in range(n_tasks)], timeout=GET_TIMEOUT_S)
     return Timeline(records, serial, time.perf_counter() - began)
 
 
@@ -65,9 +68,15 @@ def max_concurrency(records: list[dict]) -> int:
     return peak
 
 
+def max_concurrency_per_node(records: list[dict]) -> int:
+    """The largest number of tasks that overlapped on any one node."""
+    nodes = {r.get("node") for r in records}
+    return max((max_concurrency([r for r in records if r.get("node") == node]) for node in nodes), default=0)
+
+
 def run_with_options(options: dict, n_tasks: int = 4, seconds: float = 0.3) -> list[dict]:
     """Run ``n_tasks`` timed tasks with ``.options(**options)``."""
-    return ray.get([timed_work.options(**options).remote(seconds) for _ in range(n_tasks)])
+    return ray.get([timed_work.options(**options).remote(seconds) for _ in range(n_tasks)], timeout=GET_TIMEOUT_S)
 
 
 def plot_timeline(timeline: Timeline, title: str = "Ray tasks on local workers"):
@@ -80,7 +89,7 @@ def plot_timeline(timeline: Timeline, title: str = "Ray tasks on local workers")
     for row, pid in enumerate(pids):
         bars = [(r["start"] - t0, r["end"] - r["start"]) for r in timeline.records if r["pid"] == pid]
         ax.broken_barh(bars, (row - 0.35, 0.7), edgecolor="white")
-    ax.set_yticks(range(len(pids)), [f"worker pid {p}" for p in pids])
+    ax.set_yticks(range(len(pids)), [f"worker pid {p}" for p in pids])  # (a pid may repeat on two nodes)
     ax.set_xlabel("seconds since the first task started")
     ax.set_title(
         f"{title}: serial {timeline.serial_seconds:.2f} s → Ray {timeline.parallel_seconds:.2f} s "
@@ -108,7 +117,7 @@ class AttemptCounter:
 @ray.remote(max_retries=0)
 def flaky_divide(counter, a: float, b: float, failures: int = 2) -> float:
     """Fails with a (simulated) network error on its first ``failures`` attempts, then divides."""
-    attempt = ray.get(counter.bump.remote())
+    attempt = ray.get(counter.bump.remote(), timeout=GET_TIMEOUT_S)
     if attempt <= failures:
         raise ConnectionError(f"attempt {attempt}: simulated network blip")
     return a / b
@@ -118,7 +127,7 @@ def run_flaky(options: dict, failures: int = 2) -> tuple[float, int]:
     """Run :func:`flaky_divide` with ``options``; return (result, attempts it took)."""
     counter = AttemptCounter.remote()  # type: ignore[attr-defined]  # @ray.remote adds .remote
     try:
-        result = ray.get(flaky_divide.options(**options).remote(counter, 1.0, 4.0, failures))
-        return result, ray.get(counter.count.remote())
+        result = ray.get(flaky_divide.options(**options).remote(counter, 1.0, 4.0, failures), timeout=GET_TIMEOUT_S)
+        return result, ray.get(counter.count.remote(), timeout=GET_TIMEOUT_S)
     finally:
         ray.kill(counter)

@@ -25,14 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kit.errors import KitError
 from kit.machine import resources
+from kit.machine.ray_cluster import RayUnreachable  # noqa: F401 - raised by connect_cluster, caught by callers
 
 log = logging.getLogger(__name__)
 
-
-class RayUnreachable(KitError, ConnectionError):
-    """Ray Client could not reach the cluster's Ray."""
 
 #: Object store cap: small data only in this kit; Ray's own minimum is 75 MiB.
 OBJECT_STORE_BYTES = 128 * resources.MiB
@@ -55,8 +52,13 @@ class RayInfo:
     temp_dir: Path
     reused: bool
     start_seconds: float
+    remote: bool = False
+    nodes: int = 1
 
     def __str__(self) -> str:
+        if self.remote:
+            return (f"Ray cluster at {self.address}: {self.nodes} node(s), {self.cpus} CPU(s), token auth on, "
+                    "the kit shipped to the nodes (runtime_env py_modules)")
         dash = self.dashboard_url or "off (start(dashboard=True) to open it)"
         verb = "reused" if self.reused else f"started in {self.start_seconds:.1f} s"
         return (
@@ -103,9 +105,12 @@ def token_is_private(path: Path | None = None) -> bool:
     return path.exists() and not stat.S_IMODE(path.stat().st_mode) & 0o077
 
 
-def enable_token_auth() -> Path:
-    """Turn Ray token authentication on explicitly for this process and the Ray it starts."""
-    path = ensure_token()
+def enable_token_auth(create: bool = True) -> Path:
+    """Turn Ray token authentication on explicitly for this process and the Ray it starts.
+
+    ``create=False`` (a cluster's token): use the token file as it is, never write one.
+    """
+    path = ensure_token() if create else token_path()
     changed = os.environ.get(MODE_ENV) != "token" or os.environ.get(TOKEN_ENV) != str(path)
     os.environ[MODE_ENV] = "token"
     os.environ[TOKEN_ENV] = str(path)
@@ -142,10 +147,10 @@ def start(num_cpus: int | None = None, dashboard: bool = False, quiet: bool = Tr
     """Start local Ray sized for this container, or reuse the one already running in this process."""
     import ray
 
-    path = enable_token_auth()
     temp_dir = default_temp_dir()
-    if ray.is_initialized():
-        return _info(ray, path, temp_dir, reused=True, seconds=0.0)
+    if ray.is_initialized():  # this kernel's local Ray, or the cluster it connected to
+        return _info(ray, token_path(), temp_dir, reused=True, seconds=0.0)
+    path = enable_token_auth()
 
     limits = resources.detect()
     cpus = num_cpus or limits.cpu_slots
@@ -186,13 +191,14 @@ def start(num_cpus: int | None = None, dashboard: bool = False, quiet: bool = Tr
 
 
 def _info(ray, path: Path, temp_dir: Path, reused: bool, seconds: float) -> RayInfo:
-    context = ray.get_runtime_context()
-    gcs = context.gcs_address
-    nodes = ray.nodes()
-    store = int(sum(n["Resources"].get("object_store_memory", 0) for n in nodes if n["Alive"]))
-    dash = ray.get_dashboard_url() if hasattr(ray, "get_dashboard_url") else None
+    from kit.machine import ray_cluster
+
+    remote = ray_cluster.is_remote()
+    nodes = [n for n in ray.nodes() if n["Alive"]]
+    store = int(sum(n["Resources"].get("object_store_memory", 0) for n in nodes))
+    dash = ray.get_dashboard_url() if hasattr(ray, "get_dashboard_url") and not remote else None
     return RayInfo(
-        address=gcs,
+        address=ray_cluster.address() if remote else ray.get_runtime_context().gcs_address,
         cpus=int(ray.cluster_resources().get("CPU", 0)),
         object_store_bytes=store,
         dashboard_url=f"http://{dash}" if dash else None,
@@ -200,6 +206,8 @@ def _info(ray, path: Path, temp_dir: Path, reused: bool, seconds: float) -> RayI
         temp_dir=temp_dir,
         reused=reused,
         start_seconds=seconds,
+        remote=remote,
+        nodes=len(nodes),
     )
 
 
@@ -241,32 +249,20 @@ def _wait_for_ray_processes(temp_dir: Path, timeout: float = 10.0) -> None:
 
 
 def connect_cluster(address: str | None = None) -> RayInfo:
-    """Connect to a RayCluster on Kubernetes through Ray Client (``ray://``, port 10001).
-
-    Forward the head's client port first (``kit.k8s.builders`` names the service), and put the
-    cluster's token in ``RAY_AUTH_TOKEN`` (KubeRay keeps it in a Secret when ``authOptions.mode``
-    is ``token``). Not exercised against a real cluster in this repository's CI.
-    """
+    """Connect to a remote Ray cluster through Ray Client with the kit shipped (:mod:`kit.machine.ray_cluster`)."""
     import ray
 
-    address = address or os.environ.get("RAY_ADDRESS") or "ray://127.0.0.1:10001"
+    from kit.machine import ray_cluster
+
     if ray.is_initialized():
         return _info(ray, token_path(), default_temp_dir(), reused=True, seconds=0.0)
-    os.environ[MODE_ENV] = "token"
     began = time.perf_counter()
-    try:
-        ray.init(address=address)
-    except (ConnectionError, RuntimeError) as error:
-        raise RayUnreachable(
-            f"cannot reach Ray at {address}: {error}",
-            fix="forward the head's client port with `kubectl port-forward svc/kit-raycluster-head-svc "
-                "10001:10001` and set RAY_AUTH_TOKEN from the cluster's auth Secret, or set RAY_ADDRESS",
-        ) from error
+    ray_cluster.connect(address)
     return _info(ray, token_path(), default_temp_dir(), reused=False, seconds=time.perf_counter() - began)
 
 
 def for_profile(profile_name: str, dashboard: bool = False) -> RayInfo:
-    """Local Ray for PROFILE='local'; the cluster's Ray (via Ray Client) for 'kind' and 'cluster'."""
+    """Local Ray for PROFILE='local'; the cluster's Ray (Ray Client at ``$RAY_ADDRESS``) for 'kind' and 'cluster'."""
     from kit.config import profile
 
     if profile.resolve(profile_name).on_kubernetes:

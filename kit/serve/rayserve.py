@@ -13,11 +13,14 @@ Two deployments form the graph ``DigitsIngress -> DigitsClassifier``:
 ingress *and* the batched model (the same :class:`ModelStep`), one Python hop fewer per request.
 
 One :class:`ServeConfig` drives both the local run (:func:`deploy`, on 127.0.0.1) and the
-``serveConfigV2`` of a KubeRay RayService (:func:`serve_config_v2`).
+``serveConfigV2`` of a KubeRay RayService (:func:`serve_config_v2`). On a remote Ray cluster
+(PROFILE='kind'/'cluster', :mod:`kit.machine.ray_cluster`) :func:`deploy` serves on the head's
+address and loads the model from the shared storage, where it copies it first.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -38,7 +41,6 @@ if TYPE_CHECKING:
 __all__ = ["CLASSIFIER", "INGRESS", "ServeApp", "ServeConfig", "build_app", "build_one_hop_app", "deploy", "kill_drill",
            "serve_config_v2", "shutdown"]
 
-HOST = "127.0.0.1"
 #: Serve logs one access line per request by default, and warns from every replica when one dies:
 #: too much for a notebook under load (the drill reports what was lost instead).
 QUIET_LOGS = {"log_level": "ERROR", "enable_access_log": False}
@@ -178,14 +180,24 @@ def app_builder(args: dict):
 
 
 def start_serve(request_timeout_s: float = ServeConfig.request_timeout_s, port: int | None = None) -> str:
-    """Start Serve's HTTP proxy on 127.0.0.1 (idempotent); return its base URL."""
+    """Start Serve's HTTP proxy (idempotent); return its base URL.
+
+    Locally on 127.0.0.1; on a remote cluster on the head node only, on all its interfaces, and the URL
+    is the head's host (:func:`kit.machine.ray_cluster.serve_host`), never this notebook's loopback.
+    """
     import logging
+
+    from kit.machine import ray_cluster
 
     logging.getLogger("ray.serve").setLevel(logging.WARNING)  # the driver's "connecting to Serve" lines
     port = port or versions.PORTS["ray-serve"]
-    serve.start(http_options={"host": HOST, "port": port, "request_timeout_s": request_timeout_s},
-                logging_config=QUIET_LOGS)
-    return f"http://{HOST}:{port}"
+    bind, public = ray_cluster.serve_host()
+    http_options = {"host": bind, "port": port, "request_timeout_s": request_timeout_s}
+    if ray_cluster.is_remote():
+        serve.start(http_options=http_options, logging_config=QUIET_LOGS, proxy_location="HeadOnly")
+    else:
+        serve.start(http_options=http_options, logging_config=QUIET_LOGS)
+    return f"http://{public}:{port}"
 
 
 @dataclass(frozen=True)
@@ -200,10 +212,16 @@ class ServeApp:
 
 
 def deploy(config: ServeConfig, port: int | None = None, one_hop: bool = False) -> ServeApp:
-    """Run (or replace) the application ``config.name`` locally and wait until it is healthy.
+    """Run (or replace) the application ``config.name`` and wait until it is healthy.
 
     ``one_hop``: the :func:`build_one_hop_app` shape (proxy -> model) instead of proxy -> ingress -> model.
+    On a remote cluster the replicas load the model from the shared storage
+    (:func:`kit.machine.ray_cluster.shared_model_dir`), not from this notebook's disk.
     """
+    from kit.machine import ray_cluster
+
+    if ray_cluster.is_remote():
+        config = dataclasses.replace(config, model_dir=str(ray_cluster.shared_model_dir(config.model_dir)))
     base = start_serve(config.request_timeout_s, port)
     builder = build_one_hop_app if one_hop else build_app
     serve.run(builder(config), name=config.name, route_prefix=config.route_prefix, logging_config=QUIET_LOGS)

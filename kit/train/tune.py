@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kit import paths
 from kit.config.train import TrainConfig, as_config, check_machine, one_worker
 
 METRIC = "test_accuracy"
@@ -100,13 +99,15 @@ def run_search(space: dict, base: TrainConfig | dict | None = None, num_samples:
     import ray.tune
 
     from kit.machine import local_ray as raylocal
+    from kit.machine import ray_cluster
     from kit.train import data
 
     check_space(space)
     cfg = one_worker(base, "a Tune trial")
     check_machine(cfg)
-    if not cfg.data_path:  # trials only load a file
-        cfg = cfg.replace(data_path=str(data.materialize(cfg.dataset, cfg.samples, cfg.test_fraction, cfg.seed)))
+    if not cfg.data_path:  # trials only load a file: on the shared storage, so that every node sees it
+        cfg = cfg.replace(data_path=str(data.materialize(cfg.dataset, cfg.samples, cfg.test_fraction, cfg.seed,
+                                                         directory=ray_cluster.shared_dir("data"))))
     # A scheduler built with its own metric and mode must agree with the search's; Tune then
     # refuses them a second time in TuneConfig, so they are passed there only when it has none.
     scheduler_sets_metric = scheduler is not None and getattr(scheduler, "metric", None) is not None
@@ -117,7 +118,7 @@ def run_search(space: dict, base: TrainConfig | dict | None = None, num_samples:
     raylocal.start()
     param_space = {**cfg.to_dict(), **space}
     name = name or f"kit-tune-{time.strftime('%Y%m%d-%H%M%S')}"
-    storage = Path(storage_path) if storage_path else paths.work_dir("ray_results")
+    storage = Path(storage_path) if storage_path else ray_cluster.shared_dir("ray_results")
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
     tuner = ray.tune.Tuner(

@@ -34,10 +34,11 @@ def _reference_counter():
     return Counter
 
 
-def _cluster_cpus() -> float:
-    import ray
+def _node_cpus() -> float:
+    """The CPUs of the largest node: a task needs them all on one node, whatever the cluster's total."""
+    from kit.machine.ray_cluster import largest_node_cpus
 
-    return ray.cluster_resources().get("CPU", 0)
+    return largest_node_cpus()
 
 
 @exercise(
@@ -94,9 +95,10 @@ def check_counter_actor(counter_class) -> None:
 @exercise(
     "02.one_at_a_time",
     "Resources: let only one heavy task run at a time",
-    "Ray starts a task only when its resource request fits. Ask for num_cpus so that two copies "
-    "cannot fit in ray.cluster_resources()['CPU'], but one can.",
-    reference=lambda: {"num_cpus": _cluster_cpus()},
+    "Ray starts a task only on a node where its whole resource request fits. Ask for num_cpus so that two "
+    "copies cannot fit on the largest node, but one can: ray.nodes() lists each node's Resources. "
+    "(ray.cluster_resources() adds up every node: no single node of a cluster has that many CPUs.)",
+    reference=lambda: {"num_cpus": _node_cpus()},
 )
 def check_one_at_a_time(options) -> None:
     from kit.course import raydemo
@@ -106,19 +108,20 @@ def check_one_at_a_time(options) -> None:
     unknown = set(options) - {"num_cpus"}
     if unknown:
         raise NotYetRight(f"only num_cpus is needed here; remove {sorted(unknown)}")
-    cpus, total = options.get("num_cpus"), _cluster_cpus()
+    cpus, largest = options.get("num_cpus"), _node_cpus()
     if not isinstance(cpus, (int, float)) or isinstance(cpus, bool) or cpus <= 0:
         raise NotYetRight(f"num_cpus must be a positive number, got {cpus!r}")
-    if cpus > total:
+    if cpus > largest:
         raise NotYetRight(
-            f"num_cpus={cpus} is more than the cluster's {total:g} CPUs: the task would be infeasible "
+            f"num_cpus={cpus} is more than the largest node's {largest:g} CPUs: the task would be infeasible "
             "and wait forever (Ray warns about it in the log)"
         )
-    if cpus <= total / 2:
-        raise NotYetRight(f"with num_cpus={cpus}, {int(total // cpus)} tasks fit in {total:g} CPUs at once")
-    peak = raydemo.max_concurrency(raydemo.run_with_options(options))
+    if cpus <= largest / 2:
+        raise NotYetRight(f"with num_cpus={cpus}, {int(largest // cpus)} tasks fit in {largest:g} CPUs of one node "
+                          "at once")
+    peak = raydemo.max_concurrency_per_node(raydemo.run_with_options(options))
     if peak != 1:
-        raise NotYetRight(f"{peak} tasks overlapped with these options")
+        raise NotYetRight(f"{peak} tasks overlapped on one node with these options")
 
 
 @exercise(

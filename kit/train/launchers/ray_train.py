@@ -39,9 +39,12 @@ def run_ray_train(config: TrainConfig | dict | None = None, /, *, max_failures: 
     keeping the newest ``num_to_keep``; after a worker failure Ray restarts the worker group
     up to ``max_failures`` times and ``train_func`` resumes from the last checkpoint.
     """
-    local = "RAY_ADDRESS" not in os.environ  # inside a RayJob, Ray Train joins the job's cluster instead
-    cfg = prepare(config, local=local)
     from kit.machine import local_ray as raylocal
+    from kit.machine import ray_cluster
+
+    # Inside a RayJob, or from a notebook connected to a remote cluster, the workers are on other nodes.
+    local = "RAY_ADDRESS" not in os.environ and not ray_cluster.is_remote()
+    cfg = prepare(config, local=local)
 
     if local:
         for key, value in RAY_TRAIN_SMALL_MACHINE_ENV.items():
