@@ -230,6 +230,11 @@ DEFAULT_FLAVOR = "default-flavor"
 KIND_CLUSTER = "cnai-kit"
 #: Default names of the kit's workloads: the RayCluster, the TrainJob (and legacy PyTorchJob), the RayJob.
 RAY_CLUSTER = "kit-raycluster"
+#: The directory every Ray node and the notebook mount at the same path (Tune results, data, models for
+#: Serve) when Ray runs elsewhere; the standing RayCluster sets it on its pods (kit.machine.ray_cluster).
+SHARED_STORAGE_ENV = "KIT_SHARED_STORAGE"
+#: Where Ray pods mount that shared volume (Ray's own convention for cluster storage).
+SHARED_MOUNT = "/mnt/cluster_storage"
 TRAIN_JOB = "kit-train"
 RAY_JOB = "kit-ray-train"
 

@@ -355,3 +355,21 @@ def test_resource_quota_holds_the_kueue_quota_and_the_unqueued_servers_at_peak(o
     # and every queued workload fits the ClusterQueue on its own: Kueue never admits one that does not
     assert [w.name for w in requests.workloads(docs) if w.queued and not w.requests.fits(sizing.kueue_quota(docs))] \
         == []
+
+
+@pytest.mark.parametrize("overlay", ["base", *sorted(clusters.OVERLAYS)])
+def test_the_standing_raycluster_runs_the_kit_image_with_the_shared_volume(overlay):
+    """PROFILE="kind"/"cluster" notebooks connect to this RayCluster: its pods need torch (the kit image; Ray
+    Client ships the kit's code) and the volume KIT_SHARED_STORAGE names (Tune results, data, models)."""
+    docs = clusters.expected_overlay(overlay) if overlay != "base" else \
+        [d for docs in clusters.build(clusters.BASE, clusters.BASE_SIZE).values() for d in docs]
+    [cluster] = [d for d in docs if d["kind"] == "RayCluster" and d["metadata"]["name"] == versions.RAY_CLUSTER]
+    groups = [cluster["spec"]["headGroupSpec"], *cluster["spec"]["workerGroupSpecs"]]
+    for group in groups:
+        pod = group["template"]["spec"]
+        ray_container = pod["containers"][0]
+        assert ray_container["image"].startswith(versions.IMAGES["kit"].rsplit("-", 1)[0]), ray_container["image"]
+        [shared] = [v for v in pod["volumes"] if v["name"] == "shared"]
+        assert shared["persistentVolumeClaim"]["claimName"] == "kit-checkpoints"
+        assert {"name": "shared", "mountPath": versions.SHARED_MOUNT} in ray_container["volumeMounts"]
+        assert {"name": versions.SHARED_STORAGE_ENV, "value": versions.SHARED_MOUNT} in ray_container["env"]

@@ -160,10 +160,13 @@ def queues(size: Sizing) -> list[dict]:
 
 
 def raycluster(size: Sizing) -> dict:
-    """The queued RayCluster: fixed size, because Kueue admits a fixed gang of pods."""
+    """The queued RayCluster that notebooks with ``PROFILE="kind"``/``"cluster"`` connect to: fixed size
+    (Kueue admits a fixed gang of pods), the kit's image (torch and the kit's dependencies; Ray Client ships
+    the kit's code), and the shared volume at ``KIT_SHARED_STORAGE`` (kit.machine.ray_cluster)."""
     return ray.raycluster(RAY_CLUSTER, NAMESPACE, queue=LOCAL_QUEUE, workers=size.ray_workers,
                           worker_cpu=size.worker_cpu, worker_memory=size.worker_memory, head_cpu=size.head_cpu,
-                          head_memory=size.head_memory, gpu_workers=1 if size.gpus else 0)
+                          head_memory=size.head_memory, gpu_workers=1 if size.gpus else 0,
+                          image=size.image(0), gpu_image=size.image(1), shared_claim=training.CHECKPOINT_CLAIM)
 
 
 def example_job(size: Sizing) -> dict:

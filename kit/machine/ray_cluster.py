@@ -28,11 +28,11 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse
 
-from kit import paths
+from kit import paths, versions
 from kit.errors import KitError
 
 ADDRESS_ENV = "RAY_ADDRESS"
-STORAGE_ENV = "KIT_SHARED_STORAGE"
+STORAGE_ENV = versions.SHARED_STORAGE_ENV
 SERVE_HOST_ENV = "KIT_SERVE_HOST"
 DEFAULT_ADDRESS = "ray://127.0.0.1:10001"
 #: How long a notebook waits for the cluster before it says so (Ray Client retries within it).

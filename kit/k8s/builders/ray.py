@@ -70,6 +70,15 @@ def group_template(name: str, image: str, cpu: str, memory: str, gpus: int = 0,
     return pods.pod_template([_ray_container(name, image, cpu, memory, gpus)], volumes=volumes, calls_api=calls_api)
 
 
+def _mount_shared(template: dict[str, Any], claim: str) -> None:
+    """Mount ``claim`` at :data:`kit.versions.SHARED_MOUNT` in the Ray container and point KIT_SHARED_STORAGE there."""
+    spec = template["spec"]
+    spec["volumes"].append({"name": "shared", "persistentVolumeClaim": {"claimName": claim}})
+    container = spec["containers"][0]
+    container["volumeMounts"].append({"name": "shared", "mountPath": versions.SHARED_MOUNT})
+    container.setdefault("env", []).append({"name": versions.SHARED_STORAGE_ENV, "value": versions.SHARED_MOUNT})
+
+
 def raycluster_spec(
     workers: int = 2,
     *,
@@ -82,8 +91,17 @@ def raycluster_spec(
     gpu_workers: int = 0,
     gpus_per_worker: int = 1,
     autoscaling: bool = False,
+    image: str | None = None,
+    gpu_image: str | None = None,
+    shared_claim: str | None = None,
 ) -> dict[str, Any]:
-    """The ``spec`` of a RayCluster (also embedded in RayJob and RayService)."""
+    """The ``spec`` of a RayCluster (also embedded in RayJob and RayService).
+
+    ``image``/``gpu_image``: the CPU and GPU pods' images (default: the pinned Ray images).
+    ``shared_claim``: a PersistentVolumeClaim every pod mounts at :data:`kit.versions.SHARED_MOUNT`, named by
+    ``KIT_SHARED_STORAGE`` on the pods, so a notebook connected over Ray Client finds its Tune results, data
+    and models there (kit.machine.ray_cluster).
+    """
     min_workers = workers if min_workers is None else min_workers
     max_workers = workers if max_workers is None else max_workers
     if not 0 <= min_workers <= workers <= max_workers:
@@ -91,7 +109,7 @@ def raycluster_spec(
             f"worker group needs 0 <= min_workers <= workers <= max_workers, "
             f"got {min_workers} <= {workers} <= {max_workers}"
         )
-    image = versions.IMAGES["ray"]
+    image = image or versions.IMAGES["ray"]
     spec: dict[str, Any] = {
         "rayVersion": versions.RAY,
         "authOptions": {"mode": "token"},
@@ -124,10 +142,13 @@ def raycluster_spec(
                 "maxReplicas": gpu_workers,
                 "rayStartParams": {},
                 "template": group_template(
-                    "ray-worker", versions.IMAGES["ray-gpu"], worker_cpu, worker_memory, gpus_per_worker
+                    "ray-worker", gpu_image or versions.IMAGES["ray-gpu"], worker_cpu, worker_memory, gpus_per_worker
                 ),
             }
         )
+    if shared_claim:
+        for group in (spec["headGroupSpec"], *spec["workerGroupSpecs"]):
+            _mount_shared(group["template"], shared_claim)
     return spec
 
 

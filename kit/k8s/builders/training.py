@@ -195,7 +195,7 @@ def pytorchjob(
 
 
 #: Where a RayJob's pods mount the volume Ray Train keeps checkpoints on (Ray's own convention).
-SHARED_MOUNT = "/mnt/cluster_storage"
+SHARED_MOUNT = versions.SHARED_MOUNT
 #: The PersistentVolumeClaim of that volume (kit.deploy.layout creates it).
 CHECKPOINT_CLAIM = "kit-checkpoints"
 #: The RayJob's submitter runs `ray job submit` and follows the logs: little CPU.
