@@ -12,7 +12,7 @@ from kit.errors import KitError
 
 #: Modules outside kit/k8s, kit/train and kit/serve that define error classes.
 MODULES = ["kit.config.train", "kit.config.profile", "kit.deploy.plan", "kit.course.notebooks",
-           "kit.course.exercises", "kit.course.ddpdemo", "kit.machine.local_ray"]
+           "kit.course.exercises", "kit.course.ddpdemo", "kit.machine.ray_cluster", "kit.machine.cgroups"]
 
 
 @pytest.mark.parametrize("module_name", MODULES)
