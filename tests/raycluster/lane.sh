@@ -15,6 +15,13 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 PY=${PY:-$REPO/.venv/bin/python}
+# The nodes start in other directories: make PY absolute (make passes .venv/bin/python), without resolving
+# the venv's symlink (the venv is found through the path it is called by).
+case $PY in
+    /*) ;;
+    */*) PY=$PWD/$PY ;;
+    *) PY=$(command -v "$PY") ;;
+esac
 RAY=$(dirname "$PY")/ray
 STATE=$REPO/build/ray-lane
 SHARED=$STATE/shared
