@@ -104,6 +104,7 @@ class TreeSampler(threading.Thread):
         self.peak = 0
         self.peak_processes: list[dict] = []  # the largest processes of the peak sample
         self.seen: dict[int, float] = {}  # pid -> create_time, of every process ever in the tree
+        self.labels: dict[int, str] = {}  # pid -> label taken while the process was healthy
         self._stop_event = threading.Event()
 
     def members(self) -> list[psutil.Process]:
@@ -123,6 +124,7 @@ class TreeSampler(threading.Thread):
             for proc in self.members():
                 try:
                     self.seen.setdefault(proc.pid, proc.create_time())
+                    self._remember_label(proc)
                     sample.append((proc.memory_full_info().pss, proc))
                 except psutil.Error:
                     continue
@@ -130,9 +132,20 @@ class TreeSampler(threading.Thread):
             if total > self.peak:
                 self.peak = total
                 sample.sort(key=lambda item: item[0], reverse=True)
-                self.peak_processes = [{"pid": p.pid, "pss_bytes": pss, "process": process_label(p)}
+                self.peak_processes = [{"pid": p.pid, "pss_bytes": pss,
+                                        "process": self.labels.get(p.pid) or process_label(p)}
                                        for pss, p in sample[:TOP_PROCESSES]]
             self._stop_event.wait(self.interval)
+
+    def _remember_label(self, proc: psutil.Process) -> None:
+        """Label a process while it is healthy: a process near its cgroup's limit may not let /proc read its
+        command line, and the breakdown would then show only ``python``."""
+        if proc.pid not in self.labels:
+            try:
+                if proc.cmdline():
+                    self.labels[proc.pid] = process_label(proc)
+            except psutil.Error:
+                pass
 
     def stop(self) -> None:
         self._stop_event.set()
