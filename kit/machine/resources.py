@@ -14,6 +14,7 @@ import shutil
 import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TypeVar
 
 GiB = 1024**3
 MiB = 1024**2
@@ -127,6 +128,9 @@ def _quota(v2_text: str | None, v1_quota: str | None, v1_period: str | None) -> 
     return None
 
 
+_Limit = TypeVar("_Limit", int, float)
+
+
 def _memory(v2_text: str | None, v1_text: str | None) -> int | None:
     if v2_text is not None:
         return None if v2_text == "max" else int(v2_text)
@@ -135,12 +139,8 @@ def _memory(v2_text: str | None, v1_text: str | None) -> int | None:
     return None
 
 
-def _smallest(values: list[float | None]) -> float | None:
-    found = [v for v in values if v is not None]
-    return min(found) if found else None
-
-
-def _smallest_bytes(values: list[int | None]) -> int | None:
+def _smallest(values: list[_Limit | None]) -> _Limit | None:
+    """The tightest limit along a cgroup chain; None when no level sets one."""
     found = [v for v in values if v is not None]
     return min(found) if found else None
 
@@ -175,8 +175,8 @@ def cgroup_memory_limit(root: Path | None = None, proc_self: Path = Path("/proc/
     if chain is not None:
         version, dirs = chain
         if version == 2:
-            return _smallest_bytes([_memory(_read(d / "memory.max"), None) for d in dirs])
-        return _smallest_bytes([_memory(None, _read(d / "memory.limit_in_bytes")) for d in dirs])
+            return _smallest([_memory(_read(d / "memory.max"), None) for d in dirs])
+        return _smallest([_memory(None, _read(d / "memory.limit_in_bytes")) for d in dirs])
     root = root or Path("/sys/fs/cgroup")
     return _memory(_read(root / "memory.max"), _read(root / "memory" / "memory.limit_in_bytes"))
 
