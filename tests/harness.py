@@ -31,7 +31,7 @@ from pathlib import Path
 import nbformat
 import psutil
 
-from kit.machine import cgroups
+from kit.machine import cgroups, ray_session
 
 REPO = Path(__file__).resolve().parent.parent
 BUILD = REPO / "build"
@@ -307,7 +307,10 @@ def run_notebook(
     work.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f"nb-{notebook.stem[:2]}-", dir=BUILD))
     ray_dir = Path(tempfile.gettempdir()) / f"kr-{os.getpid()}-{notebook.stem[:2]}-{runner[0]}"
-    env = dict(os.environ, TMPDIR=str(scratch), KIT_RAY_TMPDIR=str(ray_dir), PYTHONUNBUFFERED="1")
+    # The runner (papermill, nbval) owns the notebook's Ray as a Jupyter server would (kit.machine.ray_session):
+    # it stops when the runner exits, keeping its logs for the report (KEEP_LOGS); the harness removes them.
+    env = dict(os.environ, TMPDIR=str(scratch), KIT_RAY_TMPDIR=str(ray_dir), PYTHONUNBUFFERED="1",
+               **{ray_session.KEEP_LOGS_ENV: "1"})
     # The kernel imports this checkout's kit, whichever checkout the venv was installed from.
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
     env.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -406,8 +409,8 @@ def leftovers(sampler: TreeSampler, ray_dir: Path, scratch: Path, grace: float =
     found = [f"process still running: {_describe(p)}" for p in survivors]
     ports = _listening_ports({p.pid for p in survivors})
     found += [f"port {port} still listening (pid {pid})" for port, pid in sorted(ports.items())]
-    if ray_dir.exists():
-        found.append(f"Ray session directory {ray_dir} remains (call kit.machine.local_ray.stop() in the last cell)")
+    running = sorted(str(p.parent) for p in ray_dir.glob(f"*/{ray_session.SESSION_FILE}"))
+    found += [f"Ray session {path} still running after its owner (the runner) exited" for path in running]
     if scratch.exists():
         found += [f"temp file left: {p.relative_to(scratch)}" for p in sorted(scratch.iterdir())]
     return found

@@ -159,8 +159,8 @@ def test_ruff_is_clean():
 def _fake_ray_figures(repeat: int) -> dict:
     from kit.bench import ray
 
-    rows = {ray.WARM: {"median": 4.2, "runs": [4.0, 4.4][:repeat]}, "reuse": {"median": 0.01, "runs": [0.01]}}
-    return {"machine": {"cpus": 2}, "warm_goal_s": ray.WARM_GOAL_S, "rows": rows}
+    rows = {ray.NEXT: {"median": 4.2, "runs": [4.0, 4.4][:repeat]}, "reuse": {"median": 0.01, "runs": [0.01]}}
+    return {"machine": {"cpus": 2}, "next_goal_s": ray.NEXT_GOAL_S, "rows": rows}
 
 
 def test_bench_prints_the_table_or_json_and_saves_the_figures(monkeypatch, tmp_path, capsys):
@@ -171,10 +171,10 @@ def test_bench_prints_the_table_or_json_and_saves_the_figures(monkeypatch, tmp_p
     monkeypatch.setattr(bench, "out_dir", lambda: tmp_path)
     assert main(["bench", "ray", "--repeat", "2"]) == 0
     out = capsys.readouterr().out
-    assert "warm start goal ≤ 5 s: measured 4.2 s (met)" in out and "4.00, 4.40" in out
+    assert "moving to the next stage, goal ≤ 5 s: measured 4.2 s (met)" in out and "4.00, 4.40" in out
     assert f"wrote {tmp_path / 'ray.json'}" in out
     saved = json.loads((tmp_path / "ray.json").read_text())
     assert saved == _fake_ray_figures(2)
 
     assert main(["bench", "ray", "--repeat", "1", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["rows"][ray.WARM]["runs"] == [4.0]
+    assert json.loads(capsys.readouterr().out)["rows"][ray.NEXT]["runs"] == [4.0]

@@ -1,13 +1,13 @@
 """Start, reuse and stop a local Ray sized for this machine.
 
-Every notebook calls :func:`start` (safe to re-run) and :func:`stop` in its last
-cell. Ray is sized from the container's limits (:mod:`kit.machine.resources`: the cgroup this
-process is in, so 2 GiB on Binder), keeps its object store small and prestarts no idle
-workers, so that the whole process tree fits a 1.5 GiB budget,
-binds the dashboard to loopback only when asked, and runs with token
-authentication on: Ray's Jobs API runs arbitrary code by design (CVE-2023-48022,
-"ShadowRay"), so an open local Ray is an open door on a shared JupyterHub.
-"""
+Every notebook calls :func:`start` (safe to re-run) and :func:`stop` in its last cell. The first
+notebook of a Jupyter server starts Ray; every next one attaches to it in about a second, and it
+stops with the server (:mod:`kit.machine.ray_session`). Ray is sized from the container's limits
+(:mod:`kit.machine.resources`: the cgroup this process is in, so 2 GiB on Binder), keeps its
+object store small, prestarts no idle workers and runs no autoscaler, so that a notebook's whole
+process tree fits a 1.5 GiB budget; it binds the dashboard to loopback only when asked, and runs
+with token authentication on: Ray's Jobs API runs arbitrary code by design (CVE-2023-48022,
+"ShadowRay"), so an open local Ray is an open door on a shared JupyterHub."""
 
 from __future__ import annotations
 
@@ -25,8 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kit.machine import resources
+from kit.machine import ray_session, resources
 from kit.machine.ray_cluster import RayUnreachable  # noqa: F401 - raised by connect_cluster, caught by callers
+from kit.machine.ray_session import RaySessionError
 
 log = logging.getLogger(__name__)
 
@@ -54,13 +55,16 @@ class RayInfo:
     start_seconds: float
     remote: bool = False
     nodes: int = 1
+    attached: bool = False  # joined the Ray an earlier notebook of this Jupyter server started
 
     def __str__(self) -> str:
         if self.remote:
             return (f"Ray cluster at {self.address}: {self.nodes} node(s), {self.cpus} CPU(s), token auth on, "
                     "the kit shipped to the nodes (runtime_env py_modules)")
         dash = self.dashboard_url or "off (start(dashboard=True) to open it)"
-        verb = "reused" if self.reused else f"started in {self.start_seconds:.1f} s"
+        verb = ("reused" if self.reused else
+                f"attached in {self.start_seconds:.1f} s (started by an earlier notebook; it stops with Jupyter)"
+                if self.attached else f"started in {self.start_seconds:.1f} s")
         return (
             f"Local Ray {verb}: {self.cpus} CPU(s), object store "
             f"{self.object_store_bytes // resources.MiB} MiB, token auth on, dashboard {dash}"
@@ -74,11 +78,11 @@ def temp_root() -> Path:
 
 
 def default_temp_dir() -> Path:
-    """This process's Ray session directory, so two notebooks never stop each other's Ray.
+    """The directory of the Ray this process attaches to: one per Jupyter server (:mod:`kit.machine.ray_session`).
 
     Kept short on purpose: Ray's unix sockets live below it and must stay under ~107 characters.
     """
-    return temp_root() / str(os.getpid())
+    return ray_session.directory_for(temp_root(), ray_session.owner_pid())
 
 
 def token_path() -> Path:
@@ -144,53 +148,64 @@ def ray_memory_bytes(memory_bytes: int, store: int) -> int:
 
 
 def start(num_cpus: int | None = None, dashboard: bool = False, quiet: bool = True) -> RayInfo:
-    """Start local Ray sized for this container, or reuse the one already running in this process."""
+    """Attach to this Jupyter server's local Ray, starting it sized for this container if none runs yet.
+
+    Re-running the cell reuses this kernel's connection; the next notebook attaches to the same Ray
+    (:mod:`kit.machine.ray_session`), so only the first stage of a session waits for Ray to start.
+    """
     import ray
 
-    temp_dir = default_temp_dir()
     if ray.is_initialized():  # this kernel's local Ray, or the cluster it connected to
-        return _info(ray, token_path(), temp_dir, reused=True, seconds=0.0)
+        return _info(ray, token_path(), default_temp_dir(), reused=True, seconds=0.0)
     path = enable_token_auth()
-
-    limits = resources.detect()
-    cpus = num_cpus or limits.cpu_slots
-    store = object_store_bytes(limits.memory_bytes)
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     for key, value in MALLOC_ENV.items():
         os.environ.setdefault(key, value)
-    temp_dir.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    temp_dir.mkdir(exist_ok=True, mode=0o700)
-    log.info("Starting local Ray with %s CPU(s): about 15 s on 2 cores, once per notebook ...", cpus)
+    root = temp_root()
+    root.mkdir(parents=True, exist_ok=True, mode=0o700)
     began = time.perf_counter()
+    session = ray_session.find(root)
+    attached = session is not None
+    if session is not None and dashboard and not session.dashboard:
+        raise RaySessionError("this Jupyter server's Ray was started without its dashboard",
+                              fix="Restart the Jupyter server (or the kernel that started Ray), then run "
+                                  "start(dashboard=True) in the first notebook you open.")
+    if session is None:
+        session = _launch(root, num_cpus, dashboard)
+    ray.init(address=session.gcs_address, configure_logging=True,
+             logging_level=logging.ERROR if quiet else logging.INFO,
+             log_to_driver=True)
+    return _info(ray, path, session.directory, reused=False, seconds=time.perf_counter() - began,
+                 attached=attached)
+
+
+def _launch(root: Path, num_cpus: int | None, dashboard: bool) -> ray_session.Session:
+    """Start the session Ray sized from the container's limits; retry once when Ray was slow to register."""
+    limits = resources.detect()
+    store = object_store_bytes(limits.memory_bytes)
     options: dict[str, Any] = dict(
-        address="local",
-        num_cpus=cpus,
+        num_cpus=num_cpus or limits.cpu_slots,
         num_gpus=limits.gpus,
         object_store_memory=store,
-        _memory=ray_memory_bytes(limits.memory_bytes, store),
+        memory=ray_memory_bytes(limits.memory_bytes, store),
         _system_config=dict(SYSTEM_CONFIG),
-        include_dashboard=dashboard,
         dashboard_host="127.0.0.1",
-        _temp_dir=str(temp_dir),
-        configure_logging=True,
-        logging_level="ERROR" if quiet else "INFO",
-        log_to_driver=True,
     )
+    log.info("Starting local Ray with %s CPU(s): about 10 s on 2 cores, once per Jupyter server ...",
+             options["num_cpus"])
     for attempt in range(1, START_ATTEMPTS + 1):
         try:
-            ray.init(**options)
-            break
-        except Exception as error:  # Ray raises a bare Exception when its raylet registers too late
+            return ray_session.launch(root, options, dashboard)
+        except RaySessionError as error:
+            # Ray waits a fixed 30 s for its raylet; an overloaded machine can need longer. Clean up, retry.
             if "timed out during startup" not in str(error) or attempt == START_ATTEMPTS:
                 raise
-            # Ray waits a fixed 30 s for its raylet; an overloaded machine can need longer. Clean up, retry.
-            log.warning("Ray was slow to start on a busy machine (%s); retrying once ...", error)
-            ray.shutdown()
-            _wait_for_ray_processes(temp_dir)
-    return _info(ray, path, temp_dir, reused=False, seconds=time.perf_counter() - began)
+            log.warning("Ray was slow to start on a busy machine; retrying once ...")
+            _wait_for_ray_processes(ray_session.directory_for(root, ray_session.owner_pid()))
+    raise AssertionError("unreachable")
 
 
-def _info(ray, path: Path, temp_dir: Path, reused: bool, seconds: float) -> RayInfo:
+def _info(ray, path: Path, temp_dir: Path, reused: bool, seconds: float, attached: bool = False) -> RayInfo:
     from kit.machine import ray_cluster
 
     remote = ray_cluster.is_remote()
@@ -208,21 +223,37 @@ def _info(ray, path: Path, temp_dir: Path, reused: bool, seconds: float) -> RayI
         start_seconds=seconds,
         remote=remote,
         nodes=len(nodes),
+        attached=attached,
     )
 
 
 def stop(remove_logs: bool = True) -> None:
-    """Shut Ray down, wait for its processes to exit and remove its session files."""
+    """Disconnect this kernel from Ray; stop Ray itself when this process started it for itself.
+
+    A notebook's Ray belongs to the Jupyter server and stops with it (:mod:`kit.machine.ray_session`):
+    the next notebook attaches in about a second. Serve applications this kernel deployed are shut
+    down first, since Serve's actors are detached and would outlive the notebook.
+    """
     import ray
 
+    from kit.machine import ray_cluster
+
     if ray.is_initialized():
+        if "ray.serve" in sys.modules and not ray_cluster.is_remote():
+            from ray import serve
+
+            serve.shutdown()
         ray.shutdown()
     temp_dir = default_temp_dir()
+    session = ray_session.find(temp_root())
+    if session is None or not session.owned_by_this_process:
+        return
+    ray_session.stop(session)
     _wait_for_ray_processes(temp_dir)
     if remove_logs and temp_dir.exists():
         shutil.rmtree(temp_dir, ignore_errors=True)
-        with contextlib.suppress(OSError):  # the shared root goes once no session is left in it
-            temp_dir.parent.rmdir()
+    with contextlib.suppress(OSError):  # the shared root goes once no session is left in it
+        temp_dir.parent.rmdir()
 
 
 def ray_processes(temp_dir: Path | None = None) -> list:

@@ -1,0 +1,81 @@
+"""Stop a kit session Ray when its owner exits: the resident half of :mod:`kit.machine.ray_session`.
+
+Standard library only, run with ``python -I -S``: it lives as long as the Jupyter server, so it
+imports nothing it does not need (a few MiB where a process with Ray imported costs ~90 MiB).
+It is the parent of the Ray head's processes (GCS, raylet, log monitor, API server); every other
+Ray process (agents, workers) exits by itself once the raylet is gone.
+
+Usage: ``python -I -S ray_watch.py SPEC_JSON`` with ``owner_pid``, ``owner_start``, ``pids``,
+``directory``, ``keep_logs``. It stops Ray when the owner exits, when it receives SIGTERM or when
+a Ray head process dies (the session is then broken and the next notebook starts a fresh one).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import sys
+import time
+
+POLL_SECONDS = 0.5
+GRACE_SECONDS = 10.0
+SESSION_FILE = "session.json"
+
+
+def start_time(pid: int) -> str | None:
+    """The process's start time (``/proc/PID/stat`` field 22), or None when it is gone: guards against PID reuse."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            data = handle.read()
+    except OSError:
+        return None
+    return data.rsplit(")", 1)[1].split()[19]
+
+
+def _reap() -> None:
+    """Collect exited children so they do not linger as zombies."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def _alive(pid: int) -> bool:
+    _reap()
+    return start_time(pid) is not None
+
+
+def _stop(pids: list[int]) -> None:
+    """SIGTERM the Ray head's processes, raylet first as Ray does; SIGKILL whatever is left after the grace."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + GRACE_SECONDS
+        while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+
+def main(spec: dict) -> None:
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C in the owner's terminal is the owner's business
+    owner, owner_start, pids = spec["owner_pid"], spec["owner_start"], spec["pids"]
+    while not stopping and start_time(owner) == owner_start and all(_alive(pid) for pid in pids):
+        time.sleep(POLL_SECONDS)
+    _stop(pids)
+    directory = spec["directory"]
+    with contextlib.suppress(OSError):
+        os.remove(os.path.join(directory, SESSION_FILE))
+    if not spec.get("keep_logs"):
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main(json.loads(sys.argv[1]))
