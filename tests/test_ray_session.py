@@ -85,3 +85,17 @@ def test_the_watcher_reads_process_start_times():
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     assert ray_watch.start_time(dead.pid) is None
+
+
+def test_a_failed_start_leaves_no_process_behind(tmp_path):
+    """What a failed start left (Ray starts its GCS and API server before the raylet that fails) is swept."""
+    marker = tmp_path / "s1"
+    left = [subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", f"--log-dir={marker}/logs"])
+            for _ in range(2)]
+    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", f"--log-dir={tmp_path}/s12"])
+    ray_watch.kill_marked(os.path.join(marker, ""))
+    for proc in left:
+        assert proc.wait(timeout=10) != 0
+    assert bystander.poll() is None, "a process of another session was killed"
+    bystander.kill()
+    bystander.wait()

@@ -155,8 +155,14 @@ def start(num_cpus: int | None = None, dashboard: bool = False, quiet: bool = Tr
     """
     import ray
 
+    _no_auto_init(ray)
     if ray.is_initialized():  # this kernel's local Ray, or the cluster it connected to
-        return _info(ray, token_path(), default_temp_dir(), reused=True, seconds=0.0)
+        from kit.machine import ray_cluster
+
+        if ray_cluster.is_remote() or ray_session.find(temp_root()) is not None:
+            return _info(ray, token_path(), default_temp_dir(), reused=True, seconds=0.0)
+        log.warning("The local Ray this kernel used has stopped; starting a new one ...")
+        ray.shutdown()
     path = enable_token_auth()
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     for key, value in MALLOC_ENV.items():
@@ -177,6 +183,18 @@ def start(num_cpus: int | None = None, dashboard: bool = False, quiet: bool = Tr
              log_to_driver=True)
     return _info(ray, path, session.directory, reused=False, seconds=time.perf_counter() - began,
                  attached=attached)
+
+
+def _no_auto_init(ray) -> None:
+    """Turn off Ray's auto-start: a ``.remote()`` call after Ray stopped would otherwise start a second, default
+    Ray (sized for the host, not the container, no token) in this kernel: it fails instead, saying to run start().
+
+    Ray reads ``RAY_ENABLE_AUTO_CONNECT`` once, at import (``ray/_private/auto_init_hook.py``).
+    """
+    os.environ["RAY_ENABLE_AUTO_CONNECT"] = "0"
+    from ray._private import auto_init_hook
+
+    auto_init_hook.enable_auto_connect = False
 
 
 def _launch(root: Path, num_cpus: int | None, dashboard: bool) -> ray_session.Session:

@@ -108,6 +108,7 @@ def launch(root: Path, ray_options: dict[str, Any], dashboard: bool) -> Session:
         if proc.poll() is not None or time.perf_counter() - began > START_TIMEOUT_S:
             if proc.poll() is None:
                 proc.kill()
+            ray_watch.kill_marked(os.path.join(directory, ""))
             tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-15:])
             raise RaySessionError(f"local Ray did not start (its log, {log_path}):\n{tail}",
                                   fix="Run `python -m kit doctor`; free memory or restart the Jupyter server, "
@@ -173,7 +174,11 @@ def _start_head(spec: dict) -> Any:
 def _daemon(spec: dict) -> None:
     """Start the head, publish the session file, then become the stdlib-only watcher (``exec``)."""
     began, wall = time.perf_counter(), time.time()
-    node = _start_head(spec)
+    try:
+        node = _start_head(spec)
+    except BaseException:
+        ray_watch.kill_marked(os.path.join(spec["directory"], ""))  # what Ray started before it failed
+        raise
     order = ["raylet", "log_monitor", "api_server", "dashboard", "gcs_server"]  # raylet first, as Ray stops it
     kinds = sorted(node.all_processes, key=lambda kind: order.index(kind) if kind in order else len(order))
     pids = [info.process.pid for kind in kinds for info in node.all_processes[kind]]

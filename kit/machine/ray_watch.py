@@ -62,6 +62,25 @@ def _stop(pids: list[int]) -> None:
             time.sleep(0.1)
 
 
+def kill_marked(marker: str) -> None:
+    """SIGKILL every process of this user whose command line names ``marker`` (a session directory), but this one.
+
+    The last sweep: it catches what a failed start left behind (Ray starts the GCS, API server and log monitor
+    before the raylet that fails) and anything that outlived the raylet. It reaps nothing: called in a kernel,
+    it must not take the exit status of the kernel's own children.
+    """
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                cmdline = handle.read().replace(b"\0", b" ").decode(errors="replace")
+            if marker in cmdline and os.stat(f"/proc/{entry}").st_uid == os.getuid():
+                os.kill(int(entry), signal.SIGKILL)
+        except (OSError, ValueError):
+            continue
+
+
 def main(spec: dict) -> None:
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
@@ -71,6 +90,8 @@ def main(spec: dict) -> None:
         time.sleep(POLL_SECONDS)
     _stop(pids)
     directory = spec["directory"]
+    kill_marked(os.path.join(directory, ""))
+    _reap()
     with contextlib.suppress(OSError):
         os.remove(os.path.join(directory, SESSION_FILE))
     if not spec.get("keep_logs"):
