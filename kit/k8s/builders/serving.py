@@ -237,7 +237,7 @@ def with_canary(isvc: dict[str, Any], name: str = "v2", storage_uri: str = f"pvc
     """
     if not 0 <= traffic_percent <= 100:
         raise ValueError(f"traffic_percent must be 0..100, got {traffic_percent}")
-    changed = json.loads(json.dumps(isvc))
+    changed: dict[str, Any] = json.loads(json.dumps(isvc))
     container = json.loads(json.dumps(changed["spec"]["predictor"]["containers"][0]))
     container["env"] = [e for e in container.get("env", []) if e.get("name") != "STORAGE_URI"]
     container["env"].append({"name": "STORAGE_URI", "value": storage_uri})
