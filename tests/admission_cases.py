@@ -357,6 +357,10 @@ CASES: list[tuple[str, Callable[[], list[Doc]], str, str]] = [
         d["spec"].update(canary=[{"trafficPercent": 10, "predictor": {"name": "v2", "model": {
             "name": "kserve-container", "modelFormat": {"name": "sklearn"}, "storageUri": "gs://b/v2"}}}])))],
      "spec.canary", "canary is only supported in Standard deployment mode"),
+    ("kserve-canary-traffic-percent-ignored-in-standard", lambda: [_with("InferenceService", lambda d: (
+        d["metadata"]["annotations"].update({f"{ISVC}/deploymentMode": "Standard"}),
+        d["spec"]["predictor"].update(canaryTrafficPercent=10)))],
+     "spec.predictor.canaryTrafficPercent", "read only in Knative (Serverless) mode"),
     ("kserve-canary-traffic-sum", lambda: [_with("InferenceService", lambda d: d["spec"].update(canary=[
         {"trafficPercent": 60, "predictor": {"name": f"v{i}", "model": {
             "name": "kserve-container", "modelFormat": {"name": "sklearn"}, "storageUri": f"gs://b/v{i}"}}}

@@ -81,3 +81,29 @@ def test_private_rayservice_accepts_clusterip_spelled_out():
     cluster["headGroupSpec"]["serviceType"] = "ClusterIP"
     service["spec"]["serveService"]["spec"]["type"] = "ClusterIP"
     assert exercises.check("09.private_rayservice", copy.deepcopy(service)) == service
+
+
+def _trainjob(change) -> dict:
+    job = exercises.get("09.admissible_trainjob").reference()
+    change(job)
+    return job
+
+
+@pytest.mark.parametrize(("answer", "message"), [
+    (stage09.exposed_rayservice(), "expected kind TrainJob"),
+    (stage09.rejected_trainjob(), r"2 problem\(s\) remain:\n  spec.runtimePatches\[0\].manager: manager 'kit' must be "
+                                  r"a domain-prefixed path.*\n  spec.trainer.env: must not have reserved envs"),
+    (_trainjob(lambda j: j["spec"]["runtimePatches"][0].update(manager="Kit_Team/kit")), "RFC 1123 subdomain"),
+    (_trainjob(lambda j: j["spec"]["trainer"]["env"].append({"name": "PET_NPROC_PER_NODE", "value": "2"})),
+     r"\['PET_NPROC_PER_NODE'\]"),
+    (_trainjob(lambda j: j["spec"]["trainer"].update(env=[])), "OMP_NUM_THREADS is gone"),
+    (_trainjob(lambda j: j["spec"]["trainer"].update(command=["python", "train.py"])), "command changed"),
+    (_trainjob(lambda j: j["spec"]["trainer"].update(numNodes=2)), "numNodes is 2"),
+])
+def test_admissible_trainjob_rejects_wrong_answers(answer, message):
+    _wrong("09.admissible_trainjob", answer, message)
+
+
+def test_admissible_trainjob_accepts_any_domain_prefixed_manager():
+    job = _trainjob(lambda j: j["spec"]["runtimePatches"][0].update(manager="example.com/kit"))
+    assert exercises.check("09.admissible_trainjob", job) is job

@@ -22,7 +22,7 @@ def _problems(docs):
         serving.rayservice(ServeConfig(model_dir="/models/digits", autoscaling={"min_replicas": 1, "max_replicas": 4}),
                            queue="team-a", name="auto"),
         serving.inferenceservice(),
-        serving.inferenceservice(canary_traffic_percent=10, name="canary"),
+        serving.with_canary(serving.inferenceservice(name="canary")),
     ],
     ids=["rayservice", "rayservice-autoscaling", "inferenceservice", "inferenceservice-canary"],
 )
@@ -44,18 +44,30 @@ def test_rayservice_uses_the_same_serve_config_token_auth_and_pinned_image():
 
 
 def test_inferenceservice_is_standard_mode_with_probes_on_v2_ready():
-    isvc = serving.inferenceservice(canary_traffic_percent=20)
+    isvc = serving.inferenceservice()
     assert isvc["apiVersion"] == "serving.kserve.io/v1beta1"
     assert isvc["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "Standard"
     predictor = isvc["spec"]["predictor"]
     container = predictor["containers"][0]
     assert container["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": 8080}
     assert container["resources"]["requests"] == container["resources"]["limits"]
-    assert predictor["canaryTrafficPercent"] == 20
+    assert "canaryTrafficPercent" not in predictor  # Knative-only: ignored in Standard mode
     assert "kit.serve.kserve_model" in container["command"]
 
 
-@pytest.mark.parametrize("options", [{"canary_traffic_percent": 120}, {"min_replicas": 3, "max_replicas": 2}])
-def test_impossible_inferenceservice_options_fail_fast(options):
+def test_impossible_inferenceservice_options_fail_fast():
     with pytest.raises(ValueError):
-        serving.inferenceservice(**options)
+        serving.inferenceservice(min_replicas=3, max_replicas=2)
+    with pytest.raises(ValueError):
+        serving.with_canary(serving.inferenceservice(), traffic_percent=120)
+
+
+def test_canary_runs_the_new_model_beside_the_stable_one_and_the_route_splits_by_its_percent():
+    stable = serving.inferenceservice()
+    isvc = serving.with_canary(stable, name="v2", storage_uri="pvc://kit-models/digits-v2", traffic_percent=10)
+    assert isvc["spec"]["predictor"] == stable["spec"]["predictor"] and "canary" not in stable["spec"]
+    (canary,) = isvc["spec"]["canary"]
+    env = {e["name"]: e["value"] for e in canary["predictor"]["containers"][0]["env"]}
+    assert canary["trafficPercent"] == 10 and env["STORAGE_URI"] == "pvc://kit-models/digits-v2"
+    backends = serving.canary_route(isvc)["spec"]["rules"][0]["backendRefs"]
+    assert [(b["name"], b["weight"]) for b in backends] == [("digits-predictor", 90), ("digits-v2-predictor", 10)]

@@ -12,12 +12,17 @@ to the network). :func:`kserve_server` starts it as a child process and waits fo
 
 Bad input raises ``kserve.errors.InvalidInput``, which KServe answers with 400 and
 ``{"error": "..."}``; an unknown model is KServe's 404.
+
+``--model-class FILE`` serves another ``kserve.Model`` subclass instead (a class the notebook defined,
+saved with cloudpickle by :func:`kserve_server`; built as ``cls(name, model_dir)``): stage 08's exercise
+runs the learner's own predictor in the same server, on the same loopback port rules.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from pathlib import Path
 
 from kit import versions
@@ -118,6 +123,38 @@ def make_model_class():
     return DigitsModel
 
 
+def make_oip_class():
+    """The smallest ``kserve.Model`` for the digits artifact over the Open Inference Protocol (v2 only):
+    ``load`` builds the kit's :class:`~kit.serve.predictor.Predictor` and sets ``ready``; ``predict`` takes
+    an ``InferRequest`` and answers an ``InferResponse`` with one INT64 tensor ``label``. Exercise 08.2's
+    reference answer, written as a learner would (no input checks: :func:`make_model_class` has them)."""
+    from kserve import InferOutput, InferRequest, InferResponse, Model
+    from kserve.utils.utils import generate_uuid
+
+    from kit.serve.predictor import Predictor
+
+    class DigitsOIP(Model):
+        def __init__(self, name: str, model_dir: str) -> None:
+            super().__init__(name)
+            self.model_dir = model_dir
+            self.predictor: Predictor | None = None
+
+        def load(self) -> bool:
+            self.predictor = Predictor(self.model_dir)
+            self.ready = True
+            return self.ready
+
+        def predict(self, payload: InferRequest, headers=None) -> InferResponse:
+            assert self.predictor is not None, "load() first"
+            pixels = payload.inputs[0].as_numpy()
+            labels = self.predictor.predict(pixels)
+            output = InferOutput(name="label", shape=[len(labels)], datatype="INT64", data=labels)
+            return InferResponse(response_id=payload.id or generate_uuid(), model_name=self.name,
+                                 infer_outputs=[output])
+
+    return DigitsOIP
+
+
 def _has_bool_or_str(value) -> bool:
     if isinstance(value, (bool, str)):
         return True
@@ -165,6 +202,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=versions.PORTS["kserve"])
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (in a pod: 0.0.0.0)")
     parser.add_argument("--name", default=None, help="model name in the URL (default: the artifact's)")
+    parser.add_argument("--model-class", default=None,
+                        help="a cloudpickled kserve.Model subclass to serve instead, built as cls(name, model_dir)")
     args = parser.parse_args(argv)
     sys.argv = sys.argv[:1]  # kserve parses sys.argv when imported; it must not see ours
     import kserve
@@ -172,17 +211,44 @@ def main(argv: list[str] | None = None) -> None:
 
     _bind_loopback(args.host)
     _install_kit_http_rules(kserve.model_server.app)
-    model = make_model_class()(args.model_dir, args.name)
+    if args.model_class:
+        import cloudpickle
+
+        with open(args.model_class, "rb") as file:  # written by this user's kernel (kserve_server)
+            model = cloudpickle.load(file)(args.name or "digits", args.model_dir)
+    else:
+        model = make_model_class()(args.model_dir, args.name)
     model.load()
     kserve.ModelServer(http_port=args.port, workers=1, enable_grpc=False, enable_latency_logging=False,
                        grace_period=2).start([model])
 
 
-def kserve_server(model_dir: str | Path, port: int | None = None, name: str | None = None) -> ServerProcess:
-    """The KServe model server as a loopback child process (not started: ``start()`` or ``with``)."""
+def kserve_server(model_dir: str | Path, port: int | None = None, name: str | None = None,
+                  model_class: type | None = None) -> ServerProcess:
+    """The KServe model server as a loopback child process (not started: ``start()`` or ``with``).
+
+    ``model_class``: serve this ``kserve.Model`` subclass (built as ``model_class(name, model_dir)``) instead
+    of the kit's; it is cloudpickled into the server's own directory, removed with its log by ``stop()``."""
     port = port or free_port()
     args = ["--model-dir", str(model_dir), "--port", str(port)] + (["--name", name] if name else [])
-    return ServerProcess("kit.serve.kserve_model", args, port=port, ready_path="/v2/health/ready", name="kserve")
+    if model_class is None:
+        return ServerProcess("kit.serve.kserve_model", args, port=port, ready_path="/v2/health/ready", name="kserve")
+    import cloudpickle
+
+    directory = Path(tempfile.mkdtemp(prefix="kit-kserve-"))
+    pickled = directory / "model_class.pkl"
+    module = sys.modules.get(model_class.__module__)
+    by_value = module is not None and model_class.__module__ != "__main__" and not model_class.__module__.startswith(
+        "kit.")  # a notebook's classes are pickled by value anyway; a learner's own module may not be importable
+    if by_value:
+        cloudpickle.register_pickle_by_value(module)
+    try:
+        pickled.write_bytes(cloudpickle.dumps(model_class))
+    finally:
+        if by_value:
+            cloudpickle.unregister_pickle_by_value(module)
+    return ServerProcess("kit.serve.kserve_model", [*args, "--model-class", str(pickled)], port=port,
+                         ready_path="/v2/health/ready", name="kserve", _log_dir=directory)
 
 
 def v2_request(instances: list[list[float]]) -> dict:

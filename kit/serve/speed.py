@@ -39,14 +39,26 @@ def forward_ms(model_dir: str | Path, batches: tuple[int, ...], repeats: int = 1
     return {batch: round(time_forward(network, batch, metadata.features, repeats) * 1e3, 3) for batch in batches}
 
 
+#: What replaces ``torch.ao.quantization.quantize_dynamic`` (deprecated since torch 2.10, still working in
+#: 2.13): torchao's eager-mode API. torchao is not in the kit's lock, so the kit keeps the torch one.
+QUANTIZE_REPLACEMENT = ("torchao.quantization.quantize_(model, "
+                        "torchao.quantization.Int8DynamicActivationInt8WeightConfig())")
+
+
 def quantize_dynamic(network):
-    """int8 weights for every Linear layer, activations quantized on the fly (CPU only)."""
+    """int8 weights for every Linear layer, activations quantized on the fly (CPU only).
+
+    ``torch.ao.quantization`` warns on every call that it is deprecated (torch/ao/quantization/utils.py
+    ``DEPRECATION_WARNING``) and that its quantized tensors are; both still work in torch 2.13, so those two
+    warnings are silenced here and only here. The replacement is :data:`QUANTIZE_REPLACEMENT`.
+    """
     import warnings
 
     import torch
 
-    with warnings.catch_warnings():  # torch 2.13 warns that its quantized tensors are deprecated (still work)
+    with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*quantized tensor creation functions.*")
+        warnings.filterwarnings("ignore", message="torch.ao.quantization is deprecated", category=DeprecationWarning)
         return torch.ao.quantization.quantize_dynamic(network, {torch.nn.Linear}, dtype=torch.qint8)
 
 
@@ -75,3 +87,18 @@ def compare(model_dir: str | Path, batches: tuple[int, ...] = (1, 32), repeats: 
             rows.append({"model": name, "batch": batch, "ms_per_call": round(seconds * 1e3, 3),
                          "rows_per_s": round(batch / seconds)})
     return rows
+
+
+def verdict(rows: list[dict]) -> str:
+    """What :func:`compare`'s table says, in words chosen from the numbers (never a fixed expectation)."""
+    rate = {(row["model"], row["batch"]): row["rows_per_s"] for row in rows}
+    small, large = min(row["batch"] for row in rows), max(row["batch"] for row in rows)
+    batching = rate[("float32", large)] / rate[("float32", small)]
+    lines = [f"batching {small} -> {large} rows per call: float32 rows/s x{batching:.1f}"]
+    for batch in (small, large):
+        ratio = rate[("int8 dynamic", batch)] / rate[("float32", batch)]
+        effect = "faster" if ratio > 1.05 else "slower" if ratio < 0.95 else "about the same"
+        lines.append(f"int8 vs float32 at batch {batch}: x{ratio:.2f} ({effect})")
+    gains = {"batching": batching, "int8 at the large batch": rate[("int8 dynamic", large)] / rate[("float32", large)]}
+    lines.append(f"the bigger lever on this machine: {max(gains, key=lambda k: gains[k])}")
+    return "\n".join(lines)

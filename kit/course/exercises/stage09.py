@@ -103,3 +103,47 @@ def check_private_rayservice(service) -> None:
     if service_type != "ClusterIP":
         raise NotYetRight(f"spec.serveService is still type {service_type}: a model endpoint on every node's "
                           "ports is reachable by anyone on the network; keep it ClusterIP and port-forward")
+
+
+def rejected_trainjob() -> dict:
+    """A TrainJob the Trainer webhook would reject: a runtime patch under a bare manager name, and the node
+    count forced through torchrun's environment instead of the API."""
+    job = clusters.trainjob(clusters.BASE_SIZE, {"epochs": 2, "workers": 2})
+    job["spec"]["runtimePatches"][0]["manager"] = "kit"
+    job["spec"]["trainer"]["env"] = [{"name": "PET_NNODES", "value": "1"}, {"name": "OMP_NUM_THREADS", "value": "1"}]
+    return job
+
+
+def _admissible_trainjob() -> dict:
+    job = rejected_trainjob()
+    job["spec"]["runtimePatches"][0]["manager"] = clusters.trainjob(clusters.BASE_SIZE)["spec"]["runtimePatches"][0][
+        "manager"]
+    job["spec"]["trainer"]["env"] = [e for e in job["spec"]["trainer"]["env"] if e["name"] != "PET_NNODES"]
+    return job
+
+
+@exercise(
+    "09.admissible_trainjob",
+    "Stretch: a TrainJob the Trainer webhook admits",
+    "Kubeflow Trainer's webhook (v2.3.0) rejects two things here. runtimePatches[].manager must be a "
+    "domain-prefixed path like 'example.com/kit' (patches are keyed by who owns them); and the torch runtime "
+    "sets PET_NNODES (and the other PET_* variables) itself from spec.trainer.numNodes - drop it from "
+    "spec.trainer.env and keep numNodes. Keep OMP_NUM_THREADS and the command.",
+    reference=_admissible_trainjob,
+)
+def check_admissible_trainjob(job) -> None:
+    from kit.k8s.builders import runtime
+
+    expect_manifest(job, "TrainJob")
+    trainer = (job.get("spec") or {}).get("trainer") or {}
+    if trainer.get("command") != rejected_trainjob()["spec"]["trainer"]["command"]:
+        raise NotYetRight("spec.trainer.command changed: keep what the job runs, fix what the webhook rejects")
+    env = {e.get("name"): e.get("value") for e in trainer.get("env") or [] if isinstance(e, dict)}
+    if env.get("OMP_NUM_THREADS") != "1":
+        raise NotYetRight("OMP_NUM_THREADS is gone: it is not reserved, keep it (one thread per process)")
+    problems = validation_problems([*clusters.queues(clusters.BASE_SIZE), runtime.torch_distributed_restricted(),
+                                    job], queue=LOCAL_QUEUE)
+    if problems:
+        raise NotYetRight(f"{len(problems)} problem(s) remain:{listed(problems)}")
+    if trainer.get("numNodes") != 1:
+        raise NotYetRight(f"numNodes is {trainer.get('numNodes')!r}: the rehearsal and kind run one node; keep 1")

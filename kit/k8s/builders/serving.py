@@ -188,20 +188,15 @@ def inferenceservice(
     memory: str = "1Gi",
     min_replicas: int = 1,
     max_replicas: int = 2,
-    canary_traffic_percent: int | None = None,
 ) -> dict[str, Any]:
     """An InferenceService with the kit's predictor as a custom container, in Standard mode, reachable only
     inside the cluster (:data:`VISIBILITY_LABEL`; ``kubectl port-forward`` from outside).
 
     With a ``pvc://`` storage URI its pod first waits for the model on that claim (:func:`wait_for_model`).
-
-    ``canary_traffic_percent`` (0-100) sends that share of traffic to the newest revision
-    and the rest to the last one that was ready; ``None`` leaves the field out (100%).
+    For a canary see :func:`with_canary` (``canaryTrafficPercent`` does nothing in Standard mode).
     """
     if not 0 <= min_replicas <= max_replicas:
         raise ValueError(f"need 0 <= min_replicas <= max_replicas, got {min_replicas}, {max_replicas}")
-    if canary_traffic_percent is not None and not 0 <= canary_traffic_percent <= 100:
-        raise ValueError(f"canary_traffic_percent must be 0..100, got {canary_traffic_percent}")
     container = pods.container(
         "kserve-container",
         image or versions.IMAGES["kit"],
@@ -221,12 +216,50 @@ def inferenceservice(
         wait, wait_volume = wait_for_model(image, claim, model_path=f"{MODELS_MOUNT}/{path}".rstrip("/"))
         pod["initContainers"], pod["volumes"] = [wait], [wait_volume]
     predictor: dict[str, Any] = {"minReplicas": min_replicas, "maxReplicas": max_replicas, **pod}
-    if canary_traffic_percent is not None:
-        predictor["canaryTrafficPercent"] = canary_traffic_percent
     return {
         "apiVersion": versions.KSERVE_API_VERSION,
         "kind": "InferenceService",
         "metadata": {"name": name, "namespace": namespace, "labels": {VISIBILITY_LABEL: CLUSTER_LOCAL},
                      "annotations": {DEPLOYMENT_MODE: "Standard"}},
         "spec": {"predictor": predictor},
+    }
+
+
+def with_canary(isvc: dict[str, Any], name: str = "v2", storage_uri: str = f"pvc://{MODELS_CLAIM}/{MODEL_NAME}-v2",
+                traffic_percent: int = 10) -> dict[str, Any]:
+    """A copy of ``isvc`` with a ``spec.canary`` entry: KServe v0.20.0's canary in Standard mode.
+
+    The controller runs the canary as its own Deployment and Service ``<isvc>-<name>-predictor`` beside the
+    stable ``<isvc>-predictor`` (``reconcileCanaryDeployments``, components/predictor.go), with fixed replicas
+    ceil(stable minReplicas x traffic_percent / 100); the canary predictor is the stable one with these fields
+    overridden, so it repeats the container with the new model's ``STORAGE_URI``. v0.20.0 does not route
+    traffic to it (its HTTPRoute has one backend): :func:`canary_route` splits the traffic.
+    """
+    if not 0 <= traffic_percent <= 100:
+        raise ValueError(f"traffic_percent must be 0..100, got {traffic_percent}")
+    changed: dict[str, Any] = json.loads(json.dumps(isvc))
+    container = json.loads(json.dumps(changed["spec"]["predictor"]["containers"][0]))
+    container["env"] = [e for e in container.get("env", []) if e.get("name") != "STORAGE_URI"]
+    container["env"].append({"name": "STORAGE_URI", "value": storage_uri})
+    changed["spec"]["canary"] = [{"trafficPercent": traffic_percent, "predictor": {"name": name,
+                                                                                "containers": [container]}}]
+    return changed
+
+
+def canary_route(isvc: dict[str, Any], gateway: str = "kit-gateway", port: int = 80) -> dict[str, Any]:
+    """A Gateway API ``HTTPRoute`` that splits requests between the stable predictor's Service and each
+    ``spec.canary`` entry's by ``trafficPercent`` (weights; the stable one keeps the rest). Needs a Gateway
+    API implementation and a Gateway named ``gateway``; the kit installs neither."""
+    name, namespace = isvc["metadata"]["name"], isvc["metadata"].get("namespace", "default")
+    canaries = isvc["spec"].get("canary") or []
+    rest = 100 - sum(int(c["trafficPercent"]) for c in canaries)
+    backends = [{"name": f"{name}-predictor", "port": port, "weight": rest}]
+    backends += [{"name": f"{name}-{c['predictor']['name']}-predictor", "port": port,
+                  "weight": int(c["trafficPercent"])} for c in canaries]
+    return {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"parentRefs": [{"name": gateway}],
+                 "rules": [{"matches": [{"path": {"type": "PathPrefix", "value": "/"}}], "backendRefs": backends}]},
     }

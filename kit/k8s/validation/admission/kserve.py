@@ -1,6 +1,7 @@
 """KServe v0.20.0: the InferenceService validating webhook (kserve/kserve@v0.20.0
-``pkg/apis/serving/v1beta1/inference_service_validation.go``, ``component.go``) and the controller's
-storage URI check (``ValidateStorageURI`` in ``pkg/controller/v1beta1/inferenceservice/utils/utils.go``).
+``pkg/apis/serving/v1beta1/inference_service_validation.go``, ``component.go``), the controller's
+storage URI check (``ValidateStorageURI`` in ``pkg/controller/v1beta1/inferenceservice/utils/utils.go``), and
+one field the webhook admits but the Standard-mode controller never reads (:func:`ignored_field_problems`).
 """
 
 from __future__ import annotations
@@ -46,12 +47,28 @@ def inference_service_problems(body: dict[str, Any]) -> Found:
         if isinstance(spec.get(component), dict):
             found += blocked_env_problems(("spec", component), spec[component])
             found += extension_problems(("spec", component), spec[component], annotations)
+            found += ignored_field_problems(("spec", component), spec[component], annotations)
     predictor = spec.get("predictor")
     if isinstance(predictor, dict):
         found += predictor_problems(predictor)
     if spec.get("canary"):
         found += canary_problems(spec, annotations)
     return found
+
+
+def ignored_field_problems(base: PathParts, component: dict[str, Any], annotations: dict[str, Any]) -> Found:
+    """``canaryTrafficPercent`` in Standard mode: admitted, then ignored. At v0.20.0 only the Knative
+    reconciler reads it (``pkg/controller/v1beta1/inferenceservice/reconcilers/knative/ksvc_reconciler.go``,
+    ``Reconcile``: Knative traffic targets between revisions); the Standard path
+    (``components/predictor.go`` ``reconcileRawDeployment`` → ``reconcilers/raw``) has no revisions and
+    never looks at it, so the new version silently takes all traffic. Standard mode's canary is
+    ``spec.canary`` (:func:`canary_problems`). Skipped without the annotation (the cluster default is unknown)."""
+    if annotations.get(DEPLOYMENT_MODE) not in ("Standard", "RawDeployment") or "canaryTrafficPercent" not in component:
+        return []
+    return [((*base, "canaryTrafficPercent"), "canaryTrafficPercent is read only in Knative (Serverless) mode; in "
+                                              "Standard mode KServe ignores it and the new version takes all "
+                                              "traffic: use spec.canary (a named canary predictor beside the "
+                                              "stable one)")]
 
 
 def canary_problems(spec: dict[str, Any], annotations: dict[str, Any]) -> Found:
