@@ -33,6 +33,7 @@ PYTHON_PINS: dict[str, str] = {
     "pytest": "9.0.3",
     "matplotlib": "3.11.2",
     "scikit-learn": "1.9.1",
+    "cloudpickle": "3.1.3",  # stage 08: a learner's kserve.Model class shipped to the model server
     "psutil": "5.9.8",  # kserve 0.20 needs psutil<6
     "pyyaml": "6.0.3",
     "jsonschema": "4.26.0",
