@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -129,26 +128,6 @@ def stop(session: Session, timeout: float = 30.0) -> None:
         pass
 
 
-#: Agent ports the kit assigns itself, so that two Rays on one machine (a test's and a notebook's, two users' on
-#: a shared node) never race for Ray's fixed defaults (the agent's HTTP port 52365), and the raylet need not wait
-#: for the agents to publish the ports it is given. It still waits, a fixed 15 s, for the agent's HTTP port file
-#: (``dashboard_agent_listen_port_*``, written late in ``dashboard/agent.py``), so a heavily loaded machine can
-#: still time out: :func:`kit.machine.local_ray.start` then retries once.
-AGENT_PORTS = ("metrics_agent_port", "dashboard_agent_listen_port", "runtime_env_agent_port", "metrics_export_port")
-
-
-def free_ports(count: int) -> list[int]:
-    """``count`` distinct TCP ports that are free now (bound to port 0, then released)."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
 def _start_head(spec: dict) -> Any:
     """Start the Ray head as ``ray.init(address="local")`` does, without the autoscaler monitor."""
     from ray._private.authentication.authentication_token_setup import (
@@ -161,7 +140,6 @@ def _start_head(spec: dict) -> Any:
 
     options = dict(spec["ray"])
     system_config = options.pop("_system_config", {})
-    options.update(zip(AGENT_PORTS, free_ports(len(AGENT_PORTS)), strict=True))
     enable_token_auth_by_default()
     ensure_token_if_auth_enabled(system_config, create_token_if_missing=True)
     # dashboard_port=None as ray.init passes it: the API server then tries the next ports when 8265 is taken.
