@@ -37,8 +37,9 @@ OBJECT_STORE_BYTES = 128 * resources.MiB
 TOKEN_ENV = "RAY_AUTH_TOKEN_PATH"
 MODE_ENV = "RAY_AUTH_MODE"
 TEMP_ENV = "KIT_RAY_TMPDIR"
-#: ray.init gives its raylet a fixed 30 s to register; on an overloaded machine try once more.
-START_ATTEMPTS = 2
+#: The raylet waits a fixed 15 s for its agents (Python, importing Ray) to publish their ports and then aborts; on a
+#: loaded 1-2 core machine they can need longer (measured 16-30 s at load 8), so a failed start is retried.
+START_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -198,7 +199,7 @@ def _no_auto_init(ray) -> None:
 
 
 def _launch(root: Path, num_cpus: int | None, dashboard: bool) -> ray_session.Session:
-    """Start the session Ray sized from the container's limits; retry once when Ray was slow to register."""
+    """Start the session Ray sized from the container's limits; retry when Ray was slow to come up."""
     limits = resources.detect()
     store = object_store_bytes(limits.memory_bytes)
     options: dict[str, Any] = dict(
@@ -215,10 +216,10 @@ def _launch(root: Path, num_cpus: int | None, dashboard: bool) -> ray_session.Se
         try:
             return ray_session.launch(root, options, dashboard)
         except RaySessionError as error:
-            # Ray waits a fixed 30 s for its raylet; an overloaded machine can need longer. Clean up, retry.
+            # See START_ATTEMPTS: the raylet gave up on its agents. Clean up, retry.
             if "timed out during startup" not in str(error) or attempt == START_ATTEMPTS:
                 raise
-            log.warning("Ray was slow to start on a busy machine; retrying once ...")
+            log.warning("Ray was slow to start on a busy machine; retrying (%d of %d) ...", attempt + 1, START_ATTEMPTS)
             _wait_for_ray_processes(ray_session.directory_for(root, ray_session.owner_pid()))
     raise AssertionError("unreachable")
 
