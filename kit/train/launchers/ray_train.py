@@ -16,11 +16,14 @@ from kit.train.launchers.base import TAIL_LINES, LaunchError, LaunchResult, prep
 from kit.train.loop import train_func
 
 #: Ray Train V2 settings for a laptop or a 2-CPU notebook server (applied unless already set):
-#: no preemption-watcher actor (there is no spot instance here) and prints passed through once
-#: instead of twice (Ray's print patch logs each line and prints it).
+#: no preemption-watcher actor (there is no spot instance here), prints passed through once
+#: instead of twice (Ray's print patch logs each line and prints it), and the controller polling
+#: its workers every second instead of two: it notices a report, a crash or the end of training
+#: by polling, and local workers answer in milliseconds.
 RAY_TRAIN_SMALL_MACHINE_ENV = {
     "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0",
     "RAY_TRAIN_ENABLE_PRINT_PATCH": "0",
+    "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "1",
 }
 
 
