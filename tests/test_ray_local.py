@@ -104,3 +104,20 @@ def test_the_local_scaling_policy_asks_no_autoscaler(ray_train):
     assert decision == ResizeDecision(num_workers=2, resources_per_worker={"CPU": 1})
     with pytest.raises(AssertionError):  # Ray's policy needs the coordinator for the same decision
         FixedScalingPolicy(scaling).make_decision_for_non_running_worker_group()
+
+
+def test_a_missing_split_is_made_in_a_short_lived_process(tmp_path):
+    """prepare() in a notebook kernel: the split file appears, torch and scikit-learn stay out of the kernel."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from pathlib import Path; from kit.train import data; "
+            "path = data.materialize_elsewhere('digits', directory=Path(sys.argv[1])); "
+            "print(path.exists(), path.parent == Path(sys.argv[1]), 'torch' in sys.modules, 'sklearn' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parent.parent).stdout
+    assert out.split() == ["True", "True", "False", "False"]
+    from kit.train import data
+
+    split = data.load_split(next(tmp_path.glob("digits-*.pt")))
+    assert split.num_features == 64 and len(split.y_test) > 0
