@@ -51,7 +51,6 @@ REPORT_ENV = "KIT_NOTEBOOK_REPORT"
 #: Notebooks measured above FAIL_BYTES even after the kit's cuts (issue 11): they run without the
 #: cgroup and their overrun is reported, not failed, unless $KIT_NOTEBOOK_STRICT=1. Empty it once they fit.
 KNOWN_OVER: dict[str, str] = {
-    "04": "Ray Train v2: controller, 2 torch workers, 3 helper actors; 2.2 GiB PSS, OOM-killed in 2 GiB (README)",
     "07": "Ray Serve: controller, proxy, ingress, 2 torch replicas; 2.1 GiB PSS, OOM-killed in 2 GiB (README)",
 }
 TOP_PROCESSES = 12

@@ -156,6 +156,13 @@ def test_ray_train_fault_drill_resumes_without_losing_a_completed_epoch(local_ra
     kept = [p for p in Path(result.details["result_path"]).glob("checkpoint_*") if p.is_dir()]
     assert len(kept) == 2  # num_to_keep
     _wait_for_no_train_workers()
+    # Locally (kit.train.ray_local) only the controller, the workers and their sync actor ever ran:
+    # none of Ray Train's cluster helpers (autoscaling coordinator, placement-group cleaner, DatasetManager).
+    import ray
+
+    classes = {actor["ActorClassName"] for actor in ray._private.state.actors().values()}
+    assert {"TrainController", "RayTrainWorker"} <= classes
+    assert not classes & {"_AutoscalingCoordinatorActor", "PlacementGroupCleaner", "DatasetManager"}, classes
 
 
 def test_every_launcher_is_registered_under_the_name_its_result_carries():

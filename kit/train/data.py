@@ -10,19 +10,26 @@ writes the split to one ``.pt`` file so that workers need only ``torch`` to load
 (a Kubeflow job venv or a container has no scikit-learn), and every launcher feeds
 the same tensors. :func:`train_loader` shards the training set per rank with
 ``DistributedSampler``: the same code path for 1 process, torchrun and Ray Train.
+
+Importing this module imports neither torch nor scikit-learn (each function imports what it needs):
+a launcher checks for a materialised split without paying for torch in its own process.
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
-
-import torch
-from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
+from typing import TYPE_CHECKING
 
 #: Data set names accepted by ``TrainConfig.dataset``.
 from kit.config.train import DATASETS
+
+if TYPE_CHECKING:
+    import torch
+    from torch.utils.data import DataLoader, DistributedSampler
 
 FEATURES = 64  # 8x8 images, flattened
 CLASSES = 10
@@ -97,6 +104,7 @@ def build_split(
 ) -> Split:
     """Load or generate a data set and split it, stratified and seeded, into train and test tensors."""
     import numpy as np
+    import torch
     from sklearn.model_selection import train_test_split
 
     x, y = _arrays(dataset, samples, seed)
@@ -135,6 +143,8 @@ def cache_path(
 def materialize(dataset: str = "digits", samples: int = 20_000, test_fraction: float = 0.2, seed: int = 0,
                 directory: Path | None = None) -> Path:
     """Write the split to a ``.pt`` file once (atomically) and return its path."""
+    import torch
+
     path = cache_path(dataset, samples, test_fraction, seed, directory)
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -146,6 +156,8 @@ def materialize(dataset: str = "digits", samples: int = 20_000, test_fraction: f
 
 def load_split(path: str | Path) -> Split:
     """Load a split written by :func:`materialize` (needs only torch)."""
+    import torch
+
     data = torch.load(path, weights_only=True)
     return Split(**data)
 
@@ -159,6 +171,8 @@ def train_loader(
     last shard with repeated samples when the set does not divide evenly: DDP needs
     the same number of steps on every rank.
     """
+    from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
+
     dataset = TensorDataset(split.x_train, split.y_train)
     sampler: DistributedSampler[tuple[torch.Tensor, ...]] = DistributedSampler(
         dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed)
@@ -167,6 +181,8 @@ def train_loader(
 
 def shard_sampler(loader: DataLoader) -> DistributedSampler:
     """The ``DistributedSampler`` of a :func:`train_loader` (also after Ray Train wrapped the loader)."""
+    from torch.utils.data import DistributedSampler
+
     sampler = loader.sampler
     if not isinstance(sampler, DistributedSampler):
         raise TypeError(f"expected a train_loader(), whose sampler is a DistributedSampler; got {sampler!r}")
@@ -175,4 +191,26 @@ def shard_sampler(loader: DataLoader) -> DistributedSampler:
 
 def eval_loader(split: Split, batch_size: int = 1024) -> DataLoader:
     """The whole held-out test set, in order (every rank evaluates it; it is small)."""
+    from torch.utils.data import DataLoader, TensorDataset
+
     return DataLoader(TensorDataset(split.x_test, split.y_test), batch_size=batch_size, shuffle=False)
+
+
+def materialize_elsewhere(dataset: str = "digits", samples: int = 20_000, test_fraction: float = 0.2,
+                          seed: int = 0, directory: Path | None = None) -> Path:
+    """:func:`materialize`, in a short-lived Python process when the file is missing and this process has not
+    loaded torch: torch and scikit-learn (over 150 MiB) then stay out of the caller (a notebook kernel)."""
+    path = cache_path(dataset, samples, test_fraction, seed, directory)
+    if path.exists():
+        return path
+    if "torch" in sys.modules:
+        return materialize(dataset, samples, test_fraction, seed, directory)
+    from kit import paths
+
+    code = ("import sys; from pathlib import Path; from kit.train.data import materialize; "
+            "materialize(sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), Path(sys.argv[5]))")
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(paths.source_root()), env.get("PYTHONPATH")]))
+    subprocess.run([sys.executable, "-c", code, dataset, str(samples), str(test_fraction), str(seed), str(path.parent)],
+                   check=True, env=env)
+    return path

@@ -208,9 +208,10 @@ def _maybe_crash(config: TrainConfig, runtime: Runtime, epoch: int) -> None:
     if marker.exists():
         return
     if runtime.on_ray:
-        # Ray Train V2 collects reports when its controller polls the workers (every 2 s); a crash
-        # right after a report could lose it. Wait until the last checkpoint is committed, as it
-        # would be in a real run whose epochs take longer than the poll interval.
+        # Ray Train V2 collects reports when its controller polls the workers (every
+        # RAY_TRAIN_HEALTH_CHECK_INTERVAL_S, default 2 s); a crash right after a report could lose
+        # it. Wait until the last checkpoint is committed, as it would be in a real run whose epochs
+        # take longer than the poll interval.
         import ray.train
 
         ray.train.get_all_reported_checkpoints(

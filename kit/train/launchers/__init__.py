@@ -44,7 +44,13 @@ from kit.train.launchers.kubeflow_local import (
     run_kubeflow_local,
     this_python_first,
 )
-from kit.train.launchers.ray_train import fault_drill_config, run_ray_train
+from kit.train.launchers.ray_train import (
+    WorkerPlan,
+    fault_drill_config,
+    local_workers,
+    ray_train_workers,
+    run_ray_train,
+)
 from kit.train.launchers.torchrun import run_torchrun, torchrun_command
 
 #: Every launcher by the name its :class:`LaunchResult` carries.
@@ -65,8 +71,8 @@ def launch(name: str, config: TrainConfig | dict[str, Any] | None = None) -> Lau
 
 
 __all__ = [
-    "LAUNCHERS", "LaunchError", "LaunchResult", "Launcher", "child_env", "delete_local_job", "fault_drill_config",
-    "job_pip_index_urls", "kubeflow_backend", "kubeflow_train", "launch", "prepare", "private_tmpdir",
-    "result_from_output", "run_in_process", "run_kubeflow_local", "run_ray_train", "run_torchrun",
-    "stream_command", "this_python_first", "torchrun_command",
+    "LAUNCHERS", "LaunchError", "LaunchResult", "Launcher", "WorkerPlan", "child_env", "delete_local_job",
+    "fault_drill_config", "job_pip_index_urls", "kubeflow_backend", "kubeflow_train", "launch", "local_workers",
+    "prepare", "private_tmpdir", "ray_train_workers", "result_from_output", "run_in_process", "run_kubeflow_local",
+    "run_ray_train", "run_torchrun", "stream_command", "this_python_first", "torchrun_command",
 ]

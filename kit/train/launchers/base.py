@@ -97,7 +97,7 @@ def prepare(config: TrainConfig | dict | None, local: bool = True) -> TrainConfi
     # Resolved here, so that every worker (a Ray actor, a Kubeflow job venv) writes to the same place.
     cfg = cfg.replace(model_dir=str(cfg.artifact_dir().resolve()))
     if not cfg.data_path:
-        path = data.materialize(cfg.dataset, cfg.samples, cfg.test_fraction, cfg.seed)
+        path = data.materialize_elsewhere(cfg.dataset, cfg.samples, cfg.test_fraction, cfg.seed)
         cfg = cfg.replace(data_path=str(path))
     return cfg
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +16,62 @@ from kit.train.launchers.base import TAIL_LINES, LaunchError, LaunchResult, prep
 from kit.train.loop import train_func
 
 #: Ray Train V2 settings for a laptop or a 2-CPU notebook server (applied unless already set):
-#: no preemption-watcher actor (there is no spot instance here) and prints passed through once
-#: instead of twice (Ray's print patch logs each line and prints it).
+#: no preemption-watcher actor (there is no spot instance here), prints passed through once
+#: instead of twice (Ray's print patch logs each line and prints it), and the controller polling
+#: its workers every second instead of two: it notices a report, a crash or the end of training
+#: by polling, and local workers answer in milliseconds.
 RAY_TRAIN_SMALL_MACHINE_ENV = {
     "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0",
     "RAY_TRAIN_ENABLE_PRINT_PATCH": "0",
+    "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "1",
 }
+
+
+#: Below this memory limit one Ray Train worker runs locally (Binder gives 2 GiB); at or above it, two.
+#: Each worker is a Python process with torch (about 350 MiB), next to Ray, its controller and the kernel.
+TWO_WORKER_MEMORY_BYTES = 3 * resources.GiB
+
+
+@dataclass(frozen=True)
+class WorkerPlan:
+    """How many Ray Train workers to run here, and why."""
+
+    workers: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.workers} Ray Train worker(s): {self.reason}"
+
+
+def local_workers(limits: resources.Resources | None = None) -> WorkerPlan:
+    """Workers for a run on this machine: two (DDP between them) when its memory and CPUs allow, else one."""
+    limits = limits or resources.detect()
+    memory = f"{limits.memory_gib:.1f} GiB memory ({limits.memory_source})"
+    bigger = (f"a machine with {TWO_WORKER_MEMORY_BYTES / resources.GiB:g} GiB or more and 2 CPUs "
+              "runs 2 workers, and DDP between them")
+    if limits.memory_bytes < TWO_WORKER_MEMORY_BYTES:
+        return WorkerPlan(1, f"{memory} leaves room for one worker process with torch; {bigger}")
+    if limits.cpu_slots < 2:
+        return WorkerPlan(1, f"{limits.cpus:g} CPU ({limits.cpu_source}), and each worker takes one; {bigger}")
+    return WorkerPlan(2, f"{memory} and {limits.cpu_slots} CPUs; each rank is a worker process, DDP between them")
+
+
+def ray_train_workers() -> WorkerPlan:
+    """Workers for :func:`run_ray_train` where it will run: this machine (:func:`local_workers`), or the Ray
+    cluster this process is connected to (two when it has the CPUs: each worker may take a node)."""
+    import sys
+
+    from kit.machine import ray_cluster
+
+    if "RAY_ADDRESS" not in os.environ and not ray_cluster.is_remote():
+        return local_workers()
+    ray = sys.modules.get("ray")
+    if ray is None or not ray.is_initialized():
+        return WorkerPlan(2, f"RAY_ADDRESS={os.environ.get('RAY_ADDRESS')} names a Ray cluster; each worker may "
+                             "run on its own node")
+    cpus = int(ray.cluster_resources().get("CPU", 0))
+    return WorkerPlan(max(1, min(2, cpus)), f"the Ray cluster has {cpus} CPU(s) for workers; each worker may "
+                                           "run on its own node")
 
 
 def ray_train_loop(config: dict) -> Any:
@@ -34,6 +85,8 @@ def run_ray_train(config: TrainConfig | dict | None = None, /, *, max_failures: 
                   num_to_keep: int = 2) -> LaunchResult:
     """Ray Train ``TorchTrainer`` with ``config.workers`` workers on the local Ray (started with
     :func:`kit.machine.local_ray.start` if needed), or on the RayJob's cluster when ``RAY_ADDRESS`` is set.
+    Locally the trainer is :class:`kit.train.ray_local.LocalTorchTrainer`: torch only in the workers, and
+    none of Ray's cluster-only helper actors; :func:`local_workers` says how many workers this machine allows.
 
     Checkpoints go to ``storage_path`` (default: the kit's work dir, ``ray_results/``),
     keeping the newest ``num_to_keep``; after a worker failure Ray restarts the worker group
@@ -51,7 +104,11 @@ def run_ray_train(config: TrainConfig | dict | None = None, /, *, max_failures: 
             os.environ.setdefault(key, value)
         raylocal.start()
     import ray.train
-    from ray.train.torch import TorchTrainer
+
+    if local:
+        from kit.train.ray_local import LocalTorchTrainer as TorchTrainer
+    else:
+        from ray.train.torch import TorchTrainer  # type: ignore[assignment]  # a cluster runs Ray's own
 
     name = name or f"kit-train-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
     storage = Path(storage_path) if storage_path else paths.work_dir("ray_results")
