@@ -197,13 +197,16 @@ def check_completion_order(in_completion_order) -> None:
     if not callable(in_completion_order):
         raise NotYetRight(f"`in_completion_order` is a {type(in_completion_order).__name__}; write a function "
                           "in_completion_order(refs) that returns a list of results")
-    # half a CPU each: on one CPU two run at once, on two CPUs all three; the first submitted always ends last
-    refs = [raydemo.sleepy.options(num_cpus=0.5).remote(i, s) for i, s in enumerate(COMPLETION_SLEEPS)]
+    sleeper: Any = raydemo.Sleeper.remote()  # type: ignore[attr-defined]  # @ray.remote adds .remote
     try:
-        got = in_completion_order(list(refs))
-    except Exception as error:  # the learner's code may raise anything
-        raise NotYetRight(f"in_completion_order(refs) raised {type(error).__name__}: {error}") from None
-    finished = ray.get(refs, timeout=raydemo.GET_TIMEOUT_S)
+        refs = [sleeper.sleep.remote(i, s) for i, s in enumerate(COMPLETION_SLEEPS)]
+        try:
+            got = in_completion_order(list(refs))
+        except Exception as error:  # the learner's code may raise anything
+            raise NotYetRight(f"in_completion_order(refs) raised {type(error).__name__}: {error}") from None
+        finished = ray.get(refs, timeout=raydemo.GET_TIMEOUT_S)
+    finally:
+        ray.kill(sleeper)
     expected = [r["index"] for r in sorted(finished, key=lambda r: r["end"])]
     if not isinstance(got, list):
         raise NotYetRight(f"in_completion_order(refs) returned a {type(got).__name__}, expected a list of results")
