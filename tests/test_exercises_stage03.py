@@ -100,7 +100,7 @@ def _raises_inside(model, dataset, epochs):
 
 @pytest.mark.parametrize(("answer", "message"), [
     ("train", "`train` is a str; write a function train"),
-    (_train_with(sampler=False), "every rank read all 64 samples: the ranks trained on the same data"),
+    (_train_with(sampler=False), "every rank read all 64 samples in its first epoch: the ranks trained on the same"),
     (_train_with(ddp=False), "each rank ended with different weights: without DistributedDataParallel"),
     (_train_with(set_epoch=False), r"call sampler.set_epoch\(epoch\)"),
     (_raises_inside, "rank 0 raised RuntimeError: no process group here"),
