@@ -7,6 +7,7 @@ check's client is a fake that records the trainer and answers with canned logs.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -117,6 +118,7 @@ def test_first_job_accepts_the_reference_and_ships_a_self_contained_function(fak
     assert stage05.notebook_globals(trainer.func) == []
     assert trainer.env["PET_NPROC_PER_NODE"] == "2" and trainer.packages_to_install == [versions.requirement("torch")]
     assert stage05.last_logs == ["rank 0 of 2", "rank 1 of 2"] and fake.deleted == ["job1"]
+    assert trainer.env["TMPDIR"] and not Path(trainer.env["TMPDIR"]).exists(), "the job's private TMPDIR is removed"
 
 
 def _job(**kwargs) -> dict:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import builtins
 import dis
 import re
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from types import CodeType
 from typing import Any
@@ -75,15 +77,18 @@ def _precheck(trainer: Any) -> None:
 class _Spy:
     """The real client, except that ``train`` checks its trainer first and remembers the job."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, tmpdir: str) -> None:
         self._client = client
+        self.tmpdir = tmpdir  # the job's TMPDIR: torchrun leaves torchelastic_* directories there
         self.jobs: list[str] = []
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._client, name)
 
     def train(self, *args: Any, **kwargs: Any) -> str:
-        _precheck(kwargs.get("trainer", args[2] if len(args) > 2 else None))
+        trainer: Any = kwargs.get("trainer", args[2] if len(args) > 2 else None)
+        _precheck(trainer)
+        trainer.env = {**trainer.env, "TMPDIR": self.tmpdir}
         from kit.train.launchers import this_python_first
 
         with this_python_first():  # the local backend builds the venv with the first `python` on PATH
@@ -96,7 +101,7 @@ def run_submit(submit: Callable, client: Any) -> list[str]:
     """Call ``submit(spy, runtime)``, wait for the job, return its log lines; the job is deleted afterwards."""
     from kit.train.launchers import delete_local_job
 
-    spy = _Spy(client)
+    spy = _Spy(client, tempfile.mkdtemp(prefix="kit-kfjob-"))
     runtime = client.get_runtime("torch-distributed")
     try:
         try:
@@ -119,6 +124,7 @@ def run_submit(submit: Callable, client: Any) -> list[str]:
     finally:
         for name in spy.jobs:
             delete_local_job(client, name)
+        shutil.rmtree(spy.tmpdir, ignore_errors=True)
 
 
 #: The log lines of the last job exercise 05.1 ran, for the notebook to show.
