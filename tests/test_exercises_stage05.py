@@ -111,6 +111,11 @@ def test_first_job_reads_the_logs(fake, logs, status, message):
     assert fake.deleted == ["job1"], "the check deletes the job it ran, also when the answer is wrong"
 
 
+def test_first_job_reads_two_ranks_printing_on_one_line(fake):
+    fake.logs = ["rank 0 of 2rank 1 of 2", ""]
+    exercises.check("05.first_job", _submit())
+
+
 def test_first_job_accepts_the_reference_and_ships_a_self_contained_function(fake):
     reference = exercises.skip_ahead("05.first_job")
     assert exercises.check("05.first_job", reference) is reference

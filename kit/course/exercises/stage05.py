@@ -168,7 +168,8 @@ def check_first_job(submit) -> None:
         raise NotYetRight(f"`submit` is a {type(submit).__name__}; write a function submit(client, runtime)")
     logs = run_submit(submit, make_client())
     last_logs[:] = logs
-    ranks = {(int(m[1]), int(m[2])) for line in logs for m in [RANK_LINE.search(line)] if m}
+    # finditer: with unbuffered output two ranks' prints can share a line ("rank 0 of 2rank 1 of 2")
+    ranks = {(int(m[1]), int(m[2])) for line in logs for m in RANK_LINE.finditer(line)}
     if not ranks:
         raise NotYetRight("the job completed but printed no 'rank R of W' line: print it from the function")
     worlds = {world for _, world in ranks}
