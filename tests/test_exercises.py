@@ -139,3 +139,32 @@ def test_retry_options_reference_really_recovers(local_ray):
     options = exercises.skip_ahead("02.retry_options")
     assert raydemo.run_flaky(options) == (0.25, 3)
     exercises.check("02.retry_options", {"max_retries": 3, "retry_exceptions": True})
+
+
+def test_one_at_a_time_explains_why_memory_is_not_the_answer(local_ray):
+    with pytest.raises(NotYetRight, match="this task is CPU-hungry"):
+        exercises.check("02.one_at_a_time", {"memory": 2**30})
+
+
+def test_completion_order_rejects_ray_get_and_refs(local_ray):
+    with pytest.raises(NotYetRight, match="in the order the tasks were submitted"):
+        exercises.check("02.completion_order", lambda refs: ray.get(refs))
+    with pytest.raises(NotYetRight, match="returned ObjectRefs"):
+        exercises.check("02.completion_order", lambda refs: ray.wait(refs, num_returns=len(refs))[0])
+    with pytest.raises(NotYetRight, match="write a function"):
+        exercises.check("02.completion_order", [1, 2, 0])
+    with pytest.raises(NotYetRight, match="raised ZeroDivisionError"):
+        exercises.check("02.completion_order", lambda refs: 1 / 0)
+    reference = exercises.skip_ahead("02.completion_order")
+    assert exercises.check("02.completion_order", reference) is reference
+
+
+def test_speedup_sentence_follows_the_measurement():
+    from kit.course import raydemo
+
+    records = [{"pid": p, "start": 0, "end": 1} for p in (1, 2)] * 4
+    assert "Close to the ceiling" in raydemo.explain_speedup(raydemo.Timeline(records, 2.0, 1.05), 2)
+    assert "Below the ceiling" in raydemo.explain_speedup(raydemo.Timeline(records, 2.0, 1.5), 2)
+    assert "No real speed-up" in raydemo.explain_speedup(raydemo.Timeline(records, 2.0, 2.0), 2)
+    assert "With one CPU" in raydemo.explain_speedup(raydemo.Timeline(records, 2.0, 2.0), 1)
+    assert "×1.33 (the ceiling here is ×2)" in raydemo.explain_speedup(raydemo.Timeline(records, 2.0, 1.5), 2)

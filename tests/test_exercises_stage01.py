@@ -79,3 +79,34 @@ def test_placeholder_skips_ahead_to_an_answer_the_check_accepts(id, capsys):
     answer = exercises.check(id, ...)
     assert "not solved yet" in capsys.readouterr().out
     exercises.check(id, answer)
+
+
+def _queue(quotas) -> dict:
+    from kit.k8s.builders import kueue
+
+    return kueue.cluster_queue(stage01.CLUSTER_QUEUE, quotas)
+
+
+def _one_group() -> dict:
+    queue = _queue({"default-flavor": stage01.TEAM_QUOTA})
+    group = queue["spec"]["resourceGroups"][0]
+    group["coveredResources"].append("nvidia.com/gpu")
+    group["flavors"].append({"name": "gpu", "resources": [{"name": "nvidia.com/gpu", "nominalQuota": "1"}]})
+    return queue
+
+
+@pytest.mark.parametrize(("answer", "message"), [
+    (stage01.team_queues()[0], "expected kind ClusterQueue"),
+    (_queue({"default-flavor": stage01.TEAM_QUOTA}), "no nvidia.com/gpu quota in the flavor 'gpu'"),
+    (_queue({"default-flavor": {**stage01.TEAM_QUOTA, "nvidia.com/gpu": 1}}),
+     r"no nvidia.com/gpu quota in the flavor 'gpu' \(it is under \['default-flavor'\]\)"),
+    (_queue({"default-flavor": stage01.TEAM_QUOTA, "gpu": {"nvidia.com/gpu": 2}}), "the team gets 2 GPU"),
+    (_queue({"gpu": {"nvidia.com/gpu": 1}}), "keep the team's cpu and memory"),
+    (_one_group(), "shares a resource group"),
+])
+def test_gpu_queue_rejects_wrong_answers(answer, message):
+    _wrong("01.gpu_queue", answer, message)
+
+
+def test_gpu_queue_accepts_the_reference():
+    exercises.check("01.gpu_queue", exercises.skip_ahead("01.gpu_queue"))

@@ -69,3 +69,62 @@ def test_skip_ahead_gives_the_references(capsys):
     assert exercises.check("03.shard_indices", ...) is ddpdemo.shard_indices
     assert exercises.check("03.averaged_gradient", ...) is ddpdemo.average_gradients
     assert "not solved yet" in capsys.readouterr().out
+
+
+# --- 03.ddp_train: the check runs the learner's function on a real 2-process gloo group -----------------
+
+def _train_with(sampler: bool = True, ddp: bool = True, set_epoch: bool = True):
+    from torch.nn.parallel import DistributedDataParallel
+    from torch.utils.data import DataLoader, DistributedSampler
+
+    def train(model, dataset, epochs):
+        shard = DistributedSampler(dataset, seed=0) if sampler else None
+        loader = DataLoader(dataset, batch_size=8, sampler=shard, shuffle=shard is None)
+        net = DistributedDataParallel(model) if ddp else model
+        optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
+        for epoch in range(epochs):
+            if shard is not None and set_epoch:
+                shard.set_epoch(epoch)
+            for x, y in loader:
+                optimizer.zero_grad()
+                torch.nn.functional.cross_entropy(net(x), y).backward()
+                optimizer.step()
+        return net
+
+    return train
+
+
+def _raises_inside(model, dataset, epochs):
+    raise RuntimeError("no process group here?")
+
+
+@pytest.mark.parametrize(("answer", "message"), [
+    ("train", "`train` is a str; write a function train"),
+    (_train_with(sampler=False), "every rank read all 64 samples in its first epoch: the ranks trained on the same"),
+    (_train_with(ddp=False), "each rank ended with different weights: without DistributedDataParallel"),
+    (_train_with(set_epoch=False), r"call sampler.set_epoch\(epoch\)"),
+    (_raises_inside, "rank 0 raised RuntimeError: no process group here"),
+])
+def test_ddp_train_rejects_wrong_functions(answer, message):
+    _wrong("03.ddp_train", answer, message)
+
+
+def test_ddp_train_accepts_the_reference_on_two_ranks():
+    from kit.course import process_group
+    from kit.course.exercises import stage03
+
+    reference = exercises.skip_ahead("03.ddp_train")
+    assert exercises.check("03.ddp_train", reference) is reference
+    reports = stage03.last_ddp_run
+    assert [r.rank for r in reports] == [0, 1] and all(r.accuracy > 0.9 for r in reports)
+    first_epochs = [set(ddp_shard[0]) for ddp_shard in (process_group.epochs_of(r, 2) for r in reports)]
+    assert not first_epochs[0] & first_epochs[1]  # disjoint shards (64 samples split evenly: no padding)
+
+
+@pytest.mark.parametrize(("speedup", "expected"), [
+    (1.9, "close to the ideal ×2"), (1.62, "a real gain, but short of the ideal ×2"),
+    (1.0, "no real gain"), (0.7, "slower than one worker"),
+])
+def test_speedup_wording_follows_the_number(speedup, expected):
+    assert expected in ddpdemo.explain_speedup(speedup, workers=2)
+    assert f"×{speedup:.2f}" in ddpdemo.explain_speedup(speedup, workers=2)

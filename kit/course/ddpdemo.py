@@ -172,13 +172,15 @@ def run_demo(nproc: int = 2, steps: int = 30, batch_size: int = 32, timeout_s: f
     return result
 
 
-def run_one_worker(config: dict, threads: int = 1):
+def run_one_worker(config: dict, threads: int = 1, quiet: bool = False):
     """The 1-worker baseline in this process, on ``threads`` cores (:func:`kit.train.launchers.run_in_process`).
 
     Torch writes an (empty) ``torchinductor_<user>`` cache directory to the temp dir the first time an
     optimiser is built; it goes to a private directory here, removed afterwards, so the notebook leaves
-    no temp files behind.
+    no temp files behind. ``quiet`` keeps the per-epoch metrics lines out of the output.
     """
+    import contextlib
+    import io
     import os
     import shutil
     import tempfile
@@ -192,7 +194,8 @@ def run_one_worker(config: dict, threads: int = 1):
     os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", cache)
     torch.set_num_threads(threads)
     try:
-        return launch.run_in_process(config)
+        with contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext():
+            return launch.run_in_process(config)
     finally:
         torch.set_num_threads(saved_threads)
         if saved_cache is None:
@@ -226,6 +229,19 @@ def plot_throughput(results: dict, ax=None):
     for i, value in enumerate(values):
         ax.annotate(f"{value:,.0f}", (i, value), ha="center", va="bottom")
     return ax
+
+
+def explain_speedup(speedup: float, workers: int) -> str:
+    """How this run's speed-up compares with the ideal ``×workers``, worded from the number itself."""
+    if speedup >= 0.85 * workers:
+        return f"×{speedup:.2f} with {workers} workers: close to the ideal ×{workers} on this run."
+    if speedup > 1.15:
+        return (f"×{speedup:.2f} with {workers} workers: a real gain, but short of the ideal ×{workers}. "
+                "The reasons below are what is missing.")
+    if speedup >= 0.95:
+        return f"×{speedup:.2f} with {workers} workers: no real gain on this run; the reasons below ate it."
+    return (f"×{speedup:.2f} with {workers} workers: slower than one worker on this run; "
+            "the costs below outweighed the extra core.")
 
 
 def steady_throughput(result) -> float:

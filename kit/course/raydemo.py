@@ -31,6 +31,16 @@ def timed_work(seconds: float) -> dict:
     return {"pid": os.getpid(), "node": ray.get_runtime_context().get_node_id(), "start": start, "end": time.time()}
 
 
+@ray.remote(num_cpus=0, max_concurrency=8)  # type: ignore[call-overload]  # ray's stubs omit actor options
+class Sleeper:
+    """An actor that runs its calls side by side in threads: no worker start-up skews which call ends first."""
+
+    def sleep(self, index: int, seconds: float) -> dict:
+        """Sleep ``seconds`` (no CPU used), then say which call this was and when it finished."""
+        time.sleep(seconds)
+        return {"index": index, "end": time.time()}
+
+
 @dataclass(frozen=True)
 class Timeline:
     records: list[dict]
@@ -56,6 +66,27 @@ def run_timeline(n_tasks: int = 8, seconds: float = 0.25) -> Timeline:
     began = time.perf_counter()
     records = ray.get([timed_work.remote(seconds) for _ in range(n_tasks)], timeout=GET_TIMEOUT_S)
     return Timeline(records, serial, time.perf_counter() - began)
+
+
+def explain_speedup(timeline: Timeline, cpus: float) -> str:
+    """One sentence on the measured speed-up, its wording chosen from the outcome (never a fixed expectation)."""
+    ideal = max(1, min(len(timeline.records), int(cpus)))
+    measured = (f"{len(timeline.records)} tasks on {cpus:g} CPU(s) and {timeline.workers} worker process(es): "
+                f"serial {timeline.serial_seconds:.2f} s, Ray {timeline.parallel_seconds:.2f} s, "
+                f"×{timeline.speedup:.2f} (the ceiling here is ×{ideal}).")
+    if ideal == 1:
+        why = ("With one CPU Ray can only run one task at a time: no speed-up is possible, only the cost of "
+               "sending tasks.")
+    elif timeline.speedup >= 0.85 * ideal:
+        why = "Close to the ceiling: one task per CPU, and the work is long enough that sending it costs little."
+    elif timeline.speedup > 1.1:
+        why = ("Below the ceiling: the CPUs are shared (this kernel, Ray's own processes, other notebooks or "
+               "a CI job on the same machine), so a worker often waits for a core; each task also pays a fixed "
+               "cost to be scheduled and to return its result.")
+    else:
+        why = ("No real speed-up: the CPUs were busy with other work while this ran (check `top`), so the Ray "
+               "workers queued behind it. Re-run the cell on a quieter machine.")
+    return f"{measured} {why}"
 
 
 def max_concurrency(records: list[dict]) -> int:

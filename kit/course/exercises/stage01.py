@@ -100,3 +100,70 @@ def check_queued_raycluster(cluster) -> None:
     if not admission.admitted:
         raise NotYetRight(f"queued, but it can never be admitted: {admission.reason}. Kueue admits a gang whole, "
                           "so shrink the cluster until head and workers fit together")
+
+
+#: The GPU flavor of stretch exercise 01.3 (the kit's GPU overlay uses the same one), and the team's GPU quota.
+GPU_FLAVOR = "gpu"
+TEAM_GPUS = 1
+
+
+def gpu_flavor() -> dict:
+    """A ResourceFlavor for GPU nodes: its node labels and tolerations steer admitted pods there."""
+    from kit.k8s.builders import core
+
+    scheduling = core.gpu_scheduling(1)
+    return kueue.resource_flavor(GPU_FLAVOR, scheduling["nodeSelector"], scheduling["tolerations"])
+
+
+def _gpu_queue_reference() -> dict:
+    from kit.k8s.builders import core
+
+    return kueue.cluster_queue(CLUSTER_QUEUE, {DEFAULT_FLAVOR: TEAM_QUOTA, GPU_FLAVOR: {core.GPU_RESOURCE: TEAM_GPUS}})
+
+
+def _flavor_quotas(queue: dict) -> tuple[dict[str, dict[str, str]], list[list[str]]]:
+    """``{flavor: {resource: nominalQuota}}`` and each resource group's covered resources."""
+    quotas: dict[str, dict[str, str]] = {}
+    covered: list[list[str]] = []
+    for group in (queue.get("spec") or {}).get("resourceGroups") or []:
+        covered.append(list(group.get("coveredResources") or []))
+        for flavor in group.get("flavors") or []:
+            quotas.setdefault(flavor.get("name"), {}).update(
+                {r.get("name"): str(r.get("nominalQuota")) for r in flavor.get("resources") or []})
+    return quotas, covered
+
+
+@exercise(
+    "01.gpu_queue",
+    "Stretch: give team A one GPU through Kueue",
+    "Quota is per flavor: keep default-flavor's cpu and memory, and add the flavor 'gpu' with nvidia.com/gpu: 1. "
+    "Kueue lets a resource appear in one resource group only, and every flavor of a group must cover all its "
+    "resources, so the GPU gets a group of its own. kit.k8s.builders.kueue.cluster_queue(name, {flavor: {resource: "
+    "quota}}) builds the groups for you.",
+    reference=_gpu_queue_reference,
+)
+def check_gpu_queue(queue) -> None:
+    from kit.k8s.builders import core
+
+    expect_manifest(queue, "ClusterQueue")
+    if (queue.get("metadata") or {}).get("name") != CLUSTER_QUEUE:
+        raise NotYetRight(f"the ClusterQueue is named {(queue.get('metadata') or {}).get('name')!r}; team A's "
+                          f"LocalQueue points at {CLUSTER_QUEUE!r}")
+    quotas, covered = _flavor_quotas(queue)
+    gpus = quotas.get(GPU_FLAVOR, {}).get(core.GPU_RESOURCE)
+    if gpus is None:
+        elsewhere = [f for f, q in quotas.items() if core.GPU_RESOURCE in q]
+        where = f" (it is under {elsewhere})" if elsewhere else ""
+        raise NotYetRight(f"no {core.GPU_RESOURCE} quota in the flavor {GPU_FLAVOR!r}{where}: only that flavor's "
+                          "node labels and tolerations send pods to GPU nodes")
+    if gpus != str(TEAM_GPUS):
+        raise NotYetRight(f"the team gets {gpus} GPU(s); give it {TEAM_GPUS}")
+    if quotas.get(DEFAULT_FLAVOR) != {k: str(v) for k, v in TEAM_QUOTA.items()}:
+        raise NotYetRight(f"{DEFAULT_FLAVOR}'s quota is now {quotas.get(DEFAULT_FLAVOR)}; keep the team's cpu and "
+                          f"memory ({TEAM_QUOTA}) next to the GPU")
+    if any(core.GPU_RESOURCE in group and len(group) > 1 for group in covered):
+        raise NotYetRight(f"{core.GPU_RESOURCE} shares a resource group with {covered[0]}: every flavor of that group "
+                          "would then need GPU quota too; give the GPU a group of its own")
+    problems = validation_problems([kueue.resource_flavor(), gpu_flavor(), queue])
+    if problems:
+        raise NotYetRight(f"{len(problems)} problem(s):{listed(problems)}")

@@ -34,6 +34,23 @@ def _reference_counter():
     return Counter
 
 
+def _reference_in_completion_order():
+    import ray
+
+    def in_completion_order(refs):
+        pending, results = list(refs), []
+        while pending:
+            ready, pending = ray.wait(pending, num_returns=1)
+            results.append(ray.get(ready[0]))
+        return results
+
+    return in_completion_order
+
+
+#: Sleep of each task the completion-order check submits: the first submitted finishes last.
+COMPLETION_SLEEPS = (1.0, 0.1, 0.4)
+
+
 def _node_cpus() -> float:
     """The CPUs of the largest node: a task needs them all on one node, whatever the cluster's total."""
     from kit.machine.ray_cluster import largest_node_cpus
@@ -106,6 +123,10 @@ def check_one_at_a_time(options) -> None:
     if not isinstance(options, dict):
         raise NotYetRight(f"expected a dict for .options(**heavy_options), got {type(options).__name__}")
     unknown = set(options) - {"num_cpus"}
+    if "memory" in unknown:
+        raise NotYetRight("`memory` is a logical resource too, but this task is CPU-hungry: it keeps every core of a "
+                          "node busy, so ask for CPUs (num_cpus); a memory request would not stop two copies "
+                          "from sharing the cores")
     if unknown:
         raise NotYetRight(f"only num_cpus is needed here; remove {sorted(unknown)}")
     cpus, largest = options.get("num_cpus"), _node_cpus()
@@ -159,3 +180,41 @@ def check_retry_options(options) -> None:
         raise NotYetRight(f"the task still failed: {error.cause!r}") from None
     if result != 0.25:
         raise NotYetRight(f"the task returned {result} after {attempts} attempts")
+
+
+@exercise(
+    "02.completion_order",
+    "Stretch: take results as they finish, with ray.wait",
+    "ray.get(refs) waits for all and returns them in the order you passed them. ray.wait(pending, num_returns=1) "
+    "returns (ready, not_ready) as soon as one is done: loop until nothing is pending, ray.get each ready one.",
+    reference=_reference_in_completion_order,
+)
+def check_completion_order(in_completion_order) -> None:
+    import ray
+
+    from kit.course import raydemo
+
+    if not callable(in_completion_order):
+        raise NotYetRight(f"`in_completion_order` is a {type(in_completion_order).__name__}; write a function "
+                          "in_completion_order(refs) that returns a list of results")
+    sleeper: Any = raydemo.Sleeper.remote()  # type: ignore[attr-defined]  # @ray.remote adds .remote
+    try:
+        refs = [sleeper.sleep.remote(i, s) for i, s in enumerate(COMPLETION_SLEEPS)]
+        try:
+            got = in_completion_order(list(refs))
+        except Exception as error:  # the learner's code may raise anything
+            raise NotYetRight(f"in_completion_order(refs) raised {type(error).__name__}: {error}") from None
+        finished = ray.get(refs, timeout=raydemo.GET_TIMEOUT_S)
+    finally:
+        ray.kill(sleeper)
+    expected = [r["index"] for r in sorted(finished, key=lambda r: r["end"])]
+    if not isinstance(got, list):
+        raise NotYetRight(f"in_completion_order(refs) returned a {type(got).__name__}, expected a list of results")
+    if got and all(isinstance(item, ray.ObjectRef) for item in got):
+        raise NotYetRight("it returned ObjectRefs: ray.wait gives refs that are ready, ray.get turns them into values")
+    indices = [item.get("index") if isinstance(item, dict) else item for item in got]
+    if indices == list(range(len(refs))) and expected != indices:
+        raise NotYetRight(f"the results came in the order the tasks were submitted, {indices}, not the order they "
+                          f"finished, {expected}: ray.get(refs) waits for all of them")
+    if indices != expected:
+        raise NotYetRight(f"got the tasks {indices}; they finished in the order {expected}")

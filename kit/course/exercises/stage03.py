@@ -134,3 +134,73 @@ def check_average(average) -> None:
 
 def _close(a: list[float], b: list[float]) -> bool:
     return len(a) == len(b) and all(math.isclose(x, y, rel_tol=1e-6, abs_tol=1e-9) for x, y in zip(a, b, strict=True))
+
+
+#: Epochs the DDP check trains for, and the processes it starts.
+DDP_EPOCHS, DDP_RANKS = 2, 2
+
+
+def _reference_train():
+    import torch
+    from torch.nn.parallel import DistributedDataParallel
+    from torch.utils.data import DataLoader, DistributedSampler
+
+    def train(model, dataset, epochs):
+        sampler = DistributedSampler(dataset, shuffle=True, seed=0)  # rank and world size from the process group
+        loader = DataLoader(dataset, batch_size=8, sampler=sampler)
+        ddp_model = DistributedDataParallel(model)  # broadcasts rank 0's weights, averages gradients in backward()
+        optimizer = torch.optim.SGD(ddp_model.parameters(), lr=0.1)
+        for epoch in range(epochs):
+            sampler.set_epoch(epoch)  # a different shuffle every epoch, the same on every rank
+            for x, y in loader:
+                optimizer.zero_grad()
+                torch.nn.functional.cross_entropy(ddp_model(x), y).backward()
+                optimizer.step()
+        return ddp_model
+
+    return train
+
+
+#: The reports of the last run of the DDP check, for the notebook to show.
+last_ddp_run: list = []
+
+
+@exercise(
+    "03.ddp_train",
+    "DDP: a training function that runs on every rank",
+    "Inside train(model, dataset, epochs) the process group already exists. Give the DataLoader a "
+    "DistributedSampler(dataset) (it reads rank and world size from the group) instead of shuffle=True, wrap the "
+    "model in DistributedDataParallel(model) and train the wrapped one, and call sampler.set_epoch(epoch) at the "
+    "start of every epoch.",
+    reference=_reference_train,
+)
+def check_ddp_train(train) -> None:
+    from kit.course import process_group
+
+    if not callable(train):
+        raise NotYetRight(f"`train` is a {type(train).__name__}; write a function train(model, dataset, epochs)")
+    reports = process_group.run_train_function(train, nproc=DDP_RANKS, epochs=DDP_EPOCHS)
+    last_ddp_run[:] = reports
+    if len(reports) != DDP_RANKS:
+        raise NotYetRight(f"{len(reports)} of {DDP_RANKS} ranks reported back")
+    for report in reports:
+        if report.error:
+            raise NotYetRight(f"rank {report.rank} raised {report.error}")
+    if not all(r.seen for r in reports):
+        raise NotYetRight("a rank read no sample: iterate over a DataLoader of `dataset` in every epoch")
+    orders = [process_group.epochs_of(r, DDP_EPOCHS) for r in reports]
+    shards = [set(epochs[0]) if epochs else set(r.seen) for r, epochs in zip(reports, orders, strict=True)]
+    every = set(range(process_group.SAMPLES))
+    if any(shard == every for shard in shards):
+        raise NotYetRight(f"every rank read all {process_group.SAMPLES} samples in its first epoch: the ranks trained "
+                          "on the same data. A DistributedSampler gives each rank its own shard")
+    if set().union(*shards) != every:
+        raise NotYetRight("in the first epoch some samples were read by no rank: the shards must cover the data set")
+    if not all(r.weights_changed for r in reports):
+        raise NotYetRight("the weights never changed: call optimizer.step() after loss.backward()")
+    if max(r.final_checksum for r in reports) - min(r.final_checksum for r in reports) > 1e-6:
+        raise NotYetRight("each rank ended with different weights: without DistributedDataParallel every rank "
+                          "steps on its own shard's gradient and the copies drift apart")
+    if all(len(epochs) > 1 and epochs[0] == epochs[1] for epochs in orders):
+        raise NotYetRight("every epoch read its shard in the same order: call sampler.set_epoch(epoch) at the start "
+                          "of each epoch (the sampler shuffles with seed + epoch)")
