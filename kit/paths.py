@@ -36,3 +36,18 @@ def work_dir(*parts: str, create: bool = True) -> Path:
     if create:
         path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def display(path: Path | str) -> str:
+    """``path`` as a learner should read it: relative to the checkout (``../shared/crds``) or to ``~``.
+
+    Recorded notebook outputs and the doctor's report then name no machine-specific directory.
+    """
+    path = Path(path)
+    for base, shown in ((REPO_ROOT, "."), (REPO_ROOT.parent, ".."), (Path.home(), "~")):
+        try:
+            rest = path.resolve().relative_to(base.resolve())
+        except ValueError:
+            continue
+        return str(Path(shown) / rest) if str(rest) != "." else shown
+    return str(path)

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from kit import versions
+from kit import paths, versions
 from kit.errors import KitError
 from kit.machine import local_ray as raylocal
 from kit.machine import processes, resources
@@ -137,7 +137,7 @@ def check_ports(in_use: Callable[[int], bool] = port_in_use) -> list[Check]:
 
 def check_ray_auth() -> Check:
     mode = os.environ.get(raylocal.MODE_ENV)
-    path = raylocal.token_path()
+    path = paths.display(raylocal.token_path())
     if mode == "disabled":
         return Check(
             "ray token auth",
@@ -145,14 +145,14 @@ def check_ray_auth() -> Check:
             "RAY_AUTH_MODE=disabled in your environment",
             "unset RAY_AUTH_MODE: the kit turns token auth on for every Ray it starts",
         )
-    if path.exists() and not raylocal.token_is_private(path):
+    if raylocal.token_path().exists() and not raylocal.token_is_private():
         return Check(
             "ray token auth",
             WARN,
             f"token file {path} is readable by other users",
             f"chmod 600 {path}  (kit.machine.local_ray.start() also fixes it)",
         )
-    where = f"token file {path}" if path.exists() else f"token will be created at {path} (mode 600)"
+    where = f"token file {path}" if raylocal.token_path().exists() else f"token will be created at {path} (mode 600)"
     return Check("ray token auth", OK, f"on for every kit-started Ray; {where}")
 
 

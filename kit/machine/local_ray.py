@@ -151,6 +151,10 @@ def ray_memory_bytes(memory_bytes: int, store: int) -> int:
 def start(num_cpus: int | None = None, dashboard: bool = False, quiet: bool = True) -> RayInfo:
     """Attach to this Jupyter server's local Ray, starting it sized for this container if none runs yet.
 
+    ``quiet`` (the default) keeps Ray's own log lines and its workers' stdout out of the notebook: a task's or
+    a training run's error still reaches the cell as the exception it raises, with the remote traceback.
+    ``quiet=False`` streams every worker's output (``log_to_driver``) and Ray's INFO logs.
+
     Re-running the cell reuses this kernel's connection; the next notebook attaches to the same Ray
     (:mod:`kit.machine.ray_session`), so only the first stage of a session waits for Ray to start.
     """
@@ -181,7 +185,7 @@ def start(num_cpus: int | None = None, dashboard: bool = False, quiet: bool = Tr
         session = _launch(root, num_cpus, dashboard)
     ray.init(address=session.gcs_address, configure_logging=True,
              logging_level=logging.ERROR if quiet else logging.INFO,
-             log_to_driver=True)
+             log_to_driver=not quiet)
     return _info(ray, path, session.directory, reused=False, seconds=time.perf_counter() - began,
                  attached=attached)
 

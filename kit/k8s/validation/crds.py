@@ -26,6 +26,7 @@ from typing import Any
 
 import yaml
 
+from kit import paths
 from kit.errors import KitError
 from kit.paths import REPO_ROOT
 
@@ -142,7 +143,7 @@ def describe() -> str:
     except CRDDirNotFoundError as error:
         return f"CRD schemas: MISSING, so custom resources cannot be validated.\nFix: {error.fix}"
     count = len(list(directory.glob("*.yaml")))
-    return f"CRD schemas: {count} files in {directory} ({origin_of(directory)})"
+    return f"CRD schemas: {count} files in {paths.display(directory)} ({origin_of(directory)})"
 
 
 # --------------------------------------------------------------------------- OpenAPI -> JSON Schema
