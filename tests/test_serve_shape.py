@@ -83,3 +83,15 @@ def test_shape_follows_the_memory_limit_and_smoke():
     assert shape.COMPACT.model_deployment == "DigitsService" and shape.FULL.model_deployment == "DigitsClassifier"
     config = small.shape.config("/models/digits", max_batch_size=8)
     assert (config.backend, config.num_replicas, config.max_batch_size) == ("auto", 2, 8)
+
+
+def test_digit_rows_are_the_training_pixels_without_sklearn_or_torch_imported():
+    import subprocess
+    import sys
+
+    from kit.train.data import digit_pixels
+
+    np.testing.assert_array_equal(predictor.digit_rows(), digit_pixels()[0])
+    probe = ("import sys; from kit.serve import predictor; predictor.sample_instances(3); "
+             "print(sorted(m for m in ('torch', 'sklearn') if m in sys.modules))")
+    assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout == "[]\n"

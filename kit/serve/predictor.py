@@ -31,11 +31,27 @@ class InvalidInput(KitError, ValueError):
         self.status = status
 
 
+def digit_rows() -> np.ndarray:
+    """scikit-learn's 8x8 digits as raw pixels (float32, 0..16), what :func:`kit.train.data.digit_pixels` gives.
+
+    Read from scikit-learn's own CSV file without importing scikit-learn (about 70 MiB) or
+    :mod:`kit.train.data` (torch): a notebook that only sends requests stays small.
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("sklearn")
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    path = Path(locations[0]) / "datasets" / "data" / "digits.csv.gz" if locations else None
+    if path is None or not path.exists():  # another scikit-learn layout: ask it
+        from kit.train.data import digit_pixels
+
+        return digit_pixels()[0]
+    return np.loadtxt(path, delimiter=",", dtype=np.float32)[:, :-1]
+
+
 def sample_instances(n: int = 2, seed: int = 0) -> list[list[float]]:
     """``n`` real digit images as JSON-ready rows of 64 raw pixel values (the request payload)."""
-    from kit.train.data import digit_pixels
-
-    pixels, _ = digit_pixels()
+    pixels = digit_rows()
     rows = np.random.default_rng(seed).choice(len(pixels), size=n, replace=False)
     return pixels[rows].tolist()
 

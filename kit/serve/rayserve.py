@@ -11,6 +11,8 @@ Two deployments form the graph ``DigitsIngress -> DigitsClassifier``:
 
 ``deploy(config, one_hop=True)`` runs the one-hop shape instead: ``DigitsService`` is the HTTP
 ingress *and* the batched model (the same :class:`ModelStep`), one Python hop fewer per request.
+``ServeConfig.backend`` says how the model replicas run the model (torch, or NumPy for the MLP:
+:mod:`kit.serve.numpy_model`); :mod:`kit.serve.shape` picks the shape and backend that fit the memory.
 
 One :class:`ServeConfig` drives both the local run (:func:`deploy`, on 127.0.0.1) and the
 ``serveConfigV2`` of a KubeRay RayService (:func:`serve_config_v2`). On a remote Ray cluster

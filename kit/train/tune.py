@@ -43,7 +43,7 @@ HEADROOM = 0.7
 class TrialSlots:
     """How many trials run at once: one per CPU slot, as many as the memory limit holds."""
 
-    count: int
+    count: int | None  # None: no cap from here (a remote cluster: its CPUs decide)
     cpu_slots: int
     memory_bytes: int
 
@@ -54,6 +54,8 @@ class TrialSlots:
         return max(1, int(room // TRIAL_MIB))
 
     def __str__(self) -> str:
+        if self.count is None:
+            return "on the remote cluster: as many trials at once as its CPUs (and its pods' memory) allow"
         limit = f"{self.memory_bytes / 1024**3:.1f} GiB"
         text = (f"{self.count} trial(s) at once: {self.cpu_slots} CPU slot(s), and {limit} of memory holds "
                 f"{self.by_memory} trial(s) of about {TRIAL_MIB} MiB beside Ray and this notebook")
@@ -66,8 +68,13 @@ class TrialSlots:
 def trial_slots(cpu_slots: int | None = None, memory_bytes: int | None = None) -> TrialSlots:
     """Trials to run at once on this machine: ``min(CPU slots, what the memory limit holds)``.
 
-    Defaults come from :func:`kit.machine.resources.detect` (the cgroup's limits, not the host's).
+    Defaults come from :func:`kit.machine.resources.detect` (the cgroup's limits, not the host's); on a
+    remote cluster (Ray Client) this machine's limits do not apply and the count is None (no cap).
     """
+    from kit.machine import ray_cluster
+
+    if cpu_slots is None and memory_bytes is None and ray_cluster.is_remote():
+        return TrialSlots(None, 0, 0)
     if cpu_slots is None or memory_bytes is None:
         from kit.machine import resources
 
