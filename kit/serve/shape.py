@@ -1,7 +1,7 @@
 """Which shape of the Ray Serve application fits this machine's memory.
 
-Every Serve replica is a Ray actor process (about :data:`ACTOR_MIB` of PSS before it loads
-anything) and ``import torch`` adds about :data:`TORCH_MIB`. The full shape of stage 07 is a graph:
+Every Serve replica is a Ray actor process (about :data:`ACTOR_MIB` of PSS without a torch model
+loaded) and ``import torch`` adds about :data:`TORCH_MIB`. The full shape of stage 07 is a graph:
 an ingress deployment calling a torch model deployment through a ``DeploymentHandle``. In Binder's
 2 GiB that graph, with two model replicas for the replica-kill drill, does not fit beside the
 notebook, Ray and Serve's controller and proxy. The compact shape serves the same HTTP API and the
@@ -19,12 +19,13 @@ from dataclasses import dataclass
 from kit.config.serve import CLASSIFIER, SERVICE, ServeConfig
 
 MiB = 1024**2
-#: PSS of an idle Ray actor process (a Serve replica before its model), measured on Ray 2.60.
-ACTOR_MIB = 100
+#: PSS of a Serve replica without torch (Ray actor, Serve, FastAPI, NumPy), measured on Ray 2.60.
+ACTOR_MIB = 145
 #: What ``import torch`` (and a loaded model) adds to a process.
 TORCH_MIB = 180
 #: Everything else at the peak: the notebook kernel, Ray's GCS, raylet and agents, Serve's controller and
-#: proxy, the load generator's threads (measured: stage 07 in a 2 GiB cgroup, without the model replicas).
+#: proxy, the load generator's threads (measured: stage 07 in a 2 GiB cgroup, less its model replicas and
+#: the autoscaler monitor and dashboard that the kit's local Ray no longer starts).
 BASE_MIB = 900
 #: Share of the memory limit the estimate may fill: page cache, spikes and the estimate's error need the rest.
 HEADROOM = 0.7

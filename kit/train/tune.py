@@ -32,7 +32,7 @@ TUNABLE = ("lr", "hidden", "batch_size", "model", "epochs")
 
 
 #: PSS of one running trial: a Ray actor that imports torch and trains the small model (measured on stage 06).
-TRIAL_MIB = 330
+TRIAL_MIB = 360
 #: The rest of a search's peak: the kernel (Tune's driver), Ray's GCS, raylet and agents (measured on stage 06).
 SEARCH_BASE_MIB = 800
 #: Share of the memory limit the estimate may fill (page cache, spikes, the estimate's error).
