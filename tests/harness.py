@@ -52,7 +52,6 @@ REPORT_ENV = "KIT_NOTEBOOK_REPORT"
 #: cgroup and their overrun is reported, not failed, unless $KIT_NOTEBOOK_STRICT=1. Empty it once they fit.
 KNOWN_OVER: dict[str, str] = {
     "04": "Ray Train v2: controller, 2 torch workers, 3 helper actors; 2.2 GiB PSS, OOM-killed in 2 GiB (README)",
-    "07": "Ray Serve: controller, proxy, ingress, 2 torch replicas; 2.1 GiB PSS, OOM-killed in 2 GiB (README)",
 }
 TOP_PROCESSES = 12
 #: How long a run may go on after the kernel OOM-killed one of its processes (it failed already).
