@@ -194,8 +194,8 @@ def run_search(space: dict, base: TrainConfig | dict | None = None, num_samples:
         tune_config=ray.tune.TuneConfig(
             metric=None if scheduler_sets_metric else metric, mode=None if scheduler_sets_metric else mode,
             num_samples=num_samples, scheduler=scheduler,
-            max_concurrent_trials=max_concurrent,
-            search_alg=BasicVariantGenerator(random_state=seed),
+            # Tune ignores max_concurrent_trials (with a warning) when given a BasicVariantGenerator: it takes the cap
+            search_alg=BasicVariantGenerator(random_state=seed, max_concurrent=max_concurrent or 0),
             reuse_actors=True,  # a trial process imports torch once, not once per trial
         ),
         run_config=ray.tune.RunConfig(name=name, storage_path=str(storage), verbose=0),
