@@ -50,9 +50,7 @@ STRICT_ENV = "KIT_NOTEBOOK_STRICT"
 REPORT_ENV = "KIT_NOTEBOOK_REPORT"
 #: Notebooks measured above FAIL_BYTES even after the kit's cuts (issue 11): they run without the
 #: cgroup and their overrun is reported, not failed, unless $KIT_NOTEBOOK_STRICT=1. Empty it once they fit.
-KNOWN_OVER: dict[str, str] = {
-    "07": "Ray Serve: controller, proxy, ingress, 2 torch replicas; 2.1 GiB PSS, OOM-killed in 2 GiB (README)",
-}
+KNOWN_OVER: dict[str, str] = {}
 TOP_PROCESSES = 12
 #: How long a run may go on after the kernel OOM-killed one of its processes (it failed already).
 OOM_GRACE_SECONDS = 20

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+import numpy as np
 import pytest
 import serving_cases as cases
 import yaml
@@ -84,14 +85,18 @@ def test_serve_config_v2_is_a_valid_serve_deploy_config(model_dir):
     assert deployments["DigitsIngress"].max_queued_requests == config.max_queued_requests
 
 
-def test_the_one_hop_app_answers_like_the_two_hop_app_and_rejects_bad_input(app, model_dir):
+def test_the_compact_shape_answers_like_the_torch_graph_over_http_and_its_handle(app, model_dir):
+    """One hop, NumPy replicas (the shape Binder's 2 GiB runs): the same answers, the same 4xx."""
     one_hop = rayserve.deploy(ServeConfig(model_dir=str(model_dir), name="one-hop", route_prefix="/one-hop",
-                                          max_batch_size=8), one_hop=True)
+                                          max_batch_size=8, backend="auto"), one_hop=True)
     try:
         assert rayserve.replica_actor_names("one-hop", "DigitsService")
+        assert one_hop.model_deployment == "DigitsService"
         rows = predictor.sample_instances(4)
         answer = httpx.post(one_hop.predict_url, json={"instances": rows}, timeout=30).json()
         assert answer == httpx.post(app.predict_url, json={"instances": rows}, timeout=30).json()
+        labels = rayserve.model_handle(one_hop).predict.remote(np.asarray(rows, dtype=np.float32)).result()
+        assert labels == answer["predictions"]
         for name, method, path, body, allowed in cases.v1_cases():
             cases.assert_short_client_error(cases.send(one_hop.url, method, path, body), allowed, name)
         cases.assert_still_serving(one_hop.url)

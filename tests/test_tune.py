@@ -34,3 +34,13 @@ def test_asha_search_reports_every_epoch_and_ranks_trials(local_ray):
     assert result.best_metric == pytest.approx(table["best_test_accuracy"].iloc[0], abs=1e-4)
     for history in result.histories.values():  # one report per epoch run, epochs numbered from 1
         assert list(history["epoch"]) == list(range(1, len(history) + 1))
+
+
+def test_trials_at_once_follow_the_cpus_and_the_memory_limit():
+    gib = 1024**3
+    assert kit_tune.trial_slots(2, 16 * gib).count == 2  # CPU-bound
+    assert kit_tune.trial_slots(1, 16 * gib).count == 1
+    tight = kit_tune.trial_slots(8, 2 * gib)  # memory-bound, never below one
+    assert 1 <= tight.count < 8 and tight.count == tight.by_memory
+    assert "8 would run at once" in str(tight) and "would run" not in str(kit_tune.trial_slots(2, 16 * gib))
+    assert kit_tune.trial_slots(4, 64 * 1024**2).count == 1

@@ -13,6 +13,8 @@ from typing import Any
 
 INGRESS = "DigitsIngress"
 CLASSIFIER = "DigitsClassifier"
+#: the one-hop shape's only deployment: HTTP ingress and model together
+SERVICE = "DigitsService"
 APP_BUILDER = "kit.serve.rayserve:app_builder"
 
 
@@ -39,6 +41,8 @@ class ServeConfig:
     #: logical CPUs per replica: small, so that several fit on a laptop
     replica_cpus: float = 0.25
     ingress_replicas: int = 1
+    #: how the model replicas run the model: "torch", or "numpy"/"auto" (the MLP without torch: less memory)
+    backend: str = "torch"
 
     @property
     def batching(self) -> bool:

@@ -5,7 +5,8 @@ Every server loads the serving artifact :func:`kit.train.loop.train_func` writes
 predict function every server calls (validate, preprocess, predict); ``api`` is the HTTP
 contract they share (pydantic request models, short JSON errors, a body size limit);
 ``rayserve`` is the Ray Serve application (FastAPI ingress, dynamic batching, autoscaling,
-a preprocess -> model graph); ``kserve_model`` is the KServe predictor run as its own
+a preprocess -> model graph); ``shape`` picks the application's shape from the memory limit and
+``numpy_model`` runs the MLP without torch for it; ``kserve_model`` is the KServe predictor run as its own
 loopback process; ``baseline`` is plain FastAPI on uvicorn; ``loadgen`` is the load
 generator. Submodules are imported on use.
 """

@@ -11,6 +11,8 @@ Two deployments form the graph ``DigitsIngress -> DigitsClassifier``:
 
 ``deploy(config, one_hop=True)`` runs the one-hop shape instead: ``DigitsService`` is the HTTP
 ingress *and* the batched model (the same :class:`ModelStep`), one Python hop fewer per request.
+``ServeConfig.backend`` says how the model replicas run the model (torch, or NumPy for the MLP:
+:mod:`kit.serve.numpy_model`); :mod:`kit.serve.shape` picks the shape and backend that fit the memory.
 
 One :class:`ServeConfig` drives both the local run (:func:`deploy`, on 127.0.0.1) and the
 ``serveConfigV2`` of a KubeRay RayService (:func:`serve_config_v2`). On a remote Ray cluster
@@ -30,7 +32,7 @@ from fastapi import FastAPI
 from ray import serve
 
 from kit import versions
-from kit.config.serve import CLASSIFIER, INGRESS, ServeConfig, deployment_options, serve_config_v2
+from kit.config.serve import CLASSIFIER, INGRESS, SERVICE, ServeConfig, deployment_options, serve_config_v2
 from kit.serve import api
 from kit.serve.predictor import InvalidInput, Predictor, validate_instances
 from kit.train.artifact import ModelMetadata, load_metadata
@@ -38,8 +40,8 @@ from kit.train.artifact import ModelMetadata, load_metadata
 if TYPE_CHECKING:
     from kit.serve.loadgen import LoadResult
 
-__all__ = ["CLASSIFIER", "INGRESS", "ServeApp", "ServeConfig", "build_app", "build_one_hop_app", "deploy", "kill_drill",
-           "serve_config_v2", "shutdown"]
+__all__ = ["CLASSIFIER", "INGRESS", "SERVICE", "ServeApp", "ServeConfig", "build_app", "build_one_hop_app", "deploy",
+           "kill_drill", "model_handle", "serve_config_v2", "shutdown"]
 
 #: Serve logs one access line per request by default, and warns from every replica when one dies:
 #: too much for a notebook under load (the drill reports what was lost instead).
@@ -49,8 +51,8 @@ QUIET_LOGS = {"log_level": "ERROR", "enable_access_log": False}
 class ModelStep:
     """The model step: one forward pass per (batch of) request(s). Shared by both application shapes."""
 
-    def __init__(self, model_dir: str) -> None:
-        self.predictor = Predictor(model_dir)
+    def __init__(self, model_dir: str, backend: str = "torch") -> None:
+        self.predictor = Predictor(model_dir, backend=backend)
         self.batching = True
 
     def reconfigure(self, user_config: dict) -> None:
@@ -147,8 +149,8 @@ _one_hop_app = api.new_app("kit Ray Serve one-hop")
 class DigitsService(ModelStep, v1_routes(_one_hop_app)):  # type: ignore[misc]
     """One hop: the HTTP API and the model in one deployment (the proxy calls it; no handle in between)."""
 
-    def __init__(self, model_dir: str) -> None:
-        super().__init__(model_dir)
+    def __init__(self, model_dir: str, backend: str = "torch") -> None:
+        super().__init__(model_dir, backend)
         self.metadata = self.predictor.metadata
 
     async def labels(self, rows: np.ndarray) -> list[int]:
@@ -160,7 +162,7 @@ def build_app(config: ServeConfig):
     options = deployment_options(config)
     # @serve.deployment turns the classes into Deployments (with .options); mypy sees the plain classes
     classifier = DigitsClassifier.options(  # type: ignore[attr-defined]
-        **options[CLASSIFIER]).bind(str(config.model_dir))
+        **options[CLASSIFIER]).bind(str(config.model_dir), config.backend)
     return DigitsIngress.options(  # a subclass of a made-at-import class: mypy sees Any
         **options[INGRESS]).bind(classifier, str(config.model_dir))
 
@@ -171,7 +173,7 @@ def build_one_hop_app(config: ServeConfig):
     The classifier's options (replicas, batching ``user_config``) plus the ingress's queue bound.
     """
     options = {**deployment_options(config)[CLASSIFIER], "max_queued_requests": config.max_queued_requests}
-    return DigitsService.options(**options).bind(str(config.model_dir))
+    return DigitsService.options(**options).bind(str(config.model_dir), config.backend)
 
 
 def app_builder(args: dict):
@@ -205,6 +207,8 @@ class ServeApp:
     name: str
     url: str
     config: ServeConfig
+    #: the deployment that runs the model: DigitsClassifier (graph) or DigitsService (one hop)
+    model_deployment: str = CLASSIFIER
 
     @property
     def predict_url(self) -> str:
@@ -226,7 +230,12 @@ def deploy(config: ServeConfig, port: int | None = None, one_hop: bool = False) 
     builder = build_one_hop_app if one_hop else build_app
     serve.run(builder(config), name=config.name, route_prefix=config.route_prefix, logging_config=QUIET_LOGS)
     prefix = config.route_prefix.rstrip("/")
-    return ServeApp(config.name, base + prefix, config)
+    return ServeApp(config.name, base + prefix, config, SERVICE if one_hop else CLASSIFIER)
+
+
+def model_handle(app: ServeApp):
+    """A ``DeploymentHandle`` to ``app``'s model deployment: Python calls, no HTTP (what an ingress holds)."""
+    return serve.get_deployment_handle(app.model_deployment, app_name=app.name)
 
 
 def delete(name: str) -> None:
@@ -302,23 +311,24 @@ def kill_drill(app: ServeApp, body: dict, duration_s: float = 6.0, kill_at_s: fl
 
     from kit.serve import loadgen
 
-    before = len(replica_actor_names(app.name))
+    deployment = app.model_deployment
+    before = len(replica_actor_names(app.name, deployment))
     box: dict = {}
     runner = threading.Thread(target=lambda: box.update(result=loadgen.run_load(
         app.predict_url, body, concurrency=concurrency, duration_s=duration_s, label="kill drill")))
     runner.start()
     time.sleep(kill_at_s)
     killed_at = time.monotonic()
-    killed = kill_replica(app.name)
+    killed = kill_replica(app.name, deployment)
     replicas_back = None
     while runner.is_alive():
-        if replicas_back is None and len(set(replica_actor_names(app.name)) - {killed}) >= before:
+        if replicas_back is None and len(set(replica_actor_names(app.name, deployment)) - {killed}) >= before:
             replicas_back = time.monotonic() - killed_at
         time.sleep(0.2)
     runner.join()
     deadline = time.monotonic() + settle_s
     while replicas_back is None and time.monotonic() < deadline:  # wait for the replacement to be healthy
-        if len(set(replica_actor_names(app.name)) - {killed}) >= before and _healthy(app.name):
+        if len(set(replica_actor_names(app.name, deployment)) - {killed}) >= before and _healthy(app.name):
             replicas_back = time.monotonic() - killed_at
         time.sleep(0.2)
     load = box["result"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 import tempfile
 import time
 from dataclasses import dataclass
@@ -30,6 +31,60 @@ MODE = "max"
 TUNABLE = ("lr", "hidden", "batch_size", "model", "epochs")
 
 
+#: PSS of one running trial: a Ray actor that imports torch and trains the small model (measured on stage 06).
+TRIAL_MIB = 360
+#: The rest of a search's peak: the kernel (Tune's driver), Ray's GCS, raylet and agents (measured on stage 06).
+SEARCH_BASE_MIB = 800
+#: Share of the memory limit the estimate may fill (page cache, spikes, the estimate's error).
+HEADROOM = 0.7
+
+
+@dataclass(frozen=True)
+class TrialSlots:
+    """How many trials run at once: one per CPU slot, as many as the memory limit holds."""
+
+    count: int | None  # None: no cap from here (a remote cluster: its CPUs decide)
+    cpu_slots: int
+    memory_bytes: int
+
+    @property
+    def by_memory(self) -> int:
+        """Trials the memory limit holds beside Ray and the notebook (at least one)."""
+        room = HEADROOM * self.memory_bytes / 1024**2 - SEARCH_BASE_MIB
+        return max(1, int(room // TRIAL_MIB))
+
+    def __str__(self) -> str:
+        if self.count is None:
+            return "on the remote cluster: as many trials at once as its CPUs (and its pods' memory) allow"
+        limit = f"{self.memory_bytes / 1024**3:.1f} GiB"
+        text = (f"{self.count} trial(s) at once: {self.cpu_slots} CPU slot(s), and {limit} of memory holds "
+                f"{self.by_memory} trial(s) of about {TRIAL_MIB} MiB beside Ray and this notebook")
+        if self.count < self.cpu_slots:
+            needed = math.ceil((SEARCH_BASE_MIB + self.cpu_slots * TRIAL_MIB) / HEADROOM / 1024 * 10) / 10
+            text += f"; with {needed:.1f} GiB or more, {self.cpu_slots} would run at once (one per CPU)"
+        return text
+
+
+def trial_slots(cpu_slots: int | None = None, memory_bytes: int | None = None) -> TrialSlots:
+    """Trials to run at once on this machine: ``min(CPU slots, what the memory limit holds)``.
+
+    Defaults come from :func:`kit.machine.resources.detect` (the cgroup's limits, not the host's); on a
+    remote cluster (Ray Client) this machine's limits do not apply and the count is None (no cap).
+    """
+    from kit.machine import ray_cluster
+
+    if cpu_slots is None and memory_bytes is None and ray_cluster.is_remote():
+        return TrialSlots(None, 0, 0)
+    if cpu_slots is None or memory_bytes is None:
+        from kit.machine import resources
+
+        found = resources.detect()
+        cpu_slots = found.cpu_slots if cpu_slots is None else cpu_slots
+        memory_bytes = found.memory_bytes if memory_bytes is None else memory_bytes
+    probe = TrialSlots(1, cpu_slots, memory_bytes)
+    return TrialSlots(max(1, min(cpu_slots, probe.by_memory)), cpu_slots, memory_bytes)
+
+
 @dataclass
 class SearchResult:
     """What :func:`run_search` gives back: one row per trial, the best configuration, timings."""
@@ -42,6 +97,7 @@ class SearchResult:
     wall_s: float
     histories: dict  # trial id -> list of per-epoch metrics (pandas DataFrames)
     result_grid: Any = None  # ray.tune.ResultGrid
+    slots: TrialSlots | None = None  # how many trials could run at once here, and why (None: set by the caller)
 
     @property
     def stopped_early(self) -> int:
@@ -49,13 +105,22 @@ class SearchResult:
         return int((self.table["epochs_run"] < self.table["epochs"]).sum())
 
 
-def tune_trainable(config: dict) -> None:
-    """One Tune trial: :func:`train_func`, one epoch per call, resuming from the trial's checkpoint dir."""
+def tune_trainable(config: dict, data_dir: str | None = None) -> None:
+    """One Tune trial: :func:`train_func`, one epoch per call, resuming from the trial's checkpoint dir.
+
+    Without a ``data_path`` the trial writes the data file into ``data_dir`` first (atomically: trials
+    that start together write the same bytes), so that the notebook that drives the search never
+    imports torch (:mod:`kit.train.data` does).
+    """
     import ray.tune
 
+    from kit.train import data
     from kit.train.loop import train_func
 
     cfg = as_config(config)
+    if not cfg.data_path and data_dir:
+        cfg = cfg.replace(data_path=str(data.materialize(cfg.dataset, cfg.samples, cfg.test_fraction, cfg.seed,
+                                                         directory=Path(data_dir))))
     with tempfile.TemporaryDirectory(prefix="kit-tune-") as directory:
         for epoch in range(1, cfg.epochs + 1):
             with contextlib.redirect_stdout(io.StringIO()):  # Tune reports the metrics; no KIT_METRICS lines
@@ -92,7 +157,8 @@ def run_search(space: dict, base: TrainConfig | dict | None = None, num_samples:
     """Search ``space`` (Tune distributions over TrainConfig fields) on top of ``base``.
 
     ``num_samples`` trials are drawn (grid values are crossed with it as Tune does);
-    each uses one CPU, so as many run at once as this machine has CPU slots.
+    each uses one CPU; ``max_concurrent`` (default: :func:`trial_slots`, from this machine's CPUs
+    and memory limit) bounds how many run at once.
     ``scheduler`` (e.g. :func:`asha`) may stop trials early; it must use the same
     ``metric`` and ``mode``.
     """
@@ -100,14 +166,15 @@ def run_search(space: dict, base: TrainConfig | dict | None = None, num_samples:
 
     from kit.machine import local_ray as raylocal
     from kit.machine import ray_cluster
-    from kit.train import data
 
     check_space(space)
     cfg = one_worker(base, "a Tune trial")
     check_machine(cfg)
-    if not cfg.data_path:  # trials only load a file: on the shared storage, so that every node sees it
-        cfg = cfg.replace(data_path=str(data.materialize(cfg.dataset, cfg.samples, cfg.test_fraction, cfg.seed,
-                                                         directory=ray_cluster.shared_dir("data"))))
+    # trials load the data from a file on the shared storage, so that every node sees it; the first trials write it
+    data_dir = None if cfg.data_path else str(ray_cluster.shared_dir("data"))
+    slots = trial_slots() if max_concurrent is None else None
+    if slots is not None:
+        max_concurrent = slots.count
     # A scheduler built with its own metric and mode must agree with the search's; Tune then
     # refuses them a second time in TuneConfig, so they are passed there only when it has none.
     scheduler_sets_metric = scheduler is not None and getattr(scheduler, "metric", None) is not None
@@ -122,13 +189,13 @@ def run_search(space: dict, base: TrainConfig | dict | None = None, num_samples:
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
     tuner = ray.tune.Tuner(
-        ray.tune.with_resources(tune_trainable, {"cpu": 1}),
+        ray.tune.with_resources(ray.tune.with_parameters(tune_trainable, data_dir=data_dir), {"cpu": 1}),
         param_space=param_space,
         tune_config=ray.tune.TuneConfig(
             metric=None if scheduler_sets_metric else metric, mode=None if scheduler_sets_metric else mode,
             num_samples=num_samples, scheduler=scheduler,
-            max_concurrent_trials=max_concurrent,
-            search_alg=BasicVariantGenerator(random_state=seed),
+            # Tune ignores max_concurrent_trials (with a warning) when given a BasicVariantGenerator: it takes the cap
+            search_alg=BasicVariantGenerator(random_state=seed, max_concurrent=max_concurrent or 0),
             reuse_actors=True,  # a trial process imports torch once, not once per trial
         ),
         run_config=ray.tune.RunConfig(name=name, storage_path=str(storage), verbose=0),
@@ -154,6 +221,7 @@ def run_search(space: dict, base: TrainConfig | dict | None = None, num_samples:
         wall_s=wall,
         histories={(r.metrics or {}).get("trial_id", str(i)): r.metrics_dataframe for i, r in enumerate(trials)},
         result_grid=grid,
+        slots=slots,
     )
 
 
