@@ -51,3 +51,10 @@ def display(path: Path | str) -> str:
             continue
         return str(Path(shown) / rest) if str(rest) != "." else shown
     return str(path)
+
+
+def mask(text: str) -> str:
+    """``text`` with this machine's checkout and home directories written as :func:`display` writes them."""
+    for base, shown in ((REPO_ROOT, "."), (REPO_ROOT.parent, ".."), (Path.home(), "~")):
+        text = text.replace(f"{base}{os.sep}", f"{shown}{os.sep}")
+    return text

@@ -32,6 +32,7 @@ import nbformat
 import psutil
 
 from kit.machine import cgroups, ray_session
+from kit.serve.loadgen import PROGRESS_ENV
 
 REPO = Path(__file__).resolve().parent.parent
 BUILD = REPO / "build"
@@ -307,7 +308,7 @@ def run_notebook(
     # The runner (papermill, nbval) owns the notebook's Ray as a Jupyter server would (kit.machine.ray_session):
     # it stops when the runner exits, keeping its logs for the report (KEEP_LOGS); the harness removes them.
     env = dict(os.environ, TMPDIR=str(scratch), KIT_RAY_TMPDIR=str(ray_dir), PYTHONUNBUFFERED="1",
-               **{ray_session.KEEP_LOGS_ENV: "1"})
+               **{ray_session.KEEP_LOGS_ENV: "1", PROGRESS_ENV: "0"})
     # The kernel imports this checkout's kit, whichever checkout the venv was installed from.
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
     env.setdefault("RAY_USAGE_STATS_ENABLED", "0")

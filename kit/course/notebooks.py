@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 import re
 from pathlib import Path
 
@@ -133,7 +134,10 @@ def record(path: Path, parameters: dict | None = None) -> None:
 
     import papermill
 
+    from kit.serve.loadgen import PROGRESS_ENV
+
     parameters = parameters or {"PROFILE": "local", "SMOKE": True}
+    os.environ[PROGRESS_ENV] = "0"  # a saved progress widget shows 0 % forever
     log.info("recording %s ...", path)
     with tempfile.TemporaryDirectory() as tmp:
         executed_path = Path(tmp) / path.name

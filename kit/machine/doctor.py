@@ -169,10 +169,11 @@ def check_crds() -> Check:
     problems = crd_fetch.lock_problems(directory)
     if problems:
         shown = "; ".join(problems[:3]) + (f"; {len(problems) - 3} more" if len(problems) > 3 else "")
-        return Check(name, FAIL, f"{len(problems)} file(s) in {directory} missing or not the pinned ones: {shown}",
+        where = paths.display(directory)
+        return Check(name, FAIL, f"{len(problems)} file(s) in {where} missing or not the pinned ones: {shown}",
                      crd_fetch.lock_error(directory, problems).fix)
-    return Check(name, OK, f"{len(versions.CRD_SHA256)} files in {directory} ({crds.origin_of(directory)}), "
-                           "each matching the lock")
+    return Check(name, OK, f"{len(versions.CRD_SHA256)} files in {paths.display(directory)} "
+                           f"({crds.origin_of(directory)}), each matching the lock")
 
 
 def kind_node_kubernetes() -> tuple[int, int]:
@@ -292,7 +293,7 @@ def check_cluster(timeout: float = 5.0) -> list[Check]:
             Check(
                 "cluster",
                 INFO,
-                f"no kubeconfig ({str(error).splitlines()[0][:80]}): the local profile will be used",
+                f"no kubeconfig ({paths.mask(str(error).splitlines()[0])[:80]}): the local profile will be used",
                 "",
             )
         ]

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kit.machine import ray_session, resources
+from kit.machine import ray_output, ray_session, resources
 from kit.machine.ray_cluster import RayUnreachable  # noqa: F401 - raised by connect_cluster, caught by callers
 from kit.machine.ray_session import RaySessionError
 
@@ -183,6 +183,8 @@ def start(num_cpus: int | None = None, dashboard: bool = False, quiet: bool = Tr
                                   "start(dashboard=True) in the first notebook you open.")
     if session is None:
         session = _launch(root, num_cpus, dashboard)
+    if quiet:
+        ray_output.quiet_error_messages()
     ray.init(address=session.gcs_address, configure_logging=True,
              logging_level=logging.ERROR if quiet else logging.INFO,
              log_to_driver=not quiet)
