@@ -14,7 +14,8 @@ from typing import Any
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 #: Where a report's machine details begin ("RayTask ID: … Worker IP address: 10.0.0.5 Worker port: 4321 …").
-_DETAILS = re.compile(r"\s(?:RayTask ID|Task ID|Worker ID|Actor ID|Node ID|Job ID|Worker IP address|Worker exit type):")
+_DETAILS = re.compile(r"\s(?:RayTask ID|Task ID|Lease ID|Worker ID|Actor ID|Node ID|Job ID|Worker IP address|"
+                      r"Worker exit type):")
 _ADDRESS = re.compile(r"\s*\((?:pid=\d+)?(?:, )?(?:ip=[0-9.]+)?\)")
 _ORIGINAL = "_kit_original_print_to_stdstream"
 

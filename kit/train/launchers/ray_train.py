@@ -132,7 +132,7 @@ def run_ray_train(config: TrainConfig | dict | None = None, /, *, max_failures: 
         raise LaunchError(
             f"Ray Train run {name!r} failed and max_failures={max_failures} allowed no (further) retry: "
             f"{type(error).__name__}. With max_failures >= 1 Ray restarts the workers and training "
-            f"resumes from the last checkpoint under {storage / name}.",
+            f"resumes from the run's last checkpoint (in storage_path, directory {name}).",
             str(error).splitlines()[-TAIL_LINES:],
         ) from error
     returned: dict = result.return_value or {}  # type: ignore[attr-defined]  # Ray Train V2's Result
