@@ -21,7 +21,9 @@ import sys
 import time
 
 POLL_SECONDS = 0.5
-GRACE_SECONDS = 10.0
+#: How long Ray's head processes get to exit after SIGTERM before SIGKILL (Ray's own Node.kill_all_processes
+#: waits one second per process).
+GRACE_SECONDS = 2.0
 SESSION_FILE = "session.json"
 
 
@@ -51,14 +53,34 @@ def _alive(pid: int) -> bool:
     return start_time(pid) is not None
 
 
+def _children(pids: set[int]) -> set[int]:
+    """Every descendant of ``pids`` (from ``/proc/*/stat``): the raylet's agents and workers, whose titles
+    (``ray::DashboardAgent``) no longer name the session directory."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as handle:
+                    parents[int(entry)] = int(handle.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+    found: set[int] = set()
+    frontier = set(pids)
+    while frontier:
+        frontier = {pid for pid, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
 def _stop(pids: list[int]) -> None:
-    """SIGTERM the Ray head's processes, raylet first as Ray does; SIGKILL whatever is left after the grace."""
+    """SIGTERM the Ray head's processes and everything they started; SIGKILL whatever is left after the grace."""
+    everything = [*pids, *sorted(_children(set(pids)))]
     for sig in (signal.SIGTERM, signal.SIGKILL):
-        for pid in pids:
+        for pid in everything:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)
         deadline = time.monotonic() + GRACE_SECONDS
-        while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        while any(_alive(pid) for pid in everything) and time.monotonic() < deadline:
             time.sleep(0.1)
 
 
