@@ -3,6 +3,7 @@ TorchTrainer without the cluster-only helper actors. No Ray started here: test_l
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -34,6 +35,7 @@ def test_ray_train_workers_is_the_local_plan_without_a_cluster(monkeypatch):
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     assert launch.ray_train_workers() == launch.local_workers()
     monkeypatch.setenv("RAY_ADDRESS", "ray://head:10001")
+    monkeypatch.delitem(sys.modules, "ray", raising=False)  # not connected yet (the suite's local Ray may be)
     plan = launch.ray_train_workers()
     assert plan.workers == 2 and "ray://head:10001" in plan.reason
 
