@@ -65,3 +65,14 @@ def test_baseline_rejects_bad_input_with_a_short_4xx(baseline, case):
     name, method, path, data, allowed = case
     cases.assert_short_client_error(cases.send(baseline.url, method, path, data), allowed, name)
     cases.assert_still_serving(baseline.url)
+
+
+def test_progress_bars_are_off_when_recorded_or_tested(monkeypatch):
+    from kit.serve import loadgen
+
+    monkeypatch.setenv(loadgen.PROGRESS_ENV, "0")
+    assert loadgen._progress_bar(True, 1.0, None, "load") is None
+    monkeypatch.setenv(loadgen.PROGRESS_ENV, "1")
+    bar = loadgen._progress_bar(True, 1.0, None, "load")
+    assert bar is not None
+    bar.close()
