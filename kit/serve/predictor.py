@@ -13,10 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from kit.config.train import standard_model_dir
 from kit.errors import KitError
 from kit.serve import numpy_model
-from kit.train.artifact import SMALL_MODEL, WEIGHTS, ArtifactError, ModelMetadata, load_model, verify
+from kit.train.artifact import SMALL_MODEL, WEIGHTS, ArtifactError, ModelMetadata, load_model, missing_model, verify
 
 #: Largest batch one request may carry; more is a client error (HTTP 413).
 MAX_BATCH = 256
@@ -66,12 +65,9 @@ def ensure_model(model_dir: str | Path | None = None) -> Path:
     import subprocess
     import sys
 
-    directory = Path(model_dir) if model_dir else standard_model_dir()
-    try:
-        verify(directory)
+    directory, reason = missing_model(model_dir)
+    if reason is None:
         return directory
-    except ArtifactError as error:
-        reason = str(error)
     config = {**SMALL_MODEL, "model_dir": str(directory)}
     print(f"No trained model to serve ({reason}); training a small one with train_func "
           f"({config['epochs']} epochs) into {directory}, in a child process.", flush=True)

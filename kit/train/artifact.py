@@ -187,6 +187,16 @@ def load_model(model_dir: str | Path):
     return network.eval(), metadata
 
 
+def missing_model(model_dir: str | Path | None = None) -> tuple[Path, str | None]:
+    """The model directory (default: the standard one) and why it holds no servable model, or None if it does."""
+    directory = Path(model_dir) if model_dir else standard_model_dir()
+    try:
+        verify(directory)
+    except ArtifactError as error:
+        return directory, str(error)
+    return directory, None
+
+
 def ensure_trained(model_dir: str | Path | None = None, **small_config: Any) -> Path:
     """The trained model at ``model_dir`` (default: the standard location stages 03-05 write to).
 
@@ -194,12 +204,9 @@ def ensure_trained(model_dir: str | Path | None = None, **small_config: Any) -> 
     same :func:`kit.train.loop.train_func` (in this process) and say so in one line.
     ``small_config`` overrides :data:`SMALL_MODEL`.
     """
-    directory = Path(model_dir) if model_dir else standard_model_dir()
-    try:
-        verify(directory)
+    directory, reason = missing_model(model_dir)
+    if reason is None:
         return directory
-    except ArtifactError as error:
-        reason = str(error)
     from kit.train import launchers
 
     config = {**SMALL_MODEL, **small_config, "model_dir": str(directory)}
