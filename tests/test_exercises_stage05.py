@@ -114,6 +114,7 @@ def test_first_job_reads_the_logs(fake, logs, status, message):
 def test_first_job_reads_two_ranks_printing_on_one_line(fake):
     fake.logs = ["rank 0 of 2rank 1 of 2", ""]
     exercises.check("05.first_job", _submit())
+    assert stage05.rank_lines() == ["rank 0 of 2", "rank 1 of 2"], "what the notebook shows, one report each"
 
 
 def test_first_job_accepts_the_reference_and_ships_a_self_contained_function(fake):

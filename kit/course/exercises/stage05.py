@@ -131,6 +131,15 @@ def run_submit(submit: Callable, client: Any) -> list[str]:
 last_logs: list[str] = []
 
 
+def rank_lines(logs: list[str] | None = None) -> list[str]:
+    """The sorted "rank R of W" reports in ``logs`` (default: the last 05.1 job's), one per print.
+
+    Two ranks print at the same moment to one stream, so two reports can share a log line.
+    """
+    lines = last_logs if logs is None else logs
+    return sorted(match[0] for line in lines for match in RANK_LINE.finditer(line))
+
+
 def _reference_submit():
     from kubeflow.trainer import CustomTrainer
 
@@ -168,8 +177,7 @@ def check_first_job(submit) -> None:
         raise NotYetRight(f"`submit` is a {type(submit).__name__}; write a function submit(client, runtime)")
     logs = run_submit(submit, make_client())
     last_logs[:] = logs
-    # finditer: with unbuffered output two ranks' prints can share a line ("rank 0 of 2rank 1 of 2")
-    ranks = {(int(m[1]), int(m[2])) for line in logs for m in RANK_LINE.finditer(line)}
+    ranks = {(int(m[1]), int(m[2])) for m in map(RANK_LINE.fullmatch, rank_lines(logs)) if m}
     if not ranks:
         raise NotYetRight("the job completed but printed no 'rank R of W' line: print it from the function")
     worlds = {world for _, world in ranks}
