@@ -5,9 +5,12 @@
 - a **LocalQueue** is the namespaced entry point: workloads name it with the label
   ``kueue.x-k8s.io/queue-name``.
 
-Kueue admits a workload *whole* or not at all (gang admission): a RayCluster with
-three pods starts only when all three fit, instead of holding two pods that wait
-forever for the third. :func:`simulate_admission` shows the rule without a cluster.
+Kueue admits a workload *whole* or not at all, against the ClusterQueue's quota (gang
+admission): a RayCluster of three pods is admitted only when the quota covers all three,
+instead of two pods holding quota while the third waits. Admission is quota, not
+scheduling: admitted pods can still wait for nodes; holding quota only until every pod is
+running is ``waitForPodsReady`` in Kueue's configuration (off by default).
+:func:`simulate_admission` shows the rule without a cluster.
 """
 
 from __future__ import annotations
