@@ -126,5 +126,11 @@ def test_ddp_train_accepts_the_reference_on_two_ranks():
     (1.0, "no real gain"), (0.7, "slower than one worker"),
 ])
 def test_speedup_wording_follows_the_number(speedup, expected):
-    assert expected in ddpdemo.explain_speedup(speedup, workers=2)
-    assert f"×{speedup:.2f}" in ddpdemo.explain_speedup(speedup, workers=2)
+    assert expected in ddpdemo.explain_speedup(speedup, workers=2, cpu_slots=2)
+    assert f"×{speedup:.2f}" in ddpdemo.explain_speedup(speedup, workers=2, cpu_slots=2)
+
+
+def test_speedup_on_fewer_cpus_than_workers_says_no_gain_was_possible():
+    """Binder's one CPU: the wording must not blame costs for a gain that could not exist."""
+    text = ddpdemo.explain_speedup(0.5, workers=2, cpu_slots=1)
+    assert "×0.50 with 2 workers on 1 CPU" in text and "no gain was possible" in text

@@ -73,6 +73,17 @@ def test_more_workers_than_cpus_fails_naming_workers():
     assert "3 workers need 3 CPUs" in str(error.value) and "workers <= 2" in error.value.fix
 
 
+def test_process_workers_may_share_one_cpu_but_ray_workers_may_not():
+    """Binder's one CPU still runs the two-rank DDP lesson (torchrun time-slices); Ray needs a slot per worker."""
+    one_cpu = dataclasses.replace(resources.detect(), cpus=1.0, cpu_source="test")
+    check_machine(TrainConfig(workers=2), one_cpu, shared_cpus=True)
+    with pytest.raises(ConfigError, match="2 workers need 2 CPUs"):
+        check_machine(TrainConfig(workers=2), one_cpu)
+    with pytest.raises(ConfigError) as error:
+        check_machine(TrainConfig(workers=3), one_cpu, shared_cpus=True)
+    assert "workers <= 2" in error.value.fix
+
+
 def test_unknown_model_names_field_and_choices():
     with pytest.raises(ValueError, match=r"model must be one of mlp, cnn, recurrent; got 'vit'"):
         models.build_model("vit")

@@ -150,21 +150,29 @@ def one_worker(config: TrainConfig | dict[str, Any] | None, runner: str) -> Trai
     return cfg
 
 
-def check_machine(config: TrainConfig, resources: Resources | None = None) -> None:
+#: The smallest data-parallel group (two ranks): process launchers run it even on one CPU, time-sliced.
+SMALLEST_GROUP = 2
+
+
+def check_machine(config: TrainConfig, resources: Resources | None = None, shared_cpus: bool = False) -> None:
     """Fail fast when this machine cannot give ``config`` what it asks for (CPUs per worker, a GPU).
 
     Launchers call this before they start any process; :func:`train_func` does not,
-    because on Kubernetes each pod sees only its own share of the cluster.
+    because on Kubernetes each pod sees only its own share of the cluster. ``shared_cpus``: the
+    workers are plain processes (torchrun, the Kubeflow SDK's local backend), which the OS can
+    time-slice, so a one-CPU machine (Binder) still runs the smallest group, :data:`SMALLEST_GROUP`;
+    Ray schedules a worker only onto a free CPU slot, so Ray Train gets no such allowance.
     """
     from kit.machine import resources as kit_resources
 
     limits = resources or kit_resources.detect()
-    if config.workers > limits.cpu_slots:
+    allowed = max(limits.cpu_slots, SMALLEST_GROUP) if shared_cpus else limits.cpu_slots
+    if config.workers > allowed:
         raise ConfigError(
             "workers",
             f"{config.workers} workers need {config.workers} CPUs but this machine gives {limits.cpus:g} "
             f"(from {limits.cpu_source})",
-            fix=f"use workers <= {limits.cpu_slots}, or run on a machine (or cluster) with more CPUs",
+            fix=f"use workers <= {allowed}, or run on a machine (or cluster) with more CPUs",
         )
     if config.device == "cuda" and limits.gpus < config.workers:
         raise ConfigError(

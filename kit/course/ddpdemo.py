@@ -231,8 +231,20 @@ def plot_throughput(results: dict, ax=None):
     return ax
 
 
-def explain_speedup(speedup: float, workers: int) -> str:
-    """How this run's speed-up compares with the ideal ``×workers``, worded from the number itself."""
+def explain_speedup(speedup: float, workers: int, cpu_slots: int | None = None) -> str:
+    """How this run's speed-up compares with the ideal ``×workers``, worded from the number itself.
+
+    ``cpu_slots`` defaults to this machine's (:func:`kit.machine.resources.detect`): with fewer CPUs
+    than workers the workers took turns on the same core, so no gain was possible.
+    """
+    if cpu_slots is None:
+        from kit.machine import resources
+
+        cpu_slots = resources.detect().cpu_slots
+    if cpu_slots < workers:
+        return (f"×{speedup:.2f} with {workers} workers on {cpu_slots} CPU: they took turns on the same core, so "
+                "no gain was possible here; data parallelism pays only with a core (or GPU) per worker. "
+                "The costs below are what the run paid anyway.")
     if speedup >= 0.85 * workers:
         return f"×{speedup:.2f} with {workers} workers: close to the ideal ×{workers} on this run."
     if speedup > 1.15:

@@ -84,16 +84,21 @@ class LaunchResult:
         return median(times) if times else None
 
 
-def prepare(config: TrainConfig | dict | None, local: bool = True) -> TrainConfig:
+def prepare(config: TrainConfig | dict | None, local: bool = True, processes: bool = False) -> TrainConfig:
     """Validate (for this machine when ``local``) and materialise the data so workers only load a file.
 
     Not ``local`` (Ray Train inside a RayJob): the workers are on other pods, so neither this
-    machine's CPUs nor a file on its disk mean anything to them.
+    machine's CPUs nor a file on its disk mean anything to them. ``processes``: the workers are
+    OS processes, which may share a CPU (:func:`kit.config.train.check_machine`); a note says so.
     """
     cfg = as_config(config)
     if not local:
         return cfg
-    check_machine(cfg)
+    check_machine(cfg, shared_cpus=processes)
+    slots = resources.detect().cpu_slots
+    if cfg.workers > slots:
+        print(f"note: {cfg.workers} workers share {slots} CPU: the OS takes turns between them, so this run is "
+              "slower than on one CPU per worker; what it computes is the same")
     # Resolved here, so that every worker (a Ray actor, a Kubeflow job venv) writes to the same place.
     cfg = cfg.replace(model_dir=str(cfg.artifact_dir().resolve()))
     if not cfg.data_path:

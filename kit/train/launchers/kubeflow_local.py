@@ -119,7 +119,7 @@ def run_kubeflow_local(config: TrainConfig | dict | None = None, /, *,
     reports it). ``config.workers`` reaches torchrun as ``PET_NPROC_PER_NODE``. The job is
     deleted afterwards, its processes and venv are removed also when it fails.
     """
-    cfg = prepare(config)
+    cfg = prepare(config, processes=True)
     from kubeflow.trainer import CustomTrainer, TrainerClient
 
     client = TrainerClient(backend_config=kubeflow_backend("local"))

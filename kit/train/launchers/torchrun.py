@@ -36,7 +36,7 @@ def run_torchrun(config: TrainConfig | dict | None = None, /, *, max_restarts: i
     With ``max_restarts`` > 0 and a ``checkpoint_dir``, torchrun restarts all workers after
     a failure and training resumes from the last checkpoint.
     """
-    cfg = prepare(config)
+    cfg = prepare(config, processes=True)
     command = torchrun_command(cfg, max_restarts)
     began = time.time()
     with private_tmpdir(child_env(cfg.workers)) as env:
