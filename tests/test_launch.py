@@ -174,3 +174,24 @@ def test_every_launcher_is_registered_under_the_name_its_result_carries():
     with pytest.raises(KitError, match="no launcher 'mpirun'") as error:
         launch.launch("mpirun", SMALL)
     assert "in-process" in error.value.fix
+
+
+def test_job_environment_keeps_pip_from_byte_compiling(tmp_path):
+    """A Kubeflow local job's venv lives once: its pip must not spend time writing .pyc files (PIP_COMPILE=0)."""
+    import subprocess
+    import sys
+    import zipfile
+
+    wheel = tmp_path / "kitprobe-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        archive.writestr("kitprobe/__init__.py", "VALUE = 1\n")
+        archive.writestr("kitprobe-1.0.dist-info/METADATA", "Metadata-Version: 2.1\nName: kitprobe\nVersion: 1.0\n")
+        archive.writestr("kitprobe-1.0.dist-info/WHEEL",
+                         "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+        archive.writestr("kitprobe-1.0.dist-info/RECORD", "")
+    target = tmp_path / "site"
+    env = launch.child_env(1)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--target", str(target),
+                    str(wheel)], env=env, check=True, capture_output=True)
+    assert (target / "kitprobe" / "__init__.py").exists()
+    assert not list(target.rglob("*.pyc")), "pip byte-compiled the job's packages: PIP_COMPILE=0 did not reach it"

@@ -108,11 +108,18 @@ def prepare(config: TrainConfig | dict | None, local: bool = True, processes: bo
 
 
 def child_env(workers: int, **extra: str) -> dict[str, str]:
-    """Environment for worker processes: this kit first on the path, one BLAS thread set per worker."""
+    """Environment for worker processes: this kit first on the path, one BLAS thread set per worker.
+
+    Also the environment of a Kubeflow local job's script, which pip-installs torch into a venv that
+    lives for one run: byte-compiling all of torch's sources there (more than half of the install's time
+    here) is never reused, so ``PIP_COMPILE=0`` (pip's ``--compile`` off) skips it; Python compiles
+    what the job imports, as it goes.
+    """
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(paths.source_root()), env.get("PYTHONPATH")]))
     env["OMP_NUM_THREADS"] = str(max(1, resources.detect().cpu_slots // workers))
     env["PYTHONUNBUFFERED"] = "1"
+    env["PIP_COMPILE"] = "0"
     env.update(extra)
     return env
 
