@@ -259,3 +259,12 @@ def test_the_estimate_states_its_prices(readme_figures):
     priced = rules.advise(from_mapping({**examples.EXAMPLES["single-gpu-finetune"][1], "usd_per_gpu_hour": 2}),
                           readme_figures)
     assert priced.estimate["usd"] < plan.estimate["usd"] and any("given" in a for a in priced.estimate["assumptions"])
+
+
+def test_servers_that_outgrow_a_laptop_cluster(readme_figures):
+    kind = from_mapping({"where": "kind", "serve_rps": 20, "p95_ms": 200})
+    with pytest.raises(Contradiction, match=r"4 replicas at the autoscaler's ceiling .*\(cpu short\)") as info:
+        rules.advise(kind, readme_figures)  # two replicas of 2 cores at least, on Docker Desktop's 4 CPUs
+    assert "Docker Desktop" in info.value.fix
+    plan = rules.advise(from_mapping({"where": "kind", "train_hours": 1}), readme_figures)
+    assert plan.launcher == "trainjob" and plan.worker.cpu_millis == plan.team_quota.cpu_millis  # no Ray head

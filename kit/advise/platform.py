@@ -33,6 +33,16 @@ def _fits_nodes(plan: Plan) -> None:
                 fix="use bigger nodes (node_cpus, node_memory_gb, gpus_per_node), or a smaller model")
 
 
+    if plan.replicas and plan.server in ("kserve", "ray-serve"):
+        peak = plan.server_pod * (plan.max_replicas + 1)  # the autoscaler's ceiling, plus one pod rolling in
+        if not peak.fits(plan.team_quota):
+            raise Contradiction(
+                f"{plan.max_replicas} replicas at the autoscaler's ceiling (+1 rolling) need {peak}, more than the "
+                f"namespace's share of the nodes, {plan.team_quota} ({', '.join(peak.short_of(plan.team_quota))} "
+                "short)", fix="add nodes or CPUs (kind: Docker Desktop's Settings > Resources); a lower serve_rps "
+                                   "or a higher p95_ms needs fewer replicas, but at least 2 always run")
+
+
 def _queues(plan: Plan) -> None:
     w = plan.workload
     if not w.kubernetes:

@@ -189,7 +189,8 @@ def _state_memory(w: Workload, per_process: int) -> str:
 def _train_cpu_cluster(plan: Plan) -> None:
     w, train = plan.workload, plan.figures["train"]
     start, ratio = train["startup_s"], train["ratio_ray_over_torchrun"]
-    head = Requests.parse(layout.BASE_SIZE.head_cpu, layout.BASE_SIZE.head_memory)
+    # a RayJob's head schedules and trains nothing; a TrainJob has no such pod
+    head = Requests.parse(layout.BASE_SIZE.head_cpu, layout.BASE_SIZE.head_memory) if w.uses_ray else ZERO
     room = node_room(w)
     cpu_each = min(CPU_PER_WORKER * 1000, room.cpu_millis, plan.team_quota.cpu_millis - head.cpu_millis)
     memory = Requests.parse(0, _state_memory(w, 1)).memory_bytes
@@ -203,7 +204,8 @@ def _train_cpu_cluster(plan: Plan) -> None:
     plan.nodes = plan.workers
     plan.add("workers", f"{plan.workers} worker(s) of {plan.worker.cpu} cpu, {plan.worker.memory}",
              f"one worker uses {CPU_PER_WORKER} cores (2 workers ran {train['speedup_2_over_1']:.2f}x one on 2 cores),"
-             f" one per node, as many as the team's quota {plan.team_quota} holds beside a Ray head or launcher",
+             f" one per node, as many as the team's quota {plan.team_quota} holds"
+             + (" beside the Ray head" if w.uses_ray else ""),
              train.source)
     if w.uses_ray:
         plan.launcher = "rayjob"

@@ -236,6 +236,11 @@ def from_mapping(data: Any, source: str = "the workload") -> Workload:
 
 def load(path: Path | str) -> Workload:
     """A workload from a YAML file."""
+    return from_mapping(read(path), str(path))
+
+
+def read(path: Path | str) -> Any:
+    """A YAML file's contents, unchecked (:func:`from_mapping` checks them)."""
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text())
@@ -243,4 +248,4 @@ def load(path: Path | str) -> Workload:
         raise KitError(f"cannot read {path}: {error.strerror}", fix="pass an existing YAML file") from None
     except yaml.YAMLError as error:
         raise KitError(f"{path} is not YAML: {error}", fix="fix the file's syntax") from None
-    return from_mapping(data, str(path))
+    return data

@@ -73,13 +73,16 @@ def main(argv: list[str]) -> int:
         examples.example(args.example)  # an unknown name fails here, with the list
         base = dict(examples.EXAMPLES[args.example][1])
     elif args.file:
-        base = workload.load(args.file).as_dict()
+        data = workload.read(args.file)
+        if not isinstance(data, dict):
+            workload.from_mapping(data, args.file)  # raises: names what the file should hold
+        base = dict(data)
     given = {f.name: getattr(args, f.name) for f in fields(Workload) if getattr(args, f.name) is not None}
     if not base and not given:
         print("usage: python -m kit advise --example NAME | --file YAML | --FIELD VALUE... (--help; --example list)",
               file=sys.stderr)
         return 2
-    plan = rules.advise(workload.from_mapping({**base, **given}, "the workload"))
+    plan = rules.advise(workload.from_mapping({**base, **given}, args.file or "the workload"))
     files = manifests.render(plan)
     fit = manifests.check(files, plan, crd_dir=args.crd_dir)
     written = manifests.write(files, Path(args.out)) if args.out and files else []
