@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kit.advise import examples, figures, manifests, rules, workload
+from kit.advise import examples, figures, manifests, report, rules, workload
 from kit.advise.rules import Contradiction, Plan
 from kit.advise.workload import WorkloadError, from_mapping
 from kit.cli import main as cli
@@ -268,3 +268,10 @@ def test_servers_that_outgrow_a_laptop_cluster(readme_figures):
     assert "Docker Desktop" in info.value.fix
     plan = rules.advise(from_mapping({"where": "kind", "train_hours": 1}), readme_figures)
     assert plan.launcher == "trainjob" and plan.worker.cpu_millis == plan.team_quota.cpu_millis  # no Ray head
+
+
+def test_local_ray_is_shared_on_a_laptop(readme_figures):
+    plan = rules.advise(from_mapping({"where": "laptop", "train_hours": 0.1, "uses_ray": True}), readme_figures)
+    ray = _only(plan, "ray")
+    assert "14.3 s" in ray.reason and "2.1 s" in ray.reason and "Local Ray start-up" in ray.source
+    assert "ray" in report.cited(plan) and "serve" not in report.cited(plan)

@@ -61,7 +61,8 @@ def _queues(plan: Plan) -> None:
              "so a busy team may run up to twice its share while others are quiet", F.KUEUE_COHORT.source)
     plan.add("queues", "fair sharing, weight 1 for every team; preemption reclaimWithinCohort: Any",
              "when every team is busy, borrowed quota goes back to its owner (preemption) and what is lent is "
-             "shared by weight, not first come first served", f"{F.KUEUE_FAIR_SHARING.source}; "
+             "shared by weight, not first come first served; the weights act once Kueue's Configuration enables "
+             "fair sharing, which clusters/install-operators.sh does not do", f"{F.KUEUE_FAIR_SHARING.source}; "
              f"{F.KUEUE_PREEMPTION.source}")
 
 

@@ -10,6 +10,11 @@ from kit.advise.rules import Plan
 from kit.deploy.sizing import Fit
 
 
+def cited(plan: Plan) -> dict[str, Any]:
+    """The measured figures some recommendation names as its source."""
+    return {name: f for name, f in plan.figures.items() if any(f.source in r.source for r in plan.recommendations)}
+
+
 def as_dict(plan: Plan, written: list[Path] | None = None, fit: Fit | None = None) -> dict[str, Any]:
     """Everything the plan says, JSON-ready."""
     return {
@@ -21,7 +26,7 @@ def as_dict(plan: Plan, written: list[Path] | None = None, fit: Fit | None = Non
                   "max_batch_size": plan.max_batch_size, "batch_workers": plan.batch_workers,
                   "team_quota": str(plan.team_quota)},
         "estimate": plan.estimate,
-        "figures": {name: figure.source for name, figure in plan.figures.items()},
+        "figures": {name: figure.source for name, figure in cited(plan).items()},
         "manifests": [str(p) for p in written or []],
         "fit": fit.report() if fit else None,
     }
@@ -42,7 +47,7 @@ def as_text(plan: Plan, written: list[Path] | None = None, fit: Fit | None = Non
               f"    {e['gpu_hours']} GPU-hours, {e['cpu_core_hours']} core-hours, about {e['energy_kwh']} kWh, "
               f"about USD {e['usd']}", "    assumptions:"]
     lines += [_wrap("- ", a) for a in e["assumptions"]]
-    lines += ["", "  figures used:"] + [_wrap(f"{name}: ", f.source) for name, f in plan.figures.items()]
+    lines += ["", "  measured figures cited:"] + [_wrap(f"{name}: ", f.source) for name, f in cited(plan).items()]
     if written:
         lines += ["", "  manifests (validated strictly, as `python -m kit validate` does):"]
         lines += [f"    {p}" for p in written]

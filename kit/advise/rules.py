@@ -110,6 +110,11 @@ def advise(w: Workload, figures: dict[str, F.Figure] | None = None) -> Plan:
         _serve(plan)
     if w.offline:
         _batch_inference(plan)
+    if w.uses_ray and not w.kubernetes:
+        ray = plan.figures["ray"]
+        plan.add("ray", "one local Ray per Jupyter server, shared by every notebook (kit.machine.local_ray)",
+                 f"starting Ray costs {ray['first notebook: import + start Ray']:g} s, attaching the next notebook "
+                 f"to it {ray['next notebook: import + attach']:g} s", ray.source)
     from kit.advise import platform  # queues, storage, security, estimate: the rest of the plan
 
     platform.complete(plan)

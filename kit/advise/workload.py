@@ -166,6 +166,11 @@ def _check(w: Workload) -> None:
         value = getattr(w, name)
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise WorkloadError(name, f"must be a whole number >= 0, got {value!r}")
+    if w.model_params is not None:
+        _parse_count("model_params", w.model_params)  # a number > 0 (from_mapping has read "7B" already)
+        if not isinstance(w.model_params, (int, float)):
+            raise WorkloadError("model_params", f"must be a number here, got {w.model_params!r}",
+                                fix="build workloads with from_mapping, which reads 125M or 7B")
     if w.teams < 1:
         raise WorkloadError("teams", "must be at least 1")
     if w.model_params is not None and w.model_mb is not None:
@@ -221,7 +226,7 @@ def from_mapping(data: Any, source: str = "the workload") -> Workload:
     if unknown:
         raise WorkloadError(unknown[0], f"{source} has unknown field(s) {', '.join(map(str, unknown))}",
                             fix=f"use the fields of kit.advise.workload.Workload: {', '.join(sorted(known))}")
-    values = {k.replace("-", "_"): v for k, v in data.items() if v is not None}
+    values = {k: v for k, v in data.items() if v is not None}
     where = values.get("where", Workload.where)
     merged = {**machine_defaults(str(where)), **values}
     if "model_params" in merged:
