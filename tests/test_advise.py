@@ -275,3 +275,9 @@ def test_local_ray_is_shared_on_a_laptop(readme_figures):
     ray = _only(plan, "ray")
     assert "14.3 s" in ray.reason and "2.1 s" in ray.reason and "Local Ray start-up" in ray.source
     assert "ray" in report.cited(plan) and "serve" not in report.cited(plan)
+
+
+def test_the_hackathon_estimate_counts_every_team(plans):
+    estimate = plans["hackathon-10-teams"].estimate
+    assert estimate["cpu_core_hours"] == 2 * 2 * 10  # 2 h x one 2-core worker x 10 teams
+    assert "each of 10 teams" in estimate["covers"] and estimate["energy_kwh"] > 0

@@ -115,10 +115,11 @@ def _estimate(plan: Plan) -> None:
     w = plan.workload
     gpu_h = cpu_h = 0.0
     parts = []
-    if w.training:
-        gpu_h += w.train_hours * (plan.worker.gpus * plan.nodes)
-        cpu_h += w.train_hours * plan.worker.cpu_millis / 1e3 * max(plan.workers if not w.gpus else plan.nodes, 1)
-        parts.append(f"training {w.train_hours:g} h")
+    if w.training:  # every team trains
+        pods = plan.nodes if w.gpus else plan.workers
+        gpu_h += w.train_hours * plan.worker.gpus * plan.nodes * w.teams
+        cpu_h += w.train_hours * plan.worker.cpu_millis / 1e3 * max(pods, 1) * w.teams
+        parts.append(f"training {w.train_hours:g} h" + (f" for each of {w.teams} teams" if w.teams > 1 else ""))
     if plan.replicas:
         gpu_h += plan.replicas * plan.server_pod.gpus * F.HOURS_PER_MONTH
         cpu_h += plan.replicas * plan.server_pod.cpu_millis / 1e3 * F.HOURS_PER_MONTH
@@ -136,7 +137,7 @@ def _estimate(plan: Plan) -> None:
     plan.estimate = {
         "label": "ESTIMATE, not a measurement",
         "covers": ", ".join(parts) or "nothing that runs for long",
-        "gpu_hours": round(gpu_h, 1), "cpu_core_hours": round(cpu_h, 1), "energy_kwh": round(kwh, 1),
+        "gpu_hours": round(gpu_h, 1), "cpu_core_hours": round(cpu_h, 1), "energy_kwh": round(kwh, 2),
         "usd": round(usd, 2),
         "assumptions": [
             f"GPU power {gpu_w} W each at full load ({F.GPU_WATTS.source})",
@@ -145,7 +146,8 @@ def _estimate(plan: Plan) -> None:
             f"USD {gpu_price:g} per GPU-hour, {cpu_price:g} per core-hour "
             f"({'given' if w.usd_per_gpu_hour or w.usd_per_cpu_hour else F.PRICES.source})"
             if billed else f"{w.where}: your own machine, no bill",
-            "pods counted at their requests for the whole period; idle autoscaled replicas would cost less",
+            "training pods counted at their requests for the whole budget (a Ray head and job submitter not "
+            "counted); servers at their minimum replicas all month; idle time would cost less",
             NODE_MARGIN_SOURCE,
         ],
     }
