@@ -281,3 +281,16 @@ def test_the_hackathon_estimate_counts_every_team(plans):
     estimate = plans["hackathon-10-teams"].estimate
     assert estimate["cpu_core_hours"] == 2 * 2 * 10  # 2 h x one 2-core worker x 10 teams
     assert "each of 10 teams" in estimate["covers"] and estimate["energy_kwh"] > 0
+
+
+@pytest.mark.parametrize(("gpus", "uses_ray", "launcher", "why"), [
+    (1, False, "in-process", "without torchrun's start-up (11.8 s)"),
+    (2, False, "torchrun", "one process per GPU"),
+    (4, True, "ray-train", "52 s start-up is the whole price"),
+])
+def test_a_workstation_picks_its_launcher_by_gpus_and_ray(gpus, uses_ray, launcher, why, readme_figures):
+    w = from_mapping({"where": "workstation", "node_cpus": 16, "node_memory_gb": 64, "gpus": gpus,
+                      "gpu_memory_gb": 24, "train_hours": 1, "uses_ray": uses_ray})
+    plan = rules.advise(w, readme_figures)
+    assert plan.launcher == launcher and why in _only(plan, "launcher").reason and plan.workers == gpus
+    assert manifests.render(plan) == {}

@@ -246,11 +246,18 @@ def _train_gpu(plan: Plan) -> None:
              f"{F.TRAIN_BYTES_PER_PARAM.value} bytes per parameter with Adam in mixed precision, activations on top"
              + ("" if fits_one else "; shard it over the GPUs (FSDP: not in the kit's train_func, which is DDP) "
                                     "or fine-tune adapters (LoRA)"), F.TRAIN_BYTES_PER_PARAM.source)
-    if plan.nodes == 1 and w.where == "workstation":
+    train = plan.figures["train"]
+    if w.where == "workstation" and w.uses_ray and w.gpus > 1:
+        plan.launcher = "ray-train"
+        plan.add("launcher", f"Ray Train on the local Ray ({w.gpus} GPU workers, `--launcher ray-train`)",
+                 f"the work already uses Ray (Tune, Data); Ray Train's steady epochs ran "
+                 f"{train['ratio_ray_over_torchrun']:.2f}x torchrun's, so its {train['startup_s']['ray-train']:g} s "
+                 "start-up is the whole price", train.source)
+    elif w.where == "workstation":
         plan.launcher = "torchrun" if w.gpus > 1 else "in-process"
         plan.add("launcher", f"{plan.launcher} ({w.gpus} GPU(s), no Kubernetes)",
                  "one machine: torchrun starts one process per GPU; with one GPU a single process does the same "
-                 "work without torchrun's start-up", plan.figures["train"].source)
+                 f"work without torchrun's start-up ({train['startup_s']['torchrun']:g} s)", train.source)
     elif w.uses_ray:
         plan.launcher = "rayjob"
         plan.add("launcher", "RayJob with GPU workers", "the work already uses Ray; KubeRay makes the cluster "
