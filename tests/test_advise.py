@@ -67,7 +67,7 @@ def test_laptop_and_binder_train_in_process_and_write_nothing(plans, rendered):
         plan = plans[name]
         launcher = _only(plan, "launcher")
         assert plan.launcher == "in-process" and "in-process" in launcher.choice
-        assert "0.99x" in launcher.reason and "52 s for Ray Train" in launcher.reason  # the measured figures
+        assert "0.99x" in launcher.reason and "52.0 s for Ray Train" in launcher.reason  # the measured figures
         assert "README.md Figures, Training" in launcher.source
         assert rendered[name] == {} and plan.estimate["usd"] == 0
         assert _only(plan, "queues").choice.startswith("none")
@@ -286,7 +286,7 @@ def test_the_hackathon_estimate_counts_every_team(plans):
 @pytest.mark.parametrize(("gpus", "uses_ray", "launcher", "why"), [
     (1, False, "in-process", "without torchrun's start-up (11.8 s)"),
     (2, False, "torchrun", "one process per GPU"),
-    (4, True, "ray-train", "52 s start-up is the whole price"),
+    (4, True, "ray-train", "52.0 s start-up is the whole price"),
 ])
 def test_a_workstation_picks_its_launcher_by_gpus_and_ray(gpus, uses_ray, launcher, why, readme_figures):
     w = from_mapping({"where": "workstation", "node_cpus": 16, "node_memory_gb": 64, "gpus": gpus,

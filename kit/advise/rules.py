@@ -113,8 +113,8 @@ def advise(w: Workload, figures: dict[str, F.Figure] | None = None) -> Plan:
     if w.uses_ray and not w.kubernetes:
         ray = plan.figures["ray"]
         plan.add("ray", "one local Ray per Jupyter server, shared by every notebook (kit.machine.local_ray)",
-                 f"starting Ray costs {ray['first notebook: import + start Ray']:g} s, attaching the next notebook "
-                 f"to it {ray['next notebook: import + attach']:g} s", ray.source)
+                 f"starting Ray costs {ray['first notebook: import + start Ray']:.1f} s, attaching the next notebook "
+                 f"to it {ray['next notebook: import + attach']:.1f} s", ray.source)
     from kit.advise import platform  # queues, storage, security, estimate: the rest of the plan
 
     platform.complete(plan)
@@ -170,8 +170,8 @@ def _train(plan: Plan) -> None:
         plan.launcher, plan.workers, plan.nodes = "in-process", 1, 1
         plan.add("launcher", "in-process (one process, `python -m kit train --launcher in-process`)",
                  f"no cluster and no GPU: a second worker ran {train['speedup_2_over_1']:.2f}x as fast as one on "
-                 f"2 cores (one worker already uses both), and in-process starts in {start['in-process']:g} s "
-                 f"vs {start['torchrun']:g} s for torchrun and {start['ray-train']:g} s for Ray Train",
+                 f"2 cores (one worker already uses both), and in-process starts in {start['in-process']:.1f} s "
+                 f"vs {start['torchrun']:.1f} s for torchrun and {start['ray-train']:.1f} s for Ray Train",
                  train.source)
     else:
         _train_cpu_cluster(plan)
@@ -216,12 +216,12 @@ def _train_cpu_cluster(plan: Plan) -> None:
         plan.launcher = "rayjob"
         plan.add("launcher", "RayJob (Ray Train on a Ray cluster made for the job, queued by Kueue)",
                  f"the work already uses Ray (Tune, Data or Serve); Ray Train's steady epochs ran {ratio:.2f}x "
-                 f"torchrun's, its start-up costs {start['ray-train']:g} s vs {start['torchrun']:g} s",
+                 f"torchrun's, its start-up costs {start['ray-train']:.1f} s vs {start['torchrun']:.1f} s",
                  f"{train.source}; {F.KUBERAY_RAYJOB.source}")
     else:
         plan.launcher = "trainjob"
         plan.add("launcher", "TrainJob (Kubeflow Trainer, torchrun on the kit's restricted runtime, queued)",
-                 f"plain PyTorch: torchrun starts in {start['torchrun']:g} s vs {start['ray-train']:g} s for Ray "
+                 f"plain PyTorch: torchrun starts in {start['torchrun']:.1f} s vs {start['ray-train']:.1f} s for Ray "
                  f"Train and runs epochs as fast (Ray/torchrun {ratio:.2f}); Trainer sets torchrun's environment "
                  "and Kueue admits all nodes at once", f"{train.source}; {F.TRAINER.source}")
 
@@ -251,13 +251,13 @@ def _train_gpu(plan: Plan) -> None:
         plan.launcher = "ray-train"
         plan.add("launcher", f"Ray Train on the local Ray ({w.gpus} GPU workers, `--launcher ray-train`)",
                  f"the work already uses Ray (Tune, Data); Ray Train's steady epochs ran "
-                 f"{train['ratio_ray_over_torchrun']:.2f}x torchrun's, so its {train['startup_s']['ray-train']:g} s "
+                 f"{train['ratio_ray_over_torchrun']:.2f}x torchrun's, so its {train['startup_s']['ray-train']:.1f} s "
                  "start-up is the whole price", train.source)
     elif w.where == "workstation":
         plan.launcher = "torchrun" if w.gpus > 1 else "in-process"
         plan.add("launcher", f"{plan.launcher} ({w.gpus} GPU(s), no Kubernetes)",
                  "one machine: torchrun starts one process per GPU; with one GPU a single process does the same "
-                 f"work without torchrun's start-up ({train['startup_s']['torchrun']:g} s)", train.source)
+                 f"work without torchrun's start-up ({train['startup_s']['torchrun']:.1f} s)", train.source)
     elif w.uses_ray:
         plan.launcher = "rayjob"
         plan.add("launcher", "RayJob with GPU workers", "the work already uses Ray; KubeRay makes the cluster "
