@@ -68,6 +68,7 @@ def test_laptop_and_binder_train_in_process_and_write_nothing(plans, rendered):
         launcher = _only(plan, "launcher")
         assert plan.launcher == "in-process" and "in-process" in launcher.choice
         assert "0.99x" in launcher.reason and "52.0 s for Ray Train" in launcher.reason  # the measured figures
+        assert "a second worker does not pay" in launcher.reason
         assert "README.md Figures, Training" in launcher.source
         assert rendered[name] == {} and plan.estimate["usd"] == 0
         assert _only(plan, "queues").choice.startswith("none")
@@ -251,6 +252,21 @@ def test_figures_come_from_the_bench_json_when_present(tmp_path, readme_figures)
     assert found["serve"]["ms_per_request"]["kserve v1"] == 5.0 and "build/bench/serve.json" in found["serve"].source
     assert "on 16 CPUs" in found["serve"].source
     assert "absent here" in found["train"].source  # no train.json: the README's figure, said so
+    (tmp_path / "train.json").write_text(json.dumps({
+        "machine": {"cpus": 8}, "startup_s": {"in-process": 1.0, "torchrun": 5.0, "ray-train": 20.0},
+        "ratio_ray_over_torchrun": 1.05, "speedup_2_over_1": 1.8}))
+    (tmp_path / "ray.json").write_text(json.dumps({"machine": {"cpus": 8}, "rows": {
+        "first notebook: import + start Ray": {"median": 9.0}, "next notebook: import + attach": {"median": 1.5}}}))
+    found = figures.measured(tmp_path)
+    assert found["train"]["speedup_2_over_1"] == 1.8 and "build/bench/train.json" in found["train"].source
+    assert found["ray"]["next notebook: import + attach"] == 1.5
+    plan = rules.advise(from_mapping({"where": "laptop", "train_hours": 1}), found)
+    launcher = _only(plan, "launcher")  # where two workers measured faster, the decision follows the measurement
+    assert plan.launcher == "torchrun" and "1.80x" in launcher.reason and "saving outweighs" in launcher.reason
+    short = rules.advise(from_mapping({"where": "laptop", "train_hours": 0.001}), found)
+    assert short.launcher == "in-process"  # 1.6 s saved does not repay 4 s more start-up
+    (tmp_path / "train.json").write_text("{}")  # a partial file: the README's figure again
+    assert "absent here" in figures.measured(tmp_path)["train"].source
 
 
 def test_the_estimate_states_its_prices(readme_figures):

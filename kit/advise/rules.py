@@ -162,17 +162,11 @@ def _team_share(plan: Plan) -> Requests:
 
 
 def _train(plan: Plan) -> None:
-    w, train = plan.workload, plan.figures["train"]
-    start = train["startup_s"]
+    w = plan.workload
     if w.gpus:
         _train_gpu(plan)
     elif w.where in ("laptop", "binder", "workstation"):
-        plan.launcher, plan.workers, plan.nodes = "in-process", 1, 1
-        plan.add("launcher", "in-process (one process, `python -m kit train --launcher in-process`)",
-                 f"no cluster and no GPU: a second worker ran {train['speedup_2_over_1']:.2f}x as fast as one on "
-                 f"2 cores (one worker already uses both), and in-process starts in {start['in-process']:.1f} s "
-                 f"vs {start['torchrun']:.1f} s for torchrun and {start['ray-train']:.1f} s for Ray Train",
-                 train.source)
+        _train_one_machine(plan)
     else:
         _train_cpu_cluster(plan)
     if not plan.worker.cpu_millis:
@@ -182,6 +176,27 @@ def _train(plan: Plan) -> None:
         plan.add("batch size", f"{plan.batch_size} per worker, {plan.batch_size * plan.workers} in all",
                  "the kit's default per-worker batch; DDP averages gradients over workers, so the global batch "
                  "grows with them: scale the learning rate with it, or keep the global batch fixed", _DEFAULTS)
+
+
+def _train_one_machine(plan: Plan) -> None:
+    """In-process, unless two torchrun workers save more of the budget than torchrun's extra start-up costs."""
+    w, train = plan.workload, plan.figures["train"]
+    start, speedup = train["startup_s"], train["speedup_2_over_1"]
+    saved_s = w.train_hours * 3600 * (1 - 1 / speedup) if speedup > 0 else 0.0
+    extra_s = start["torchrun"] - start["in-process"]
+    effect = f"save {saved_s:.0f} s" if saved_s >= 0 else f"lose {-saved_s:.0f} s"
+    measured = (f"two workers ran {speedup:.2f}x as fast as one where measured, so over {w.train_hours:g} h they "
+                f"{effect}; torchrun starts in {start['torchrun']:.1f} s vs {start['in-process']:.1f} s "
+                f"in-process ({start['ray-train']:.1f} s for Ray Train)")
+    if saved_s > extra_s and w.node_cpus >= 2:
+        plan.launcher, plan.workers, plan.nodes = "torchrun", 2, 1
+        plan.add("launcher", "torchrun, 2 workers (`python -m kit train --launcher torchrun`)",
+                 f"no cluster and no GPU; {measured}: the saving outweighs the start-up", train.source)
+    else:
+        plan.launcher, plan.workers, plan.nodes = "in-process", 1, 1
+        plan.add("launcher", "in-process (one process, `python -m kit train --launcher in-process`)",
+                 f"no cluster and no GPU; {measured}: a second worker does not pay"
+                 + (" (and this machine has one core)" if w.node_cpus < 2 else ""), train.source)
 
 
 def _state_memory(w: Workload, per_process: int) -> str:
@@ -208,8 +223,8 @@ def _train_cpu_cluster(plan: Plan) -> None:
     plan.workers = max(1, min(budget.cpu_millis // cpu_each, budget.memory_bytes // memory, w.nodes))
     plan.nodes = plan.workers
     plan.add("workers", f"{plan.workers} worker(s) of {plan.worker.cpu} cpu, {plan.worker.memory}",
-             f"one worker uses {CPU_PER_WORKER} cores (2 workers ran {train['speedup_2_over_1']:.2f}x one on 2 cores),"
-             f" one per node, as many as the team's quota {plan.team_quota} holds"
+             f"one worker uses {CPU_PER_WORKER} cores (2 workers ran {train['speedup_2_over_1']:.2f}x one where "
+             f"measured), one per node, as many as the team's quota {plan.team_quota} holds"
              + (" beside the Ray head" if w.uses_ray else ""),
              train.source)
     if w.uses_ray:
