@@ -35,6 +35,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "deploy": ("kit.cli.deploy:main", "stage 09's plan: write it and its commands, apply it to a cluster, delete it"),
     "train": ("kit.cli.train:main", "train with one launcher (in-process, torchrun, ray-train, kubeflow-local)"),
     "serve": ("kit.cli.serve:main", "serve the trained model with Ray Serve, KServe or the FastAPI baseline"),
+    "advise": ("kit.cli.advise:main", "recommendations for a workload, with reasons, sources and validated manifests"),
 }
 
 
