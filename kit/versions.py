@@ -205,6 +205,8 @@ API_RESOURCES: dict[str, APIResource] = {
     "ClusterQueue": _resource(KUEUE_API_VERSION, "clusterqueues"),
     "LocalQueue": _resource(KUEUE_API_VERSION, "localqueues"),
     "Workload": _resource(KUEUE_API_VERSION, "workloads"),
+    "Cohort": _resource(KUEUE_API_VERSION, "cohorts"),  # kit advise: teams' ClusterQueues lend quota in one
+    "WorkloadPriorityClass": _resource(KUEUE_API_VERSION, "workloadpriorityclasses"),
     "InferenceService": _resource(KSERVE_API_VERSION, "inferenceservices"),
     "ServingRuntime": _resource(f"{KSERVE_GROUP}/v1alpha1", "servingruntimes"),
     "ClusterServingRuntime": _resource(f"{KSERVE_GROUP}/v1alpha1", "clusterservingruntimes"),
