@@ -75,15 +75,49 @@ def _format_checker() -> jsonschema.FormatChecker:
 
 
 def _builtin_problems(body: dict[str, Any]) -> list[tuple[PathParts, str]]:
-    import kubernetes_validate
-
-    try:
-        kubernetes_validate.validate(body, KUBERNETES_VERSION, strict=True)
-    except kubernetes_validate.ValidationError as error:
-        return describe_error(error)
-    except kubernetes_validate.SchemaNotFoundError:
+    validator = _builtin_validator(body["apiVersion"], body["kind"])
+    if validator is None:
         return [_unknown_builtin(body["apiVersion"], body["kind"])]
-    return []
+    error = jsonschema.exceptions.best_match(validator.iter_errors(body))  # what validate() raises
+    return describe_error(error) if error is not None else []
+
+
+_STRICT_SCHEMAS = "kubernetes-json-schema/v{version}-local-strict"
+
+
+def _builtin_validator(api_version: str, kind: str) -> jsonschema.protocols.Validator | None:
+    """kubernetes-validate's strict validator for ``kind`` at :data:`KUBERNETES_VERSION`, built once.
+
+    The same schema files, registry and draft as ``kubernetes_validate.validate(..., strict=True)``,
+    which re-reads them (the shared definitions are megabytes) on every call.
+    """
+    key = ("builtin", api_version, kind)
+    if key not in _validators:
+        from kubernetes_validate import utils
+        from referencing import Registry, Resource
+
+        wanted = utils.major_minor(KUBERNETES_VERSION)
+        version = [v for v in utils.all_versions() if utils.major_minor(v) <= wanted][-1]
+        folder = _STRICT_SCHEMAS.format(version=version)
+        name = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)  # rbac.authorization.k8s.io/v1 -> rbac-v1
+        try:
+            schema = utils.schema_contents(f"{folder}/{kind.lower()}-{name}.json", KUBERNETES_VERSION)
+        except FileNotFoundError:
+            return None
+        registry = Resource.from_contents(_definitions(folder)) @ (Resource.from_contents(schema) @ Registry())
+        _validators[key] = jsonschema.Draft202012Validator(schema, registry=registry)
+    return _validators[key]
+
+
+_DEFINITIONS: dict[str, Any] = {}
+
+
+def _definitions(folder: str) -> Any:
+    if folder not in _DEFINITIONS:
+        from kubernetes_validate import utils
+
+        _DEFINITIONS[folder] = utils.schema_contents(f"{folder}/_definitions.json", KUBERNETES_VERSION)
+    return _DEFINITIONS[folder]
 
 
 def _unknown_builtin(api_version: str, kind: str) -> tuple[PathParts, str]:
