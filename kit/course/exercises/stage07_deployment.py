@@ -23,6 +23,8 @@ from kit.course.exercises import NotYetRight
 APP_NAME = "exercise07"
 ROUTE = "/exercise07"
 BURST = 16  # concurrent requests, one row each
+#: One replica of each deployment, and a quick stop once the burst is answered (Serve's defaults wait 2-20 s).
+RUN_OPTIONS = {"num_replicas": 1, "graceful_shutdown_wait_loop_s": 0.1, "graceful_shutdown_timeout_s": 1.0}
 
 
 @dataclass(frozen=True)
@@ -128,7 +130,7 @@ def _translate(error: BaseException, parts: Parts) -> str:
 
 
 def run_burst(parts: Parts, rows: list[list[float]]) -> BurstResult:
-    """Run the answer (one replica each), send ``rows`` concurrently through the ingress, delete it."""
+    """Run the answer (:data:`RUN_OPTIONS`), send ``rows`` concurrently through the ingress, delete it."""
     import asyncio
 
     from ray import serve
@@ -138,11 +140,11 @@ def run_burst(parts: Parts, rows: list[list[float]]) -> BurstResult:
 
     model_cls = _recording(parts.model.func_or_class, parts.method, parts.max_batch_size,
                            parts.batch_wait_timeout_s)
-    model = parts.model.options(func_or_class=model_cls, num_replicas=1).bind(
+    model = parts.model.options(func_or_class=model_cls, **RUN_OPTIONS).bind(
         *parts.model.init_args, **parts.model.init_kwargs)
     swap = {id(a): model for a in (*parts.ingress.init_args, *parts.ingress.init_kwargs.values())
             if hasattr(a, "_bound_deployment")}
-    app = parts.ingress.options(num_replicas=1).bind(
+    app = parts.ingress.options(**RUN_OPTIONS).bind(
         *(swap.get(id(a), a) for a in parts.ingress.init_args),
         **{k: swap.get(id(a), a) for k, a in parts.ingress.init_kwargs.items()})
     rayserve.start_serve()
