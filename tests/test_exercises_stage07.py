@@ -19,7 +19,8 @@ def _wrong(id: str, answer, message: str) -> None:
     assert "Hint:" in str(raised.value)
 
 
-def _app(batch=True, size=8, wait=0.02, length=0, await_model=True, async_call=True, bind_model=True):
+def _app(batch=True, size=8, wait=0.02, length=0, await_model=True, async_call=True, bind_model=True,
+         model_dir=None):
     """An answer to 07.deployment, right by default; each argument makes one mistake. Classes made in a
     function are pickled by value, so the replicas need not import this test module."""
 
@@ -47,7 +48,7 @@ def _app(batch=True, size=8, wait=0.02, length=0, await_model=True, async_call=T
     if not async_call:
         Front.__call__ = lambda self, row: self.model.predict.remote(row).result()
     front = serve.deployment(Front)
-    model_dir = str(predictor.ensure_model())
+    model_dir = model_dir or str(predictor.ensure_model())
     return front.bind(model.bind(model_dir)) if bind_model else front.bind()
 
 
@@ -88,6 +89,7 @@ def test_deployment_reference_runs_with_batches_and_deletes_its_app(served_model
 @pytest.mark.parametrize(("mistake", "message"), [
     (dict(length=1), r"predict\(\) returned \d+ results for a batch of \d+ \(Serve: \"Batched function doesn't"),
     (dict(await_model=False), "returned the model's DeploymentResponse instead of its value"),
+    (dict(model_dir="/nonexistent/model"), "serve.run failed: "),
 ])
 def test_deployment_translates_serves_errors_when_run(served_model, mistake, message):
     _wrong("07.deployment", _app(**mistake), message)
