@@ -167,4 +167,5 @@ def check_class_trainable(cls) -> None:
                           "the actor, and starts a new process for every trial (seconds each)")
     parts = toy.parts(_reference_tuner())
     config = dataclasses.replace(parts.tune_config, num_samples=toy.MIN_SAMPLES)
-    print(toy.run(toy.Parts(cls, parts.param_space, config), stateful=True))
+    print(toy.run(toy.Parts(cls, parts.param_space, config), stateful=True,
+                  cap_from="the reference search's max_concurrent_trials"))

@@ -131,8 +131,11 @@ def check_config(parts: Parts) -> None:
                           "(slots.count): a real search would run out of memory")
 
 
-def run(parts: Parts, stateful: bool = False) -> str:
-    """Fit a Tuner rebuilt from ``parts`` on the local Ray, bounded, and judge it; the summary to print."""
+def run(parts: Parts, stateful: bool = False, cap_from: str = "your max_concurrent_trials") -> str:
+    """Fit a Tuner rebuilt from ``parts`` on the local Ray, bounded, and judge it; the summary to print.
+
+    ``stateful``: the trainable is a class whose steps must differ (it keeps state); ``cap_from`` says whose
+    ``max_concurrent_trials`` set the cap."""
     from ray import tune
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
@@ -170,8 +173,8 @@ def run(parts: Parts, stateful: bool = False) -> str:
     summary = judge(histories, metric or "", mode or "", STEPS, time_attr, stateful)
     here = slots_here()
     within = f", within this machine's {here} slot(s)" if here is not None else ""
-    return (f"   Ran {len(results)} trials in {time.time() - began:.0f} s, at most {cap} at once (your "
-            f"max_concurrent_trials{within}); {summary}")
+    return (f"   Ran {len(results)} trials in {time.time() - began:.0f} s, at most {cap} at once ({cap_from}"
+            f"{within}); {summary}")
 
 
 def first_line(error: BaseException | str) -> str:
