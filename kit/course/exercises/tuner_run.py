@@ -72,7 +72,8 @@ def parts(tuner: Any) -> Parts:
         raise NotYetRight(f"expected a ray.tune.Tuner, got {short(tuner)}")
     internal = getattr(tuner, "_local_tuner", None)
     if internal is None:
-        raise NotYetRight("this Tuner was built while connected to a remote Ray: run the exercise on the local Ray")
+        raise NotYetRight("this Tuner was built on a remote Ray (Ray Client), where the check cannot look inside "
+                          "it: run this exercise with PROFILE='local'")
     return Parts(internal._trainable, dict(internal._param_space or {}), internal._tune_config)
 
 
