@@ -1,7 +1,11 @@
 """Hyperparameter search with Ray Tune over the kit's one training function.
 
 :func:`run_search` runs :func:`kit.train.loop.train_func` once per trial on the local
-Ray (started with :func:`kit.machine.local_ray.start` if needed). A trial trains **one epoch
+Ray (started with :func:`kit.machine.local_ray.start` if needed). Each trial runs in a Ray **actor**,
+not a task: Tune wraps a function trainable in a ``Trainable`` class (``wrap_function`` in
+``ray/tune/trainable/function_trainable.py``, which runs the function in a thread of that actor), and
+its ``TuneController._schedule_trial_actor`` starts one actor per trial or reuses a finished trial's
+(``reuse_actors``; ``ray/tune/execution/tune_controller.py``). A trial trains **one epoch
 at a time** and resumes from its own checkpoint directory between epochs, reporting
 each epoch's metrics to Tune with ``ray.tune.report``: that per-epoch signal is what
 lets a scheduler such as ASHA stop a poor trial after its first epochs instead of

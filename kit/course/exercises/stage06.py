@@ -1,10 +1,19 @@
-"""Exercises of stage 06 (hyperparameter tuning). Each check inspects the Ray Tune objects it is given."""
+"""Exercises of stage 06 (hyperparameter tuning): a search space, a ``Tuner`` with ASHA run on the local Ray,
+and (stretch) a class trainable - the actor Tune keeps for a trial, written by hand.
+
+The Tuner checks reason about the answer first (fast, specific hints), then run it with
+:func:`kit.course.exercises.tuner_run.run` on the toy objective of that module (no torch: seconds, little memory)."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 from kit.course.exercises import NotYetRight, exercise
+from kit.course.exercises import tuner_run as toy
+from kit.course.exercises.tuner_run import STEPS, toy_metrics
+
+__all__ = ["EPOCHS", "STEPS", "toy_metrics"]
 
 #: Epochs every trial of the stage's search trains for (ASHA's max_t).
 EPOCHS = 4
@@ -12,7 +21,6 @@ EPOCHS = 4
 METRIC_MODES = {"test_accuracy": "max", "test_loss": "min"}
 LR_RANGE = (1e-3, 1e-1)
 HIDDEN = (32, 64)
-ASHA_KEYS = {"metric", "mode", "grace_period", "max_t", "reduction_factor", "time_attr"}
 
 
 def _reference_space():
@@ -70,40 +78,94 @@ def check_search_space(space) -> None:
         raise NotYetRight(f"hidden chooses among {hidden.categories}, expected {list(HIDDEN)}")
 
 
-@exercise(
-    "06.asha_options",
-    "ASHA: stop poor trials early",
-    f"ASHA needs the metric train_func reports and its direction (test_accuracy is maximised), "
-    f"a grace_period (epochs every trial gets) smaller than max_t (the trials' {EPOCHS} epochs), and "
-    "a reduction_factor (keep the best 1/reduction_factor at each rung).",
-    reference=lambda: {"metric": "test_accuracy", "mode": "max", "grace_period": 1, "max_t": EPOCHS,
-                       "reduction_factor": 2},
-)
-def check_asha_options(options) -> None:
+
+def objective(config: dict) -> None:
+    """The reference function trainable: one ``tune.report`` per step of the toy training run."""
+    from ray import tune
+
+    for step in range(1, STEPS + 1):
+        tune.report(toy_metrics(config, step))
+
+
+def _reference_tuner():
+    from ray import tune
     from ray.tune.schedulers import ASHAScheduler
 
-    if not isinstance(options, dict):
-        raise NotYetRight(f"expected a dict for ASHAScheduler(**asha_options), got {type(options).__name__}")
-    unknown = sorted(set(options) - ASHA_KEYS)
-    if unknown:
-        raise NotYetRight(f"unknown option(s) {unknown}; use {sorted(ASHA_KEYS - {'time_attr'})}")
-    metric, mode = options.get("metric"), options.get("mode")
-    if metric not in METRIC_MODES:
-        raise NotYetRight(f"metric {metric!r} is not reported by train_func each epoch; "
-                          f"use one of {sorted(METRIC_MODES)}")
-    if mode != METRIC_MODES[metric]:
-        raise NotYetRight(f"mode={mode!r} for {metric}: ASHA would keep the worst trials and stop the best "
-                          f"(use mode={METRIC_MODES[metric]!r})")
-    grace, max_t = options.get("grace_period", 1), options.get("max_t", EPOCHS)
-    factor = options.get("reduction_factor", 4)
-    for name, value in (("grace_period", grace), ("max_t", max_t), ("reduction_factor", factor)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise NotYetRight(f"{name} must be a positive integer, got {value!r}")
-    if max_t != EPOCHS:
-        raise NotYetRight(f"max_t={max_t} but every trial trains {EPOCHS} epochs: max_t is the longest a trial runs")
-    if grace >= max_t:
-        raise NotYetRight(f"grace_period={grace} >= max_t={max_t}: every trial trains to the end, "
-                          "ASHA never stops one early")
-    if factor < 2:
-        raise NotYetRight("reduction_factor must be at least 2: with 1 ASHA keeps every trial at every rung")
-    ASHAScheduler(**options)  # Ray's own argument checks
+    return tune.Tuner(objective, param_space=_reference_space(), tune_config=tune.TuneConfig(
+        metric="accuracy", mode="max", num_samples=toy.MAX_SAMPLES // 2, max_concurrent_trials=toy.slots_here(),
+        scheduler=ASHAScheduler(grace_period=1, max_t=STEPS, reduction_factor=2)))
+
+
+@exercise(
+    "06.tuner",
+    "A Tuner with ASHA, run on the local Ray",
+    "def objective(config): for step in range(1, STEPS + 1): tune.report(stage06.toy_metrics(config, step)). "
+    "Then tune.Tuner(objective, param_space=space, tune_config=tune.TuneConfig(metric='accuracy', mode='max', "
+    "num_samples=8, max_concurrent_trials=slots.count, scheduler=ASHAScheduler(grace_period=1, max_t=STEPS, "
+    "reduction_factor=2))). Pass the Tuner itself: the check calls fit().",
+    reference=_reference_tuner,
+)
+def check_tuner(tuner) -> None:
+    """Reason about the Tuner's parts, then run them (concurrency capped, steps bounded) and judge the results."""
+    parts = toy.parts(tuner)
+    if isinstance(parts.trainable, type):
+        raise NotYetRight(f"the trainable is the class {parts.trainable.__name__}: here write a function "
+                          "objective(config) that calls tune.report(...) each step (the stretch writes a class)")
+    if not callable(parts.trainable):
+        raise NotYetRight(f"the trainable is {toy.short(parts.trainable)}, not a function objective(config)")
+    toy.check_config(parts)
+    print(toy.run(parts))
+
+
+class _Counter:  # the stretch's reference, built lazily so that importing the module does not import Ray
+    cls: type | None = None
+
+
+def _reference_trainable() -> type:
+    if _Counter.cls is None:
+        from ray import tune
+
+        class ToyTrainable(tune.Trainable):
+            """One trial's actor: setup() once, then step() once per iteration, the step count kept on self."""
+
+            def setup(self, config: dict) -> None:
+                self.step_count = 0
+
+            def reset_config(self, new_config: dict) -> bool:
+                self.step_count = 0  # Tune has set self.config to new_config
+                return True
+
+            def step(self) -> dict:
+                self.step_count += 1
+                return toy_metrics(self.config, self.step_count)
+
+        _Counter.cls = ToyTrainable
+    return _Counter.cls
+
+
+@exercise(
+    "06.class_trainable",
+    "Stretch: a class trainable - the actor behind a trial",
+    "class ToyTrainable(tune.Trainable): setup(self, config) runs once per trial (self.step_count = 0); "
+    "step(self) runs once per iteration: self.step_count += 1 and return toy_metrics(self.config, "
+    "self.step_count) - a dict, which Tune reports for you (no tune.report in a class); "
+    "reset_config(self, new_config): self.step_count = 0 and return True, so the next trial reuses the actor.",
+    reference=_reference_trainable,
+)
+def check_class_trainable(cls) -> None:
+    """Run the class under the reference search (ASHA on accuracy) and check that it kept state between steps."""
+    from ray import tune
+
+    if not isinstance(cls, type) or not issubclass(cls, tune.Trainable):
+        raise NotYetRight(f"expected a class that subclasses tune.Trainable, got {toy.short(cls)}")
+    if cls.step is tune.Trainable.step:
+        raise NotYetRight(f"{cls.__name__} does not define step(): Tune calls it once per iteration")
+    if cls.setup is tune.Trainable.setup:
+        raise NotYetRight(f"{cls.__name__} does not define setup(config): that is where a trial's state starts")
+    if cls.reset_config is tune.Trainable.reset_config:
+        raise NotYetRight(f"{cls.__name__} does not define reset_config(new_config): without it Tune cannot reuse "
+                          "the actor, and starts a new process for every trial (seconds each)")
+    parts = toy.parts(_reference_tuner())
+    config = dataclasses.replace(parts.tune_config, num_samples=toy.MIN_SAMPLES)
+    print(toy.run(toy.Parts(cls, parts.param_space, config), stateful=True,
+                  cap_from="the reference search's max_concurrent_trials"))
