@@ -31,6 +31,7 @@ import pytest
 
 from kit import versions
 from kit.course.exercises import stage09
+from kit.course.notebooks import is_empty_display
 from kit.k8s import traverse
 from kit.k8s.validation import crds
 from kit.paths import REPO_ROOT
@@ -174,6 +175,8 @@ def cell_violations(cell: Any, index: int) -> list[Violation]:
         if output.get("output_type") == "error" and not may_raise:
             found.append(Violation(index, "error output", f"{output.get('ename')}: {output.get('evalue')}"[:120]))
         data = output.get("data", {})
+        if is_empty_display(output):
+            found.append(Violation(index, "empty display", str(data.get("text/plain", ""))[:80]))
         if _WIDGET in data and _ZERO_PROGRESS.search(str(data.get("text/plain", ""))):
             found.append(Violation(index, "frozen progress widget", str(data["text/plain"])[:80]))
         for text in output_texts(output):
@@ -249,3 +252,19 @@ def test_a_progress_widget_saved_at_zero_is_frozen():
               "data": {_WIDGET: {"model_id": "abc"}, "text/plain": "KServe v1:   0%|          | 0.0/1.0 s"}}
     cell = {"cell_type": "code", "metadata": {}, "source": "", "outputs": [widget]}
     assert [v.rule for v in cell_violations(cell, 15)] == ["frozen progress widget"]
+
+
+def test_an_empty_html_display_is_not_recorded():
+    """Tune's empty status table would be saved as '<IPython.core.display.HTML object>'."""
+    empty = {"output_type": "display_data", "metadata": {},
+             "data": {"text/html": [], "text/plain": ["<IPython.core.display.HTML object>"]}}
+    table = {"output_type": "display_data", "metadata": {},
+             "data": {"text/html": ["<table></table>"], "text/plain": ["<IPython.core.display.HTML object>"]}}
+    text = {"output_type": "display_data", "metadata": {}, "data": {"text/plain": ["VBox(...)"]}}
+    assert is_empty_display(empty) and not is_empty_display(table) and not is_empty_display(text)
+
+
+def test_a_widget_view_is_not_an_empty_display():
+    view = {"output_type": "display_data", "metadata": {},
+            "data": {_WIDGET: {"model_id": "x", "version_major": 2, "version_minor": 0}, "text/plain": ["VBox()"]}}
+    assert not is_empty_display(view)

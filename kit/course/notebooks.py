@@ -128,6 +128,17 @@ def stale(solutions: Path = SOLUTIONS, notebooks: Path = NOTEBOOKS) -> list[str]
     return problems
 
 
+def is_empty_display(output: dict) -> bool:
+    """A display that shows nothing: Tune displays an empty HTML status table even at ``verbose=0``, which
+    a recording would keep as ``<IPython.core.display.HTML object>``."""
+    if output.get("output_type") != "display_data":
+        return False
+    data = output.get("data", {})
+    shown = {kind: value for kind, value in data.items() if kind != "text/plain"}
+    return bool(shown) and all(isinstance(value, str | list) and not "".join(value).strip()
+                               for value in shown.values())  # a widget view (a dict) shows something
+
+
 def record(path: Path, parameters: dict | None = None) -> None:
     """Execute solution ``path`` in smoke mode and store its outputs in place (for nbval)."""
     import tempfile
@@ -150,7 +161,7 @@ def record(path: Path, parameters: dict | None = None) -> None:
     for cell in source.cells:
         if cell.cell_type == "code" and cell.get("id") in by_id:
             run = by_id[cell.id]
-            cell.outputs = run.outputs
+            cell.outputs = [output for output in run.outputs if not is_empty_display(output)]
             cell.execution_count = run.execution_count
         for key in _VOLATILE_METADATA:
             cell.metadata.pop(key, None)
