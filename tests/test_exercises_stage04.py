@@ -21,6 +21,23 @@ def _wrong(id: str, answer, message: str) -> None:
 
 
 @pytest.mark.parametrize(("answer", "message"), [
+    (0, r"max_failures=0 \(the default\) allows no restart"),
+    (-1, "restarts without limit"),
+    (-3, "is not valid"),
+    (100, "a crash loop would run"),
+    ("1", r"must be a whole number, got '1' \(str\)"),
+    (True, "must be a whole number"),
+])
+def test_max_failures_rejects_wrong_answers(answer, message):
+    _wrong("04.max_failures", answer, message)
+
+
+def test_max_failures_accepts_a_bounded_retry():
+    assert exercises.check("04.max_failures", 1) == 1
+    assert exercises.check("04.max_failures", 2) == 2
+
+
+@pytest.mark.parametrize(("answer", "message"), [
     (3, "epoch 2 was only half done .* load the checkpoint of epoch 1 and train epoch 2 again"),
     (1, "epoch 1 finished and its checkpoint was saved before the crash"),
     (0, "restarts from scratch only when no checkpoint exists"),
@@ -86,7 +103,13 @@ def test_precheck_rejects_what_is_not_a_trainer_and_accepts_the_reference_config
 
 
 def test_the_check_rejects_what_is_not_a_function_before_running_anything():
-    _wrong("04.train_loop", 42, "`make_trainer` is a int; write a function")
+    with pytest.raises(NotYetRight, match="`make_trainer` is a int; write a function"):
+        stage04.check_train_loop(42)
+
+
+def test_train_loop_is_ready_to_register_but_not_registered_until_the_notebook_checks_it():
+    assert stage04.TRAIN_LOOP["id"] not in exercises.all_ids()
+    assert {"id", "title", "hint", "reference"} == set(stage04.TRAIN_LOOP)
 
 
 def test_one_worker_reads_its_dataset_without_a_split_and_without_ray_data_actors():
@@ -181,8 +204,8 @@ def test_the_digits_rows_are_the_kits_digits():
 
 
 def test_the_reference_survives_the_drill_on_the_local_ray(local_ray, capsys):
-    make_trainer = exercises.skip_ahead("04.train_loop")
-    assert exercises.check("04.train_loop", make_trainer) is make_trainer
+    make_trainer = stage04.TRAIN_LOOP["reference"]()
+    stage04.check_train_loop(make_trainer)
     drill = stage04.drill(make_trainer)  # the check's run, not a second one
     assert [stage04_drill.epochs(a) for a in drill["attempts"]] == [[1, 2], [2, 3]]
     assert [a["restored"] for a in drill["attempts"]] == [False, True]
