@@ -16,8 +16,10 @@ process of its own:
 * ``DatasetManager``: hands out shards of Ray Datasets (started even when no dataset is passed).
 
 On one machine there is no autoscaler and the placement group dies with the local Ray; with
-``datasets`` the Ray Data callback stays. Its classes are pickled to the controller and the workers by
-reference, so this module imports Ray Train, never torch.
+``datasets`` the Ray Data callback stays, and with one worker no dataset is split (its shard is the whole
+dataset), so neither the ``SplitCoordinator`` actor a split starts nor Ray's ``DatasetManager`` actor is
+needed: each worker builds its dataset iterator itself. Its classes are pickled to the controller and the
+workers by reference, so this module imports Ray Train, never torch.
 """
 
 from __future__ import annotations
@@ -137,6 +139,36 @@ class LocalScalingPolicy(FixedScalingPolicy):
 CLUSTER_ONLY_CALLBACKS = (PlacementGroupCleanerCallback, DatasetsCallback)
 
 
+class _UnsplitShards:
+    """Ray's ``RayDatasetShardProvider`` for datasets that no worker splits, without its ``DatasetManager``
+    actor: each worker builds its iterator itself, as that actor would (``DataConfig.configure``)."""
+
+    def __init__(self, datasets: dict[str, Any], data_config: Any, world_size: int, node_ids: list) -> None:
+        self.datasets, self.data_config, self.world_size, self.node_ids = datasets, data_config, world_size, node_ids
+
+    def get_dataset_shard(self, dataset_info: Any) -> Any:
+        name = dataset_info.dataset_name
+        if name not in self.datasets:
+            raise KeyError(f"Dataset shard for {name!r} not found: pass it in the trainer's datasets")
+        iterators = self.data_config.configure(datasets={name: self.datasets[name]}, world_size=self.world_size,
+                                               worker_handles=None, worker_node_ids=self.node_ids)
+        return iterators[dataset_info.world_rank][name]
+
+    def shutdown_data_executors(self) -> None:
+        return None  # unsplit datasets run their executors in the workers, which end with them
+
+
+class _LocalDatasetsCallback(DatasetsCallback):
+    """Ray Data's callback for datasets that no worker splits: shards served by :class:`_UnsplitShards`."""
+
+    def before_init_train_context(self, workers: list) -> dict[str, list]:
+        datasets = {k: v() if callable(v) else v for k, v in self._datasets.items()}
+        provider = _UnsplitShards(datasets, self._data_config, len(workers),
+                                  [worker.metadata.node_id for worker in workers])
+        self._dataset_shard_provider = provider  # type: ignore[assignment]  # the same two methods
+        return {"dataset_shard_provider": [provider] * len(workers)}
+
+
 class LocalTorchTrainer(DataParallelTrainer):
     """``TorchTrainer(train_loop, train_loop_config=..., scaling_config=..., run_config=...)`` for one machine:
     torch only in the workers, and none of the cluster-only helper actors (module docstring)."""
@@ -147,14 +179,35 @@ class LocalTorchTrainer(DataParallelTrainer):
         scaling = kwargs.get("scaling_config")
         if not config.backend:
             config.backend = "nccl" if scaling is not None and scaling.use_gpu else "gloo"
+        if kwargs.get("datasets") and kwargs.get("dataset_config") is None and getattr(scaling, "num_workers", 0) == 1:
+            from ray.train import DataConfig  # one worker's shard is the whole dataset: no SplitCoordinator actor
+
+            kwargs["dataset_config"] = DataConfig(datasets_to_split=[])
         super().__init__(train_loop_per_worker, backend_config=config, **kwargs)
 
     def _create_default_callbacks(self) -> list:
         drop = CLUSTER_ONLY_CALLBACKS if not self.datasets else (PlacementGroupCleanerCallback,)
-        return [callback for callback in super()._create_default_callbacks() if not isinstance(callback, drop)]
+        callbacks = [callback for callback in super()._create_default_callbacks() if not isinstance(callback, drop)]
+        if self.datasets and self.data_config._datasets_to_split == []:  # nothing to split: no DatasetManager
+            datasets: Any = self.datasets  # as Ray passes them to its own DatasetsCallback
+            callbacks = [_LocalDatasetsCallback(self.train_run_context, datasets)
+                         if isinstance(callback, DatasetsCallback) else callback for callback in callbacks]
+        return callbacks
 
     def _initialize_and_run_controller(self, **controller_init_kwargs: Any) -> Any:
         scaling: Any = self.scaling_config  # Ray Train V2's ScalingConfig (typed as V1's in Ray's stubs)
         if not scaling.elasticity_enabled:  # an elastic run keeps Ray's policy
             controller_init_kwargs["scaling_policy"] = LocalScalingPolicy(scaling)
         return super()._initialize_and_run_controller(**controller_init_kwargs)
+
+
+def torch_trainer_class() -> type:
+    """The ``TorchTrainer`` to use from this process: :class:`LocalTorchTrainer` on the local Ray, Ray's own
+    (``ray.train.torch.TorchTrainer``, the same constructor) when Ray is a cluster's."""
+    from kit.machine import ray_cluster
+
+    if "RAY_ADDRESS" in os.environ or ray_cluster.is_remote():
+        from ray.train.torch import TorchTrainer
+
+        return TorchTrainer
+    return LocalTorchTrainer
