@@ -21,23 +21,6 @@ def _wrong(id: str, answer, message: str) -> None:
 
 
 @pytest.mark.parametrize(("answer", "message"), [
-    (0, r"max_failures=0 \(the default\) allows no restart"),
-    (-1, "restarts without limit"),
-    (-3, "is not valid"),
-    (100, "a crash loop would run"),
-    ("1", r"must be a whole number, got '1' \(str\)"),
-    (True, "must be a whole number"),
-])
-def test_max_failures_rejects_wrong_answers(answer, message):
-    _wrong("04.max_failures", answer, message)
-
-
-def test_max_failures_accepts_a_bounded_retry():
-    assert exercises.check("04.max_failures", 1) == 1
-    assert exercises.check("04.max_failures", 2) == 2
-
-
-@pytest.mark.parametrize(("answer", "message"), [
     (3, "epoch 2 was only half done .* load the checkpoint of epoch 1 and train epoch 2 again"),
     (1, "epoch 1 finished and its checkpoint was saved before the crash"),
     (0, "restarts from scratch only when no checkpoint exists"),
@@ -68,8 +51,7 @@ def _trainer(**changes):
 
     failure = ray.train.FailureConfig(max_failures=changes.pop("max_failures", 1))
     arguments = {
-        "train_loop_config": stage04.exercise_config(),
-        "datasets": {"train": object()},
+        "train_loop_config": stage04.exercise_config("/tmp/digits.npz"),
         "scaling_config": ray.train.ScalingConfig(num_workers=changes.pop("workers", 1)),
         "run_config": ray.train.RunConfig(name=changes.pop("name", "run"), storage_path="/tmp/storage",
                                           failure_config=failure),
@@ -78,7 +60,7 @@ def _trainer(**changes):
 
 
 def _precheck(trainer) -> None:
-    stage04.precheck_trainer(trainer, stage04.exercise_config(), "/tmp/storage", "run")
+    stage04.precheck_trainer(trainer, stage04.exercise_config("/tmp/digits.npz"), "/tmp/storage", "run")
 
 
 @pytest.mark.parametrize(("changes", "message"), [
@@ -86,7 +68,7 @@ def _precheck(trainer) -> None:
     ({"max_failures": -1}, "restarts without limit"),
     ({"max_failures": 100}, "a crash loop would run"),
     ({"workers": 2}, r"ScalingConfig\(num_workers=2\): this exercise runs one worker"),
-    ({"datasets": {"digits": object()}}, r"datasets is \['digits'\]: pass datasets=\{'train': dataset\}"),
+    ({"datasets": {"train": object()}}, r"datasets=\{'train': ...\}: this exercise's rows are in config\['data'\]"),
     ({"train_loop_config": {"epochs": 3}}, "pass the config make_trainer receives"),
     ({"name": "mine"}, r"RunConfig\(name='mine'.*a run is found again by both"),
     ({"loop": lambda: None}, "must take one argument, config"),
@@ -107,21 +89,31 @@ def test_the_check_rejects_what_is_not_a_function_before_running_anything():
         stage04.check_train_loop(42)
 
 
-def test_train_loop_is_ready_to_register_but_not_registered_until_the_notebook_checks_it():
-    assert stage04.TRAIN_LOOP["id"] not in exercises.all_ids()
-    assert {"id", "title", "hint", "reference"} == set(stage04.TRAIN_LOOP)
+def test_train_loop_is_registered_and_the_giveaway_is_gone():
+    assert "04.train_loop" in exercises.all_ids() and "04.max_failures" not in exercises.all_ids()
+
+
+def test_the_rows_file_holds_the_kits_digits(tmp_path):
+    import numpy as np
+
+    from kit.train import ray_data
+
+    rows = np.load(stage04.write_rows(tmp_path / "digits.npz", 8))
+    assert rows["x"].shape == (8, 64) and rows["x"].dtype == np.float32
+    assert rows["y"].tolist() == [row["y"] for row in ray_data.digits_rows(8)]
 
 
 def test_one_worker_reads_its_dataset_without_a_split_and_without_ray_data_actors():
+    """kit.train.ray_local with a dataset (stage 04's Ray Data path on a bigger machine)."""
     from ray.train.v2._internal.callbacks.datasets import DatasetsCallback
 
     from kit.train import ray_local
 
-    trainer = _trainer()
+    trainer = _trainer(datasets={"train": object()})
     assert trainer.data_config._datasets_to_split == []
     data = [c for c in trainer._create_default_callbacks() if isinstance(c, DatasetsCallback)]
     assert [type(c) for c in data] == [ray_local._LocalDatasetsCallback]
-    two = _trainer(workers=2)
+    two = _trainer(workers=2, datasets={"train": object()})
     assert two.data_config._datasets_to_split == "all"
     assert [type(c) for c in two._create_default_callbacks() if isinstance(c, DatasetsCallback)] == [DatasetsCallback]
 
@@ -133,9 +125,9 @@ def _report(epoch, checkpoint=True, **metrics):
     return {"metrics": {"epoch": epoch, **metrics}, "checkpoint": checkpoint}
 
 
-def _notes(epochs, checkpoint=True, asked=True, restored=False, shard=True):
+def _notes(epochs, checkpoint=True, asked=True, restored=False, rank=True):
     return {"reports": [_report(e, checkpoint) for e in epochs], "asked_checkpoint": asked,
-            "restored": restored, "shard": shard}
+            "restored": restored, "rank": rank}
 
 
 RIGHT = [_notes([1, 2]), _notes([2, 3], restored=True)]
@@ -146,7 +138,7 @@ RIGHT = [_notes([1, 2]), _notes([2, 3], restored=True)]
     ([{**_notes([]), "reports": [{"metrics": {"loss": 1.0}, "checkpoint": True}]}], "have no 'epoch'"),
     ([_notes([1, 2], checkpoint=False)], r"epoch\(s\) \[1, 2\] were reported without a checkpoint"),
     ([_notes([0, 1, 2])], r"reported epochs \[0, 1, 2\] before its worker crashed in epoch 2, expected \[1, 2\]"),
-    ([_notes([1, 2], shard=False), RIGHT[1]], r"never called ray.train.get_dataset_shard\('train'\)"),
+    ([_notes([1, 2], rank=False), RIGHT[1]], r"never asked ray.train.get_context\(\) for its rank"),
     ([_notes([1, 2])], r"did not restart it: FailureConfig\(max_failures=...\)"),
     ([RIGHT[0], _notes([1, 2, 3], asked=False)], "trains from epoch 1 again because the loop never calls "
                                                  r"ray.train.get_checkpoint\(\)"),
@@ -169,23 +161,23 @@ def test_observed_notes_each_call_to_ray_train_and_restores_it(tmp_path, monkeyp
     calls = []
     monkeypatch.setattr(ray.train, "report", lambda metrics, checkpoint=None: calls.append(metrics))
     monkeypatch.setattr(ray.train, "get_checkpoint", lambda: None)
-    monkeypatch.setattr(ray.train, "get_dataset_shard", lambda name: [name])
-    originals = (ray.train.report, ray.train.get_checkpoint, ray.train.get_dataset_shard)
+    monkeypatch.setattr(ray.train, "get_context", lambda: "the context")
+    originals = (ray.train.report, ray.train.get_checkpoint, ray.train.get_context)
 
     def loop(config):
         import ray.train
 
         assert ray.train.get_checkpoint() is None
-        assert ray.train.get_dataset_shard("train") == ["train"]
+        assert ray.train.get_context() == "the context"
         for epoch in range(1, config["epochs"] + 1):
             ray.train.report({"epoch": epoch}, checkpoint="a checkpoint" if epoch > 1 else None)
 
     stage04_drill.Observed(loop, str(tmp_path), crash_at=99)({"epochs": 2})
     assert calls == [{"epoch": 1}, {"epoch": 2}]
-    assert (ray.train.report, ray.train.get_checkpoint, ray.train.get_dataset_shard) == originals
+    assert (ray.train.report, ray.train.get_checkpoint, ray.train.get_context) == originals
     notes = json.loads((tmp_path / "attempt-1.json").read_text())
     assert notes == {"reports": [_report(1, False), _report(2, True)], "asked_checkpoint": True, "restored": False,
-                     "shard": True}
+                     "rank": True}
     assert stage04_drill.read_attempts(tmp_path) == [notes]
 
 
@@ -204,7 +196,7 @@ def test_the_digits_rows_are_the_kits_digits():
 
 
 def test_the_reference_survives_the_drill_on_the_local_ray(local_ray, capsys):
-    make_trainer = stage04.TRAIN_LOOP["reference"]()
+    make_trainer = exercises.skip_ahead("04.train_loop")
     stage04.check_train_loop(make_trainer)
     drill = stage04.drill(make_trainer)  # the check's run, not a second one
     assert [stage04_drill.epochs(a) for a in drill["attempts"]] == [[1, 2], [2, 3]]

@@ -1,16 +1,17 @@
 """Exercise 04.2's run: the learner's trainer through the fault drill, each worker's calls to Ray Train noted.
 
 Each worker runs the learner's loop under :class:`Observed`, which wraps ``ray.train.report``,
-``get_checkpoint`` and ``get_dataset_shard`` to note each call in a file per attempt (a crashed worker
-returns nothing), and exits the worker abruptly, once, when the loop reports the crash epoch - before
-that epoch's checkpoint is saved, as if the worker died in the middle of it. :func:`judge` holds the rules
-the notes of the attempts must follow: a plain function, tested without Ray.
+``get_checkpoint`` and ``get_context`` (the worker's rank: its share of the rows) to note each call in a
+file per attempt (a crashed worker returns nothing), and exits the worker abruptly, once, when the loop
+reports the crash epoch - before that epoch's checkpoint is saved, as if the worker died in the middle of
+it. :func:`judge` holds the rules the notes of the attempts must follow: a plain function, tested without Ray.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from kit.course.exercises import NotYetRight
 
 
 def _new_notes() -> dict[str, Any]:
-    return {"reports": [], "asked_checkpoint": False, "restored": False, "shard": False}
+    return {"reports": [], "asked_checkpoint": False, "restored": False, "rank": False}
 
 
 class Observed:
@@ -35,7 +36,7 @@ class Observed:
         folder = Path(self.notes_dir)
         path = folder / f"attempt-{len(list(folder.glob('attempt-*.json'))) + 1}.json"
         notes = _new_notes()
-        originals = {name: getattr(ray.train, name) for name in ("report", "get_checkpoint", "get_dataset_shard")}
+        originals = {name: getattr(ray.train, name) for name in ("report", "get_checkpoint", "get_context")}
 
         def save() -> None:
             path.write_text(json.dumps(notes, default=str))
@@ -47,6 +48,8 @@ class Observed:
             if metrics.get("epoch") == self.crash_at and not crashed.exists():
                 crashed.touch()
                 _previous_report_taken()
+                if checkpoint is not None:  # never reported: a real crash would leave it in the worker's /tmp
+                    shutil.rmtree(checkpoint.path, ignore_errors=True)
                 os._exit(1)  # like an OOM kill or a lost node: no exception, no clean-up
             return originals["report"](metrics, checkpoint=checkpoint, **kwargs)
 
@@ -56,14 +59,14 @@ class Observed:
             save()
             return found
 
-        def get_dataset_shard(name):
-            notes["shard"] = True
+        def get_context():
+            notes["rank"] = True
             save()
-            return originals["get_dataset_shard"](name)
+            return originals["get_context"]()
 
         save()
         for name, function in (("report", report), ("get_checkpoint", get_checkpoint),
-                               ("get_dataset_shard", get_dataset_shard)):
+                               ("get_context", get_context)):
             setattr(ray.train, name, function)
         try:
             self.loop(config)
@@ -96,8 +99,9 @@ def epochs(notes: dict) -> list:
 
 
 def judge(attempts: list[dict], total: int, crash_at: int) -> None:
-    """The drill's rules: attempt 1 reports epochs 1.. with checkpoints from its shard until the crash in
-    epoch ``crash_at``; attempt 2 loads the newest checkpoint and reports epochs ``crash_at``..``total``."""
+    """The drill's rules: attempt 1 reports epochs 1.. with checkpoints until the crash in
+    epoch ``crash_at``, having asked for its rank (its share of the rows); attempt 2 loads the newest
+    checkpoint and reports epochs ``crash_at``..``total``."""
     first = attempts[0] if attempts else _new_notes()
     if not first["reports"]:
         raise NotYetRight("the loop never called ray.train.report(...): the controller saw no progress, and the "
@@ -114,10 +118,10 @@ def judge(attempts: list[dict], total: int, crash_at: int) -> None:
         raise NotYetRight(f"a fresh run reported epochs {epochs(first)} before its worker crashed in epoch "
                           f"{crash_at}, expected {list(range(1, crash_at + 1))}: one report at the end of each "
                           "epoch, the first numbered 1")
-    if not first["shard"]:
-        raise NotYetRight("the loop never called ray.train.get_dataset_shard('train'): it read the whole dataset "
-                          "itself, so each of N workers would train on all the rows (N copies of every epoch); "
-                          "iterate the worker's shard, which Ray Data streams to it")
+    if not first["rank"]:
+        raise NotYetRight("the loop never asked ray.train.get_context() for its rank: it trained on all the rows, so "
+                          "each of N workers would train on every row (N copies of every epoch); take "
+                          "rows[rank::world_size] with get_world_rank() and get_world_size()")
     if len(attempts) < 2:
         raise NotYetRight("the worker crashed and the run did not restart it: FailureConfig(max_failures=...)")
     again = attempts[1]
@@ -154,19 +158,19 @@ def run_drill(trainer: Any, notes_dir: Path, total: int, crash_at: int) -> tuple
     if attempts and not any(a["reports"] for a in attempts) and result.metrics:
         raise NotYetRight("the run reported metrics, but not through the module ray.train, which the check follows: "
                           "import ray.train inside the loop and call ray.train.report(...), ray.train.get_checkpoint() "
-                          "and ray.train.get_dataset_shard(...)")
+                          "and ray.train.get_context()")
     judge(attempts, total, crash_at)
     return attempts, result
 
 
 def describe(attempts: list[dict], crash_at: int) -> list[str]:
-    """One line per attempt: what it started from, whether it read its shard, which epochs it reported."""
+    """One line per attempt: what it started from, whether it took its rank's share, which epochs it reported."""
     lines = []
     for number, notes in enumerate(attempts, 1):
         reported = epochs(notes)
         died = number == 1 and reported and reported[-1] == crash_at
         start = "the newest checkpoint" if notes["restored"] else "no checkpoint (a fresh start)"
-        lines.append(f"attempt {number}: started from {start}; read its shard: {notes['shard']}; reported epochs "
+        lines.append(f"attempt {number}: started from {start}; took its rank's share: {notes['rank']}; reported epochs "
                      f"{reported[:-1] if died else reported}" + (f", died reporting epoch {crash_at}" if died else ""))
     return lines
 
