@@ -168,3 +168,14 @@ def test_speedup_sentence_follows_the_measurement():
     assert "No real speed-up" in raydemo.explain_speedup(raydemo.Timeline(records, 2.0, 2.0), 2)
     assert "With one CPU" in raydemo.explain_speedup(raydemo.Timeline(records, 2.0, 2.0), 1)
     assert "×1.33 (the ceiling here is ×2)" in raydemo.explain_speedup(raydemo.Timeline(records, 2.0, 1.5), 2)
+
+
+def test_checks_that_run_on_the_local_ray_say_so_against_a_remote_one(monkeypatch, capsys):
+    """PROFILE='cluster' (the multi-node lane): 06.2, 06.3 and 07.3 judge what they can and say they did not run."""
+    from kit.machine import ray_cluster
+
+    monkeypatch.setattr(ray_cluster, "is_remote", lambda: False)
+    assert not exercises.runs_only_locally("07.deployment") and capsys.readouterr().out == ""
+    monkeypatch.setattr(ray_cluster, "is_remote", lambda: True)
+    assert exercises.runs_only_locally("07.deployment")
+    assert "07.deployment: this check runs your answer on the local Ray" in capsys.readouterr().out

@@ -119,6 +119,18 @@ def check(id: str, answer: Any) -> Any:
     return answer
 
 
+def runs_only_locally(id: str) -> bool:
+    """True, after saying so, when Ray is a remote cluster's: exercise ``id``'s check runs the answer on the
+    local Ray (it reads the answer's parts in this process, or its replicas need this machine's files)."""
+    from kit.machine import ray_cluster
+
+    if not ray_cluster.is_remote():
+        return False
+    print(f"ℹ  {id}: this check runs your answer on the local Ray; Ray here is a remote cluster's, so only what "
+          "can be judged without running it was checked. Run the stage with PROFILE='local' to have it run.")
+    return True
+
+
 def skip_ahead(id: str) -> Any:
     """The reference answer of exercise ``id``, for learners who want to move on."""
     return get(id).reference()
