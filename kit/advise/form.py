@@ -39,13 +39,11 @@ def values_of(example: str) -> dict[str, Any]:
 
 def plan_text(example: str, changes: dict[str, Any]) -> str:
     """The plan for ``example`` with ``changes`` applied, as ``python -m kit advise`` prints it (or why not)."""
-    from kit.advise import examples, manifests, report, rules, workload
+    from kit.advise import examples, manifests, report
 
     try:
         examples.example(example)
-        plan = rules.advise(workload.from_mapping({**examples.EXAMPLES[example][1], **changes}, "the form"))
-        files = manifests.render(plan)
-        fit = manifests.check(files, plan)
+        plan, files, fit = manifests.plan_and_manifests({**examples.EXAMPLES[example][1], **changes}, "the form")
     except KitError as error:
         return f"✋ {error.explain()}"
     text = report.as_text(plan, [], fit)

@@ -161,6 +161,16 @@ def check(files: dict[str, Docs], plan: Plan, crd_dir: Path | str | None = None)
     return sizing.check_fit(docs, budget)
 
 
+def plan_and_manifests(data: dict, source: str, crd_dir: Path | str | None = None
+                       ) -> tuple[Plan, dict[str, Docs], sizing.Fit | None]:
+    """The whole advice for a workload mapping: the plan, its manifests (validated), and their fit."""
+    from kit.advise import rules, workload
+
+    plan = rules.advise(workload.from_mapping(data, source))
+    files = render(plan)
+    return plan, files, check(files, plan, crd_dir=crd_dir)
+
+
 def write(files: dict[str, Docs], out: Path | str) -> list[Path]:
     """Write each file under ``out``; return the paths."""
     root = Path(out)

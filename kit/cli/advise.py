@@ -58,7 +58,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     """``python -m kit advise``: print the plan (and write its manifests with ``--out``)."""
-    from kit.advise import examples, manifests, report, rules, workload
+    from kit.advise import examples, manifests, report, workload
     from kit.advise.workload import Workload
 
     args = parser().parse_args(argv)
@@ -82,9 +82,7 @@ def main(argv: list[str]) -> int:
         print("usage: python -m kit advise --example NAME | --file YAML | --FIELD VALUE... (--help; --example list)",
               file=sys.stderr)
         return 2
-    plan = rules.advise(workload.from_mapping({**base, **given}, args.file or "the workload"))
-    files = manifests.render(plan)
-    fit = manifests.check(files, plan, crd_dir=args.crd_dir)
+    plan, files, fit = manifests.plan_and_manifests({**base, **given}, args.file or "the workload", args.crd_dir)
     written = manifests.write(files, Path(args.out)) if args.out and files else []
     if args.json:
         print(json.dumps(report.as_dict(plan, written, fit), indent=2))
