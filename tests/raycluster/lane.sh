@@ -6,10 +6,11 @@
 #   lane.sh run -- CMD ...   bring the lane up, run CMD with the lane's settings in its environment
 #                            (PROFILE, RAY_ADDRESS, KIT_SHARED_STORAGE, token), always tear down
 #   lane.sh up | down        the two halves, for debugging (down is safe to repeat)
+#   lane.sh check            the checks `up` makes first (and the removal of an abandoned lane), nothing more
 #
 # Needs root, iproute2 and util-linux's unshare/nsenter. Everything it creates carries the prefix
-# kitrl- (bridge kitrl-br, namespaces kitrl-head/-w1/-w2, veths kitrl-*-h) on 10.231.0.0/24, and it
-# refuses to start when one of them exists already. Set PY to the Python whose Ray the nodes run.
+# kitrl- (bridge kitrl-br, namespaces kitrl-head/-w1/-w2, veths kitrl-*-h) on 10.231.0.0/24; it refuses
+# to start while another lane runs, and removes the network of one that was abandoned (no process left). Set PY to the Python whose Ray the nodes run.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -43,16 +44,47 @@ preflight() {
     command -v ip >/dev/null && command -v unshare >/dev/null && command -v nsenter >/dev/null \
         || die "needs iproute2 (ip) and util-linux (unshare, nsenter)"
     [[ -x $RAY ]] || die "no Ray at $RAY: set PY to the kit's venv Python (make does)"
-    ip link show "$BRIDGE" >/dev/null 2>&1 && die "interface $BRIDGE exists: another lane is up (lane.sh down)"
-    local ns
-    for ns in "${NODES[@]}"; do
-        ip netns list | grep -qw "kitrl-$ns" && die "namespace kitrl-$ns exists: another lane is up (lane.sh down)"
-        ip link show "kitrl-$ns-h" >/dev/null 2>&1 && die "interface kitrl-$ns-h exists (lane.sh down)"
-    done
+    reclaim_abandoned
     [[ $(cat /proc/sys/net/ipv4/ip_forward) == 0 ]] \
         || die "IPv4 forwarding is on: the lane's nodes could reach beyond this machine; run it where it is off"
     ip route | grep -q "^$SUBNET\." && die "$SUBNET.0/24 is already routed on this machine; the lane will not share it"
     return 0
+}
+
+leftovers() {  # this machine's kitrl- bridge, namespaces and veths, whoever made them
+    ip link show "$BRIDGE" >/dev/null 2>&1 && echo "interface $BRIDGE"
+    local ns
+    for ns in "${NODES[@]}"; do
+        ip netns list | grep -qw "kitrl-$ns" && echo "namespace kitrl-$ns"
+        ip link show "kitrl-$ns-h" >/dev/null 2>&1 && echo "interface kitrl-$ns-h"
+    done
+    return 0
+}
+
+# A lane whose namespaces still run a process is up (maybe another checkout's): refuse. One with no process
+# left was abandoned (its run was killed before `down`, e.g. a session or CI job that ended mid-test):
+# remove its network objects, which hold nothing, so that it cannot block every later run.
+reclaim_abandoned() {
+    local found ns running=""
+    found=$(leftovers)
+    [[ -z $found ]] && return 0
+    for ns in "${NODES[@]}"; do
+        ip netns list | grep -qw "kitrl-$ns" && [[ -n $(ip netns pids "kitrl-$ns" 2>/dev/null) ]] && running+=" kitrl-$ns"
+    done
+    [[ -n $running ]] && die "$(echo "$found" | head -n 1) exists and processes run in${running}: another lane is up (lane.sh down)"
+    log "an abandoned lane (no process in its namespaces): removing $(echo "$found" | paste -sd, - | sed 's/,/, /g')"
+    remove_network
+    found=$(leftovers)
+    [[ -z $found ]] || die "could not remove the abandoned lane's $(echo "$found" | paste -sd, -)"
+}
+
+remove_network() {
+    local ns
+    for ns in "${NODES[@]}"; do
+        ip netns delete "kitrl-$ns" 2>/dev/null || true
+        ip link delete "kitrl-$ns-h" 2>/dev/null || true
+    done
+    ip link delete "$BRIDGE" 2>/dev/null || true
 }
 
 # Directories the nodes must not see: the checkout's kit/ and the kit/ an editable install maps to.
@@ -162,14 +194,9 @@ stop_node() {  # `ray stop` inside the node's namespaces (it sees only them), th
 }
 
 down() {
-    local ns
     stop_node w1 & stop_node w2 & wait  # the workers together, then the head
     stop_node head
-    for ns in "${NODES[@]}"; do
-        ip netns delete "kitrl-$ns" 2>/dev/null || true
-        ip link delete "kitrl-$ns-h" 2>/dev/null || true
-    done
-    ip link delete "$BRIDGE" 2>/dev/null || true
+    remove_network
     rm -rf "$SHARED" "$TOKEN"
     CREATED=0
     log "down"
@@ -192,7 +219,8 @@ run() {
 
 case ${1:-} in
     up) trap 'rc=$?; ((rc)) && teardown; exit $rc' EXIT; up ;;
+    check) preflight; log "ready: no lane is up" ;;
     down) down ;;
     run) shift; run "$@" ;;
-    *) die "usage: lane.sh up | down | run -- COMMAND ..." ;;
+    *) die "usage: lane.sh up | down | check | run -- COMMAND ..." ;;
 esac
