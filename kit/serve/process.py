@@ -51,6 +51,8 @@ class ServerProcess:
     port: int
     ready_path: str = "/healthz"
     name: str = "server"
+    #: extra environment variables for the child (e.g. vLLM's ``VLLM_CPU_KVCACHE_SPACE``)
+    env: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen | None = field(default=None, repr=False)
     _log_dir: Path | None = field(default=None, repr=False)
 
@@ -76,7 +78,7 @@ class ServerProcess:
             )
         self._log_dir = self._log_dir or Path(tempfile.mkdtemp(prefix=f"kit-{self.name}-"))
         log_path = self._log_dir / f"{self.name}.log"
-        env = dict(os.environ, PYTHONPATH=kit_pythonpath(), PYTHONUNBUFFERED="1")
+        env = dict(os.environ, PYTHONPATH=kit_pythonpath(), PYTHONUNBUFFERED="1", **self.env)
         with log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", self.module, *self.args], stdout=log, stderr=subprocess.STDOUT,

@@ -1,0 +1,148 @@
+"""A streaming client for an OpenAI-compatible completions endpoint that measures what users feel.
+
+- time to first token (TTFT): from sending the request to the first streamed token — queueing plus the
+  prompt's prefill;
+- time per output token (TPOT): the mean gap between the following tokens — one decode step of the
+  running batch each;
+- tokens/s across concurrent streams: what continuous batching raises.
+
+The stream is server-sent events: ``data: {json}`` lines, ending with ``data: [DONE]``. Plain ``httpx``
+(no ``openai`` import), so the same client reads vLLM, a Ray Serve proxy or the in-process generator's app.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import time
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import httpx
+
+
+@dataclass(frozen=True)
+class StreamTiming:
+    """One streamed completion: when its tokens arrived, relative to sending the request (seconds)."""
+
+    arrivals: tuple[float, ...]
+    text: str
+    finish_reason: str | None
+
+    @property
+    def tokens(self) -> int:
+        return len(self.arrivals)
+
+    @property
+    def ttft(self) -> float:
+        return self.arrivals[0]
+
+    @property
+    def tpot(self) -> float | None:
+        """Mean seconds between output tokens after the first; None for a single token."""
+        if len(self.arrivals) < 2:
+            return None
+        return (self.arrivals[-1] - self.arrivals[0]) / (len(self.arrivals) - 1)
+
+
+def timing_from_events(events: Iterable[tuple[float, str]]) -> StreamTiming:
+    """A :class:`StreamTiming` from ``(seconds since the request, SSE line)`` pairs.
+
+    Each ``data:`` event with a non-empty choice text counts as one token (vLLM sends one event per
+    decoded token); ``data: [DONE]`` ends the stream; an ``error`` event is raised as a ValueError.
+    """
+    arrivals: list[float] = []
+    parts: list[str] = []
+    finish = None
+    for seconds, line in events:
+        if not line.startswith("data:"):
+            continue
+        payload = line[len("data:"):].strip()
+        if payload == "[DONE]":
+            break
+        event = json.loads(payload)
+        if "error" in event:
+            raise ValueError(f"the stream ended with an error: {event['error']}")
+        for choice in event.get("choices", []):
+            text = choice.get("text") or (choice.get("delta") or {}).get("content") or ""
+            if text:
+                arrivals.append(seconds)
+                parts.append(text)
+            finish = choice.get("finish_reason") or finish
+    if not arrivals:
+        raise ValueError("the stream carried no tokens")
+    return StreamTiming(tuple(arrivals), "".join(parts), finish)
+
+
+def completion_body(model: str, prompt: str, max_tokens: int, **extra: Any) -> dict[str, Any]:
+    # ignore_eos: every stream produces exactly max_tokens, so runs compare like with like
+    return {"model": model, "prompt": prompt, "max_tokens": max_tokens, "temperature": 0.0, "stream": True,
+            "ignore_eos": True, **extra}
+
+
+def stream_completion(base_url: str, model: str, prompt: str, max_tokens: int = 32, **extra: Any) -> StreamTiming:
+    """One streamed completion from ``{base_url}/v1/completions``, timed."""
+    started = time.perf_counter()
+    events: list[tuple[float, str]] = []
+    with httpx.stream("POST", f"{base_url}/v1/completions", json=completion_body(model, prompt, max_tokens, **extra),
+                      timeout=120.0) as response:
+        if response.status_code != 200:
+            response.read()
+            raise ValueError(f"HTTP {response.status_code}: {response.text[:300]}")
+        for line in response.iter_lines():
+            events.append((time.perf_counter() - started, line))
+    return timing_from_events(events)
+
+
+async def _one(client: httpx.AsyncClient, url: str, body: dict[str, Any]) -> StreamTiming:
+    started = time.perf_counter()
+    events: list[tuple[float, str]] = []
+    async with client.stream("POST", url, json=body) as response:
+        if response.status_code != 200:
+            await response.aread()
+            raise ValueError(f"HTTP {response.status_code}: {response.text[:300]}")
+        async for line in response.aiter_lines():
+            events.append((time.perf_counter() - started, line))
+    return timing_from_events(events)
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """``concurrency`` streams started together; medians over the streams and the aggregate rate."""
+
+    concurrency: int
+    streams: int
+    tokens: int
+    seconds: float
+    tokens_per_s: float
+    ttft_median: float
+    tpot_median: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def summarise(concurrency: int, timings: list[StreamTiming], seconds: float) -> LoadResult:
+    tokens = sum(t.tokens for t in timings)
+    tpots = [t.tpot for t in timings if t.tpot is not None]
+    return LoadResult(concurrency, len(timings), tokens, round(seconds, 4), round(tokens / seconds, 2),
+                      round(statistics.median(t.ttft for t in timings), 5),
+                      round(statistics.median(tpots), 5) if tpots else None)
+
+
+async def _load(base_url: str, bodies: list[dict[str, Any]]) -> tuple[list[StreamTiming], float]:
+    limits = httpx.Limits(max_connections=len(bodies) + 1)
+    async with httpx.AsyncClient(timeout=300.0, limits=limits) as client:
+        started = time.perf_counter()
+        timings = await asyncio.gather(*(_one(client, f"{base_url}/v1/completions", body) for body in bodies))
+        return list(timings), time.perf_counter() - started
+
+
+def concurrent_streams(base_url: str, model: str, prompts: list[str], max_tokens: int = 32,
+                       **extra: Any) -> LoadResult:
+    """One stream per prompt, all started at once; returns the aggregate tokens/s and median TTFT/TPOT."""
+    bodies = [completion_body(model, prompt, max_tokens, **extra) for prompt in prompts]
+    timings, seconds = asyncio.run(_load(base_url, bodies))
+    return summarise(len(prompts), timings, seconds)

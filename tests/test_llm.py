@@ -1,0 +1,126 @@
+"""Stage 12's language model without the engine: corpus, tokenizer, training, artifact, client parsing.
+
+The model tests need the LLM extra's ``tokenizers`` and ``transformers`` (``make test`` installs them);
+without them they fail naming what is missing.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from kit.errors import KitError
+from kit.llm import client, corpus
+from kit.llm.server import EngineOptions, cpu_supports_bf16, missing_packages
+from kit.train.artifact import ArtifactError
+
+
+def test_corpus_is_deterministic_and_seeded():
+    assert corpus.generate(50, seed=1) == corpus.generate(50, seed=1)
+    assert corpus.generate(50, seed=1) != corpus.generate(50, seed=2)
+    assert all(line.endswith(" .") for line in corpus.generate(20))
+    with pytest.raises(ValueError):
+        corpus.generate(0)
+
+
+def test_sse_events_become_token_timings():
+    lines = [(0.5, 'data: {"choices": [{"text": "the", "finish_reason": null}]}'), (0.6, ""),
+             (0.7, 'data: {"choices": [{"text": " job", "finish_reason": null}]}'),
+             (0.9, 'data: {"choices": [{"text": " .", "finish_reason": "length"}]}'), (1.0, "data: [DONE]"),
+             (2.0, 'data: {"choices": [{"text": "after done"}]}')]
+    timing = client.timing_from_events(lines)
+    assert timing.text == "the job ." and timing.tokens == 3 and timing.finish_reason == "length"
+    assert timing.ttft == 0.5 and timing.tpot == pytest.approx(0.2)
+    chat = client.timing_from_events([(0.1, 'data: {"choices": [{"delta": {"content": "hi"}}]}')])
+    assert chat.text == "hi" and chat.tpot is None
+    with pytest.raises(ValueError, match="no tokens"):
+        client.timing_from_events([(0.1, "data: [DONE]")])
+    with pytest.raises(ValueError, match="error"):
+        client.timing_from_events([(0.1, 'data: {"error": {"message": "boom"}}')])
+
+
+def test_load_summary_medians_and_rate():
+    timings = [client.StreamTiming((0.1, 0.2, 0.3), "x", "length"), client.StreamTiming((0.3, 0.5, 0.7), "y", None)]
+    result = client.summarise(2, timings, 2.0)
+    assert result.tokens == 6 and result.tokens_per_s == 3.0
+    assert result.ttft_median == pytest.approx(0.2) and result.tpot_median == pytest.approx(0.15)
+
+
+def test_engine_options_reject_what_vllm_would_misread():
+    for bad in (0, 1.5, "1", True):
+        with pytest.raises(KitError, match="whole number of GiB"):
+            EngineOptions(kv_cache_gib=bad)
+    with pytest.raises(KitError):
+        EngineOptions(max_num_seqs=0)
+    with pytest.raises(KitError):
+        EngineOptions(dtype="float16")
+    options = EngineOptions(max_num_seqs=4, kv_cache_gib=2, prefix_caching=False)
+    args = options.args("/m", 8123)
+    assert args[args.index("--max-num-seqs") + 1] == "4" and "--no-enable-prefix-caching" in args
+    assert args[args.index("--host") + 1] == "127.0.0.1"
+    assert options.env()["VLLM_CPU_KVCACHE_SPACE"] == "2"
+
+
+def test_bf16_needs_a_native_cpu_flag():
+    assert cpu_supports_bf16({"avx2", "avx512_bf16"}) and cpu_supports_bf16({"amx_bf16"})
+    assert not cpu_supports_bf16({"avx2", "fma", "avx512f"})
+
+
+def test_model_config_rejects_small_heads():
+    from kit.llm.model import LMConfig
+
+    assert LMConfig().heads == 2
+    with pytest.raises(ValueError, match="head"):
+        LMConfig(hidden_size=128, head_dim=16)
+    with pytest.raises(ValueError):
+        LMConfig(block=512, context=256)
+
+
+@pytest.fixture(scope="module")
+def tiny_lm(tmp_path_factory):
+    missing = missing_packages(("tokenizers", "transformers"))
+    assert not missing, f"the LLM extra is missing {missing}: `make test` installs it (requirements-llm.txt)"
+    from kit.llm.model import LMConfig, train_lm
+
+    path = tmp_path_factory.mktemp("llm") / "model"
+    result = train_lm(LMConfig(sentences=600, steps=60, batch_size=16, log_every=20, threads=1), path, quiet=True)
+    return path, result
+
+
+def test_training_lowers_the_loss_and_writes_a_loadable_artifact(tiny_lm):
+    from kit.llm import artifact
+
+    path, result = tiny_lm
+    losses = [entry["train_loss"] for entry in result["history"]]
+    assert len(losses) == 3 and losses[-1] < losses[0] < result["initial_loss_uniform"] + 0.5
+    assert result["test_loss"] < result["initial_loss_uniform"] - 1.0  # learned something beyond uniform
+    model, tokenizer, metadata = artifact.load(path)
+    assert metadata["parameters"] == sum(p.numel() for p in model.parameters())
+    assert model.config.head_dim == 64 and model.config.num_attention_heads == 2 and len(tokenizer) == 512
+    ids = tokenizer.encode("the ray head schedules two small workers")
+    assert tokenizer.decode(ids) == "the ray head schedules two small workers"
+    prompt = tokenizer.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False,
+                                           add_generation_prompt=True)
+    assert prompt == "user: hi\nassistant:"
+
+
+def test_a_damaged_artifact_is_refused_naming_the_file(tiny_lm, tmp_path):
+    from kit.llm import artifact
+
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_lm[0], copy)
+    weights = copy / artifact.WEIGHTS
+    weights.write_bytes(weights.read_bytes()[:-8] + b"\0" * 8)
+    with pytest.raises(ArtifactError, match=r"model\.safetensors has SHA-256"):
+        artifact.verify(copy)
+    (copy / "tokenizer.json").unlink()
+    with pytest.raises(ArtifactError, match=r"tokenizer\.json is missing"):
+        artifact.load(copy)
+    (copy / artifact.METADATA).write_text(json.dumps({"format_version": 99}))
+    (copy / "tokenizer.json").write_text("{}")
+    with pytest.raises(ArtifactError, match="format_version"):
+        artifact.verify(copy)
+    with pytest.raises(ArtifactError, match="does not exist"):
+        artifact.verify(tmp_path / "nowhere")
