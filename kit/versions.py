@@ -142,6 +142,10 @@ IMAGES: dict[str, str] = {
     # the Ray version it was built from, so a mismatch with the client shows in the manifest itself.
     "kit": f"ghcr.io/cloud-native-ai-kit/kit:{KIT_IMAGE_VERSION}-ray{RAY}-cpu",
     "kit-gpu": f"ghcr.io/cloud-native-ai-kit/kit:{KIT_IMAGE_VERSION}-ray{RAY}-gpu",
+    # Stage 12 on a GPU cluster: vLLM's OpenAI server at the engine version of the LLM extra, and Ray's
+    # LLM image (Ray Serve LLM + vLLM) at the kit's Ray, following Ray's ray-llm tag scheme.
+    "vllm": "vllm/vllm-openai:v0.32.0",
+    "ray-llm": f"rayproject/ray-llm:{RAY}-py311-cu128",
 }
 
 #: The Python pins installed into the kit's image (torch comes first, from the index of its variant):

@@ -6,6 +6,7 @@ citing the upstream repository, tag, file and function it ports:
 - :mod:`.kueue` — Kueue v0.19.2 (ClusterQueue, ResourceFlavor, queued jobs);
 - :mod:`.kserve`, :mod:`.servingruntime` — KServe v0.20.0 (InferenceService, ServingRuntime,
   ClusterServingRuntime);
+- :mod:`.llmisvc` — KServe's LLMInferenceService webhook (v1alpha2);
 - :mod:`.names` — Kubernetes' name, label and quantity formats they share.
 
 "Valid" means "would be admitted": a webhook's rejection and a controller's ``ValidationFailed`` both count.
@@ -17,7 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from kit.k8s import traverse
-from kit.k8s.validation.admission import kserve, kuberay, kueue, servingruntime, trainer
+from kit.k8s.validation.admission import kserve, kuberay, kueue, llmisvc, servingruntime, trainer
 from kit.k8s.validation.admission.fields import dig
 from kit.k8s.validation.loading import Document
 from kit.k8s.validation.problems import PathParts, Problem
@@ -53,6 +54,8 @@ def document_problems(body: dict[str, Any]) -> Found:
         found += kserve.inference_service_problems(body)
     elif group == KSERVE_GROUP and kind in servingruntime.KINDS:
         found += servingruntime.runtime_problems(body)
+    elif group == KSERVE_GROUP and kind == llmisvc.KIND:
+        found += llmisvc.llm_inference_service_problems(body)
     return found
 
 
