@@ -53,3 +53,17 @@ def local_ray(tmp_path_factory):
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def tiny_lm(tmp_path_factory):
+    """Stage 12's language model, trained briefly once for the LLM tests: (model directory, training result)."""
+    from kit.llm.server import missing_packages
+
+    missing = missing_packages(("tokenizers", "transformers"))
+    assert not missing, f"the LLM extra is missing {missing}: `make test` installs it (requirements-llm.txt)"
+    from kit.llm.model import LMConfig, train_lm
+
+    path = tmp_path_factory.mktemp("llm") / "model"
+    result = train_lm(LMConfig(sentences=600, steps=60, batch_size=16, log_every=20, threads=1), path, quiet=True)
+    return path, result

