@@ -67,7 +67,7 @@ class EngineProxy:
 
 def proxy_app(engine_url: str):
     """The bound proxy application (``serve.run`` target) for the engine at ``engine_url``."""
-    return EngineProxy.bind(engine_url)
+    return EngineProxy.bind(engine_url)  # type: ignore[attr-defined]  # serve.ingress hides the Deployment type
 
 
 def _error(status: int, message: str, kind: str = "invalid_request_error") -> JSONResponse:
@@ -132,4 +132,4 @@ class TinyLM:
 
 def tiny_app(model_dir: str):
     """The bound in-process application for the model at ``model_dir``."""
-    return TinyLM.bind(model_dir)
+    return TinyLM.bind(model_dir)  # type: ignore[attr-defined]  # serve.ingress hides the Deployment type
