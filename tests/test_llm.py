@@ -6,6 +6,7 @@ without them they fail naming what is missing.
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 from pathlib import Path
@@ -65,6 +66,11 @@ def test_engine_options_reject_what_vllm_would_misread():
     assert args[args.index("--max-num-seqs") + 1] == "4" and "--no-enable-prefix-caching" in args
     assert args[args.index("--host") + 1] == "127.0.0.1"
     assert options.env()["VLLM_CPU_KVCACHE_SPACE"] == "2"
+    small = EngineOptions(kv_cache_bytes=2**20)
+    assert small.args("/m", 1)[-2:] == ["--kv-cache-memory-bytes", str(2**20)]
+    assert small.env()["VLLM_CPU_KVCACHE_SPACE"] == ""  # else vLLM's CPU platform overrides the flag
+    with pytest.raises(KitError, match="one block"):
+        EngineOptions(kv_cache_bytes=1024)
 
 
 def test_bf16_needs_a_native_cpu_flag():
@@ -156,7 +162,7 @@ def test_the_small_path_streams_greedy_tokens_and_refuses_what_does_not_fit(tiny
 
     model, tokenizer, _ = artifact.load(tiny_lm[0])
     chunks = timed(stream_tokens(model, tokenizer, "the scheduler", max_tokens=8, ignore_eos=True))
-    assert len(chunks) > 3 and all(b[0] >= a[0] for a, b in zip(chunks, chunks[1:], strict=False))
+    assert len(chunks) > 3 and all(b[0] >= a[0] for a, b in itertools.pairwise(chunks))
     again = "".join(stream_tokens(model, tokenizer, "the scheduler", max_tokens=8, ignore_eos=True))
     assert again == "".join(text for _, text in chunks)  # greedy is deterministic
     with pytest.raises(ValueError, match="context"):

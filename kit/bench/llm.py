@@ -28,6 +28,9 @@ from kit.llm.server import EngineOptions, cpu_supports_bf16, vllm_server
 
 CONCURRENCY = (1, 2, 4, 8, 16)
 GOAL_RATIO = 4.0
+#: The small engine's KV cache: 1 MiB holds 512 tokens of the tiny model (2 KiB each in fp32), two requests
+#: of the full 256-token context, so the cache and not max_num_seqs (16) decides how many run at once.
+SMALL_KV_BYTES = 2**20
 PROMPTS = ("the ray head", "a training worker", "the model server", "the scheduler", "kueue admits",
            "the gateway routes", "a replica", "the kubelet restarts")
 
@@ -93,6 +96,69 @@ def engine_reported_concurrency(log_text: str) -> float | None:
     return float(found[-1].replace(",", "")) if found else None
 
 
+def metric(text: str, name: str) -> float | None:
+    """The sum of a Prometheus metric's samples (any labels) in ``/metrics`` text, or None when absent."""
+    import re
+
+    values = re.findall(rf"^{re.escape(name)}(?:{{[^}}]*}})? ([0-9.eE+-]+)$", text, re.MULTILINE)
+    return sum(float(v) for v in values) if values else None
+
+
+class RunningPeak:
+    """Polls the engine's ``/metrics`` in a thread: the most requests seen running and waiting at once."""
+
+    def __init__(self, url: str) -> None:
+        self.url, self.running, self.waiting = url, 0.0, 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        import httpx
+
+        while not self._stop.is_set():
+            try:
+                text = httpx.get(self.url + "/metrics", timeout=2).text
+            except httpx.HTTPError:
+                continue
+            self.running = max(self.running, metric(text, "vllm:num_requests_running") or 0.0)
+            self.waiting = max(self.waiting, metric(text, "vllm:num_requests_waiting") or 0.0)
+            self._stop.wait(0.05)
+
+    def __enter__(self) -> RunningPeak:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def small_cache_run(model_dir: str | Path, kv_cache_bytes: int, streams: int, tokens: int,
+                    watched: list | None = None) -> dict[str, Any]:
+    """``streams`` streams against an engine whose KV cache holds only a few sequences: what it admits.
+    ``watched``: the list a :class:`PeakPSS` reads its server from (this engine is appended)."""
+    import httpx
+
+    options = EngineOptions(max_num_seqs=16, kv_cache_bytes=kv_cache_bytes)
+    server = vllm_server(model_dir, options)
+    if watched is not None:
+        watched.append(server)
+    try:
+        server.start(timeout=300)
+        with RunningPeak(server.url) as peak:
+            result = client.concurrent_streams(server.url, options.served_name,
+                                               [PROMPTS[i % len(PROMPTS)] for i in range(streams)], tokens)
+        text = httpx.get(server.url + "/metrics", timeout=10).text
+        log = server.log_path.read_text(errors="replace") if server.log_path else ""
+        return {"kv_cache_bytes": kv_cache_bytes, "streams": streams, "tokens_per_stream": tokens,
+                "engine_reported_concurrency": engine_reported_concurrency(log),
+                "peak_running": peak.running, "peak_waiting": peak.waiting,
+                "preemptions": metric(text, "vllm:num_preemptions_total"), "tokens_per_s": result.tokens_per_s,
+                "ttft_median": result.ttft_median}
+    finally:
+        server.stop()
+
+
 def _ttft_repeat(url: str, model: str, prompt: str, repeat: int) -> float:
     """Median TTFT of ``prompt`` sent ``repeat`` times after a first (cache-filling) send."""
     client.stream_completion(url, model, prompt, max_tokens=2)
@@ -137,6 +203,7 @@ def bench_llm(model_dir: str | Path, tokens: int = 32, repeat: int = 3) -> dict[
             data["prefix_off_ttft_s"] = round(_ttft_repeat(off.url, options.served_name, long_prompt, repeat), 5)
         finally:
             off.stop()
+        data["small_kv_cache"] = small_cache_run(model_dir, SMALL_KV_BYTES, 16, 64, watched)
     data["engine_peak_pss_gib"] = round(pss.peak / 2**30, 2)
     per_token = kv_bytes_per_token(config["layers"], config["hidden_size"] // config["head_dim"], config["head_dim"])
     data["kv_cache"] = {"bytes_per_token_fp32": per_token, "tokens_per_request": options.max_model_len,
@@ -163,7 +230,7 @@ def format_llm(data: dict[str, Any]) -> str:
     for row in data["concurrency"]:
         tpot = f"{row['tpot_median'] * 1000:9.1f}" if row["tpot_median"] is not None else f"{'-':>9}"
         lines.append(f"{row['concurrency']:>8} {row['tokens_per_s']:>10.1f} {row['ttft_median'] * 1000:>9.1f} {tpot}")
-    ratios, kv = data["ratios"], data["kv_cache"]
+    ratios, kv, small = data["ratios"], data["kv_cache"], data["small_kv_cache"]
     lines += [
         "",
         f"tokens/s, 16 streams vs 1: {ratios['tokens_per_s_16_vs_1']}x (goal >= "
@@ -175,6 +242,10 @@ def format_llm(data: dict[str, Any]) -> str:
         f"admitted: " + ", ".join(f"{k}: {v:,}" for k, v in kv["admitted_by_arithmetic"].items())
         + f"; the engine reports {data['engine_reported_concurrency']}x for 1 GiB",
         f"bf16: {data['bf16']}",
+        f"small KV cache ({small['kv_cache_bytes'] // 1024} KiB, engine reports "
+        f"{small['engine_reported_concurrency']}x): {small['streams']} streams of {small['tokens_per_stream']} "
+        f"tokens, at most {small['peak_running']:.0f} running and {small['peak_waiting']:.0f} waiting at once, "
+        f"{small['preemptions']} preemption(s), {small['tokens_per_s']} tokens/s",
         f"engine process tree peak PSS: {data['engine_peak_pss_gib']} GiB",
     ]
     return "\n".join(lines)

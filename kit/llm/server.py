@@ -74,11 +74,17 @@ class EngineOptions:
     prefix_caching: bool = True
     dtype: str = "float32"
     served_name: str = "kit-tiny-llama"
+    #: a KV cache below a GiB, in bytes (``--kv-cache-memory-bytes``; replaces ``kv_cache_gib``): small enough
+    #: that the cache, not ``max_num_seqs``, limits how many sequences run at once
+    kv_cache_bytes: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.kv_cache_gib, int) or isinstance(self.kv_cache_gib, bool) or self.kv_cache_gib < 1:
             raise KitError(f"kv_cache_gib={self.kv_cache_gib!r}: VLLM_CPU_KVCACHE_SPACE is a whole number of GiB",
                            fix="pass an integer of at least 1 (e.g. kv_cache_gib=1)")
+        if self.kv_cache_bytes is not None and self.kv_cache_bytes < 2**16:
+            raise KitError(f"kv_cache_bytes={self.kv_cache_bytes}: too small to hold one block of tokens",
+                           fix="pass at least 65536 bytes, or leave it None and use kv_cache_gib")
         if self.max_num_seqs < 1:
             raise KitError(f"max_num_seqs={self.max_num_seqs}: the engine needs room for one sequence at least",
                            fix="pass max_num_seqs >= 1")
@@ -92,10 +98,12 @@ class EngineOptions:
             str(self.max_model_len), "--dtype", self.dtype,
             "--enable-prefix-caching" if self.prefix_caching else "--no-enable-prefix-caching",
             "--disable-uvicorn-access-log",
-        ]
+        ] + (["--kv-cache-memory-bytes", str(self.kv_cache_bytes)] if self.kv_cache_bytes else [])
 
     def env(self) -> dict[str, str]:
-        return {"VLLM_CPU_KVCACHE_SPACE": str(self.kv_cache_gib), "VLLM_NO_USAGE_STATS": "1",
+        # vLLM reads VLLM_CPU_KVCACHE_SPACE after the flags: an empty value lets --kv-cache-memory-bytes count
+        space = "" if self.kv_cache_bytes else str(self.kv_cache_gib)
+        return {"VLLM_CPU_KVCACHE_SPACE": space, "VLLM_NO_USAGE_STATS": "1",
                 "VLLM_DO_NOT_TRACK": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
                 "VLLM_CPU_OMP_THREADS_BIND": "nobind"}
 
