@@ -68,7 +68,7 @@ def test_engine_options_reject_what_vllm_would_misread():
     assert options.env()["VLLM_CPU_KVCACHE_SPACE"] == "2"
     small = EngineOptions(kv_cache_bytes=2**20)
     assert small.args("/m", 1)[-2:] == ["--kv-cache-memory-bytes", str(2**20)]
-    assert small.env()["VLLM_CPU_KVCACHE_SPACE"] == ""  # else vLLM's CPU platform overrides the flag
+    assert "VLLM_CPU_KVCACHE_SPACE" not in small.env()  # else vLLM's CPU platform overrides the flag
     with pytest.raises(KitError, match="one block"):
         EngineOptions(kv_cache_bytes=1024)
 
@@ -170,3 +170,18 @@ def test_the_small_path_streams_greedy_tokens_and_refuses_what_does_not_fit(tiny
     for bad in ({"max_tokens": 0}, {"temperature": -1.0}):
         with pytest.raises(ValueError):
             list(stream_tokens(model, tokenizer, "x", **bad))
+
+
+def test_bench_helpers_read_the_engine_and_do_the_kv_arithmetic():
+    from kit.bench import llm as bench
+
+    per_token = bench.kv_bytes_per_token(layers=2, kv_heads=2, head_dim=64)
+    assert per_token == 2048  # key + value, 2 layers, 2 heads of 64 floats (4 bytes)
+    assert bench.admitted(1, per_token, 256) == 2048 and bench.admitted(2, per_token, 256) == 4096
+    log = "INFO ... Maximum concurrency for 256 tokens per request: 2.00x\nother line"
+    assert bench.engine_reported_concurrency(log) == 2.0 and bench.engine_reported_concurrency("none") is None
+    text = ('vllm:num_requests_running{model_name="m",engine="0"} 3.0\n'
+            'vllm:num_requests_running{model_name="m",engine="1"} 1.0\n'
+            "# HELP vllm:num_preemptions_total x\nvllm:num_preemptions_total 7.0\n")
+    assert bench.metric(text, "vllm:num_requests_running") == 4.0
+    assert bench.metric(text, "vllm:num_preemptions_total") == 7.0 and bench.metric(text, "nope") is None

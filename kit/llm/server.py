@@ -101,9 +101,10 @@ class EngineOptions:
         ] + (["--kv-cache-memory-bytes", str(self.kv_cache_bytes)] if self.kv_cache_bytes else [])
 
     def env(self) -> dict[str, str]:
-        # vLLM reads VLLM_CPU_KVCACHE_SPACE after the flags: an empty value lets --kv-cache-memory-bytes count
-        space = "" if self.kv_cache_bytes else str(self.kv_cache_gib)
-        return {"VLLM_CPU_KVCACHE_SPACE": space, "VLLM_NO_USAGE_STATS": "1",
+        # VLLM_CPU_KVCACHE_SPACE, when set, overrides --kv-cache-memory-bytes (and an empty value makes the
+        # worker fail on int("")): leave it out when the cache is given in bytes
+        space = {} if self.kv_cache_bytes else {"VLLM_CPU_KVCACHE_SPACE": str(self.kv_cache_gib)}
+        return {**space, "VLLM_NO_USAGE_STATS": "1",
                 "VLLM_DO_NOT_TRACK": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
                 "VLLM_CPU_OMP_THREADS_BIND": "nobind"}
 
