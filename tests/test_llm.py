@@ -185,3 +185,15 @@ def test_bench_helpers_read_the_engine_and_do_the_kv_arithmetic():
             "# HELP vllm:num_preemptions_total x\nvllm:num_preemptions_total 7.0\n")
     assert bench.metric(text, "vllm:num_requests_running") == 4.0
     assert bench.metric(text, "vllm:num_preemptions_total") == 7.0 and bench.metric(text, "nope") is None
+
+
+def test_bench_llm_without_the_extra_says_how_to_install_it(monkeypatch, capsys):
+    from kit.cli import main
+    from kit.llm import server
+
+    assert main(["bench", "llm", "--tokens", "many"]) == 2
+    monkeypatch.setattr(server, "missing_packages", lambda modules=(): ["vllm"])
+    assert main(["bench", "llm"]) == 1
+    err = capsys.readouterr().err
+    assert "the LLM extra is not installed: missing vllm" in err and "make lab LLM=1" in err
+    assert "Traceback" not in err

@@ -5,7 +5,9 @@
    the streams, median time to first token (TTFT) and per output token (TPOT). The goal of issue 15:
    16 streams give at least 4x the tokens/s of one (reported, never asserted).
 2. KV cache vs admitted concurrency: the engine's own report (``Maximum concurrency for N tokens per
-   request``) next to the arithmetic (2 x layers x KV heads x head size x bytes per value per token).
+   request``) next to the arithmetic (2 x layers x KV heads x head size x bytes per value per token), and a
+   third engine with a 1 MiB cache (512 tokens) given 16 streams: how many ran at once, how many waited,
+   how many were preempted (``/metrics``).
 3. Prefix caching: TTFT of a long prompt sent again, with prefix caching on and on a second engine
    with it off.
 4. bf16 vs fp32: only where the CPU computes bf16 natively (``avx512_bf16``/``amx_bf16``); else said.
