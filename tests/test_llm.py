@@ -141,7 +141,8 @@ def test_the_llm_extra_is_pinned_in_one_place_and_leaves_the_cuda_builds_out():
     moved = {name for name in pins if name in versions.PYTHON_PINS and pins[name] != versions.PYTHON_PINS[name]}
     assert not moved, f"the LLM extra would move the kit's own pins {moved}"
     engine = f"{versions.LLM_ENGINE}=={versions.LLM_PINS[versions.LLM_ENGINE]}"
-    assert f"--no-deps {engine}" in (root / "Makefile").read_text()
+    makefile = (root / "Makefile").read_text()
+    assert f"--no-deps {engine}" in makefile and f"--no-deps -r {versions.LLM_REQUIREMENTS_FILE}" in makefile
 
 
 def test_the_doctor_says_whether_the_llm_extra_is_there_and_how_to_install_it():
