@@ -17,6 +17,9 @@ from kit.cli import EXIT_OK, EXIT_USAGE
 #: Add a subcommand with one line here.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "init": ("kit.cli.hackathon_event:init", "write an event file: teams, members, resources, dates, weights"),
+    "plan": ("kit.cli.hackathon_event:plan", "render and validate team namespaces, queues and JupyterHub values"),
+    "apply": ("kit.cli.hackathon_event:apply", "apply a written plan to the cluster (kubectl)"),
+    "delete": ("kit.cli.hackathon_event:delete", "delete what a written plan applied (kubectl)"),
 }
 
 

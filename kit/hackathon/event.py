@@ -75,6 +75,8 @@ class JupyterHub:
     cull_idle_seconds: int = 3600
     cpu_guarantee: str = "100m"
     memory_guarantee: str = "512Mi"
+    #: Where the chart is installed (`helm install ... --namespace`): the hub and proxy pods run there.
+    namespace: str = "jupyterhub"
 
 
 @dataclass(frozen=True)
@@ -203,6 +205,7 @@ def _jupyterhub(data: Any, source: str) -> JupyterHub:
     if not isinstance(merged["cull_idle_seconds"], int) or merged["cull_idle_seconds"] <= 0:
         raise EventError(f"{source}: jupyterhub.cull_idle_seconds {merged['cull_idle_seconds']!r} is not a positive "
                          "whole number", fix="write the idle time in seconds, e.g. 3600")
+    _label(merged["namespace"], "jupyterhub.namespace", source)
     return JupyterHub(**{key: merged[key] for key in asdict(JupyterHub())})
 
 
@@ -250,27 +253,32 @@ def from_mapping(data: Any, source: str = "<event>") -> Event:
     if scorer in (t.name for t in teams):
         raise EventError(f"{source}: scorer_namespace {scorer!r} is also a team's name",
                          fix="the scorer holds the hidden labels: give it a namespace no team has")
+    hub = _jupyterhub(data.get("jupyterhub"), source)
+    if hub.namespace in (scorer, *(t.name for t in teams)):
+        raise EventError(f"{source}: jupyterhub.namespace {hub.namespace!r} is also a team's or the scorer's",
+                         fix="install JupyterHub in a namespace of its own, e.g. jupyterhub")
     return Event(name, start.isoformat(), end.isoformat(), teams, _resources(data.get("resources"), source),
-                 _scoring(data.get("scoring"), source), _jupyterhub(data.get("jupyterhub"), source), scorer)
+                 _scoring(data.get("scoring"), source), hub, scorer)
 
 
 # --------------------------------------------------------------------------- writing a new one
 
 
 def team_share(teams: int, capacity: Requests, *, kind: bool) -> Resources:
-    """An equal share per team of what ``capacity`` leaves once the operators (and kind's own pods) run,
-    rounded down to 50m cpu and 64Mi memory; GPUs are divided whole (a team gets 0 when there are fewer)."""
+    """An equal share per team of what ``capacity`` leaves once the operators (and kind's own pods) run, with
+    one share more for the scorer; rounded down to 50m cpu and 64Mi memory; GPUs are divided whole (a team
+    gets 0 when there are fewer GPUs than shares)."""
     from kit.deploy import sizing
 
     if teams < 1:
         raise EventError(f"{teams} teams", fix="an event needs at least one team")
-    left = sizing.budget(capacity, kind=kind).available
-    cpu = left.cpu_millis // teams // 50 * 50
-    memory = left.memory_bytes // teams // 2**26 * 64
+    left, shares = sizing.budget(capacity, kind=kind).available, teams + 1
+    cpu = left.cpu_millis // shares // 50 * 50
+    memory = left.memory_bytes // shares // 2**26 * 64
     if cpu <= 0 or memory <= 0:
         raise EventError(f"{capacity} leaves {left} once the operators run: nothing for {teams} teams",
                          fix="give the cluster more nodes, or fewer teams")
-    return Resources(f"{cpu}m", f"{memory}Mi", left.gpus // teams)
+    return Resources(f"{cpu}m", f"{memory}Mi", left.gpus // shares)
 
 
 def new_event(name: str, teams: int, *, capacity: Requests, kind: bool, start: datetime | None = None,
