@@ -101,5 +101,7 @@ def test_what_must_stay_reachable_is_reported_when_it_is_not(docs, the_event):
     no_dns = [d for d in docs if d["metadata"].get("name") != "egress-dns-and-namespace"]
     found = isolation.violations(no_dns, the_event)
     assert f"{a}/notebook cannot reach cluster DNS" in found
+    no_hub = [d for d in docs if d["metadata"].get("name") != "egress-jupyterhub-hub"]
+    assert f"{a}/notebook cannot reach the JupyterHub hub's API" in isolation.violations(no_hub, the_event)
     no_scorer = [d for d in docs if d["metadata"].get("name") != "ingress-scorer"]
     assert f"the scorer cannot reach {a}/server on serving port 8000" in isolation.violations(no_scorer, the_event)

@@ -65,7 +65,9 @@ def _network(docs: list[dict[str, Any]], event: Event) -> Iterator[str]:
     names = event.team_names
     pods = {name: team_pods(name, i) for i, name in enumerate(names, start=1)}
     scorer = Pod(event.scorer_namespace, {"app": "scorer"}, "10.244.250.10", f"{event.scorer_namespace}/scorer")
-    proxy = Pod(event.jupyterhub.namespace, teams.JUPYTERHUB_PROXY, "10.244.251.10", "jupyterhub/proxy")
+    proxy = Pod(event.jupyterhub.namespace, {"component": "proxy", **teams.JUPYTERHUB_TO_NOTEBOOKS}, "10.244.251.10",
+                "jupyterhub/proxy")
+    hub = Pod(event.jupyterhub.namespace, teams.JUPYTERHUB_HUB, "10.244.251.11", "jupyterhub/hub")
     ports = (*teams.SERVING_PORTS, 22, 443, 6379, 8265, 10001, teams.NOTEBOOK_PORT)
     for name in names:
         for source in pods[name]:
@@ -85,6 +87,8 @@ def _network(docs: list[dict[str, Any]], event: Event) -> Iterator[str]:
                 yield f"the scorer can reach {pods[name][0]} on port {port}, not a serving port"
         if not access.can_connect(docs, proxy, pods[name][0], teams.NOTEBOOK_PORT):
             yield f"the JupyterHub proxy cannot reach {pods[name][0]}"
+        if not access.can_connect(docs, pods[name][0], hub, teams.HUB_API_PORT):
+            yield f"{pods[name][0]} cannot reach the JupyterHub hub's API"
 
 
 def violations(docs: Iterable[dict[str, Any]], event: Event) -> list[str]:

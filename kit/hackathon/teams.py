@@ -8,7 +8,7 @@ Per team, in a namespace named after it:
 - NetworkPolicies: deny everything (ingress and egress), then allow only the namespace's own pods, cluster DNS,
   the KubeRay operator on the Ray head's ports and the API server for pods labelled for it (the kit's own
   policies, :func:`kit.k8s.builders.core.network_policies`), the scorer on the serving ports, and the
-  JupyterHub proxy and hub to and from the notebook servers;
+  JupyterHub hub and proxy to the notebook servers (on their port), and the servers to the hub's API;
 - a ServiceAccount the notebook servers run as, and a Role/RoleBinding with the kit's learner verbs
   (:func:`kit.k8s.builders.rbac.learner_rules`) for it and the team's members: nothing cluster-wide;
 - Kueue: a ClusterQueue in the event's one Cohort (fair sharing, borrowing up to its share again, lending half
@@ -37,7 +37,8 @@ EVENT_LABEL = "cloud-native-ai-kit.io/hackathon"
 SERVING_PORTS = (versions.PORTS["ray-serve"], versions.PORTS["kserve"])
 #: Zero to JupyterHub's ports: the proxy reaches each notebook server on 8888, a server calls the hub's API on 8081.
 NOTEBOOK_PORT, HUB_API_PORT = 8888, 8081
-JUPYTERHUB_PROXY = {"app": "jupyterhub", "component": "proxy"}
+#: The chart's label on the pods that may reach the notebook servers (the hub checks them, the proxy forwards to them).
+JUPYTERHUB_TO_NOTEBOOKS = {"hub.jupyter.org/network-access-singleuser": "true"}
 JUPYTERHUB_HUB = {"app": "jupyterhub", "component": "hub"}
 TEAM_ACCOUNT = "team"
 SCORER_ACCOUNT = "scorer"
@@ -104,8 +105,8 @@ def team_network_policies(ns: str, event: Event) -> Docs:
         *core.network_policies(ns),
         _policy("ingress-scorer", ns, "Ingress", [{"from": [_in_namespace(event.scorer_namespace)],
                                                    "ports": _ports(*SERVING_PORTS)}]),
-        _policy("ingress-jupyterhub-proxy", ns, "Ingress", [{"from": [_in_namespace(hub, JUPYTERHUB_PROXY)],
-                                                             "ports": _ports(NOTEBOOK_PORT)}]),
+        _policy("ingress-jupyterhub", ns, "Ingress", [{"from": [_in_namespace(hub, JUPYTERHUB_TO_NOTEBOOKS)],
+                                                       "ports": _ports(NOTEBOOK_PORT)}]),
         _policy("egress-jupyterhub-hub", ns, "Egress", [{"to": [_in_namespace(hub, JUPYTERHUB_HUB)],
                                                          "ports": _ports(HUB_API_PORT)}]),
     ]
