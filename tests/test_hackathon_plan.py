@@ -36,9 +36,10 @@ def gpu_event(event_file):
 def test_init_shares_what_kind_leaves_between_the_teams_and_the_scorer(event_file):
     event = ev.Event.load(event_file)
     assert event.team_names == ["team-01", "team-02", "team-03"]
-    left = sizing.budget(sizing.DOCKER_DESKTOP, kind=True).available
+    servers = ev.Resources("100m", "512Mi").requests * 6  # three teams of two (init's default), one server each
+    left = sizing.budget(sizing.DOCKER_DESKTOP, kind=True).available - servers
     share = event.resources.requests
-    assert share == ev.team_share(3, sizing.DOCKER_DESKTOP, kind=True).requests
+    assert share == ev.team_share(3, sizing.DOCKER_DESKTOP, kind=True, members=2).requests
     assert (share * 4).fits(left) and not (share * 4 + ev.Resources("50m", "64Mi").requests * 4).fits(left)
     assert set(event.scoring) == {"accuracy", "latency", "cost"} and sum(event.scoring.values()) > 0
 
@@ -48,6 +49,10 @@ def test_init_refuses_to_overwrite_and_a_cluster_too_small_for_the_teams(event_f
     assert "pass --force" in capsys.readouterr().err
     with pytest.raises(ev.EventError, match="nothing for 40 teams"):
         ev.team_share(40, sizing.DOCKER_DESKTOP, kind=True)
+    with pytest.raises(ev.EventError, match="12 notebook servers take"):
+        ev.team_share(4, sizing.DOCKER_DESKTOP, kind=True, members=3)
+    gpu_pool = ev.team_share(8, sizing.parse_capacity("64cpu,256Gi,8gpu"), kind=False, members=4)
+    assert gpu_pool.gpu == 1  # GPUs go to the teams, not to the scorer
 
 
 def test_plan_writes_files_that_validate_strictly(event_file, tmp_path, capsys):

@@ -26,7 +26,10 @@ def init(argv: list[str]) -> int:
 
     p = _parser("init", init.__doc__ or "")
     p.add_argument("--name", default="kit-hackathon", help="the event's name (a DNS label)")
-    p.add_argument("--teams", type=int, default=4, help="how many teams (team-01, team-02, ...)")
+    p.add_argument("--teams", type=int, default=2, help="how many teams (team-01, team-02, ...; default 2)")
+    p.add_argument("--members", type=int, default=2,
+                   help="the most people per team: each has a notebook server the share must leave room for "
+                        "(default 2)")
     p.add_argument("--capacity", default=None,
                    help="what the cluster's nodes offer, e.g. 64cpu,256Gi,8gpu (default: kind on Docker "
                         "Desktop, 4cpu,8Gi); each team gets an equal share of what the operators leave")
@@ -37,7 +40,7 @@ def init(argv: list[str]) -> int:
     if args.out.exists() and not args.force:
         raise KitError(f"{args.out} exists", fix="edit it, or pass --force to overwrite it")
     capacity = sizing.parse_capacity(args.capacity) if args.capacity else sizing.DOCKER_DESKTOP
-    new = event.new_event(args.name, args.teams, capacity=capacity, kind=not args.cloud)
+    new = event.new_event(args.name, args.teams, capacity=capacity, kind=not args.cloud, members=args.members)
     new.dump(args.out)
     share = new.resources
     print(f"wrote {args.out}: {len(new.teams)} teams, each {share.cpu} cpu, {share.memory} memory, {share.gpu} gpu")

@@ -264,27 +264,35 @@ def from_mapping(data: Any, source: str = "<event>") -> Event:
 # --------------------------------------------------------------------------- writing a new one
 
 
-def team_share(teams: int, capacity: Requests, *, kind: bool) -> Resources:
-    """An equal share per team of what ``capacity`` leaves once the operators (and kind's own pods) run, with
-    one share more for the scorer; rounded down to 50m cpu and 64Mi memory; GPUs are divided whole (a team
-    gets 0 when there are fewer GPUs than shares)."""
+def team_share(teams: int, capacity: Requests, *, kind: bool, members: int = 0,
+               notebook: Requests | None = None) -> Resources:
+    """An equal share per team of what ``capacity`` leaves once the operators (and kind's own pods) run and each
+    of the ``members`` per team has a notebook server guaranteed ``notebook`` (the hub's default), with one share
+    more for the scorer; rounded down to 50m cpu and 64Mi memory. GPUs go to the teams only (the scorer runs on
+    CPUs), whole (a team gets 0 when there are fewer GPUs than teams)."""
     from kit.deploy import sizing
 
-    if teams < 1:
-        raise EventError(f"{teams} teams", fix="an event needs at least one team")
-    left, shares = sizing.budget(capacity, kind=kind).available, teams + 1
+    if teams < 1 or members < 0:
+        raise EventError(f"{teams} teams of {members} members", fix="an event needs at least one team")
+    hub = JupyterHub()
+    servers = (notebook or Requests.parse(hub.cpu_guarantee, hub.memory_guarantee)) * (teams * members)
+    available = sizing.budget(capacity, kind=kind).available
+    left, shares = available - servers, teams + 1
     cpu = left.cpu_millis // shares // 50 * 50
     memory = left.memory_bytes // shares // 2**26 * 64
     if cpu <= 0 or memory <= 0:
-        raise EventError(f"{capacity} leaves {left} once the operators run: nothing for {teams} teams",
-                         fix="give the cluster more nodes, or fewer teams")
-    return Resources(f"{cpu}m", f"{memory}Mi", left.gpus // shares)
+        raise EventError(f"{capacity} leaves {available} once the operators run; {teams * members} notebook servers "
+                         f"take {servers}: nothing for {teams} teams and the scorer",
+                         fix="give the cluster more nodes, or plan fewer teams or members")
+    return Resources(f"{cpu}m", f"{memory}Mi", left.gpus // teams)
 
 
-def new_event(name: str, teams: int, *, capacity: Requests, kind: bool, start: datetime | None = None,
-              hours: float = 8.0) -> Event:
-    """An event with ``teams`` empty teams (team-01...) sharing ``capacity`` equally, starting at ``start``."""
+def new_event(name: str, teams: int, *, capacity: Requests, kind: bool, members: int = 0,
+              start: datetime | None = None, hours: float = 8.0) -> Event:
+    """An event with ``teams`` empty teams (team-01...) of up to ``members`` people sharing ``capacity`` equally
+    (:func:`team_share`), starting at ``start`` (default: three weeks from now)."""
     begin = (start or datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) + timedelta(days=21))
     event = Event(name, begin.isoformat(), (begin + timedelta(hours=hours)).isoformat(),
-                  tuple(Team(f"team-{i:02d}") for i in range(1, teams + 1)), team_share(teams, capacity, kind=kind))
+                  tuple(Team(f"team-{i:02d}") for i in range(1, teams + 1)),
+                  team_share(teams, capacity, kind=kind, members=members))
     return from_mapping(event.to_mapping(), "kit hackathon init")  # the same checks as a file gets

@@ -20,7 +20,7 @@ the teams'), and the scorer's namespace, the one place the hidden labels' Secret
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from kit import versions
@@ -205,10 +205,11 @@ def render(event: Event) -> TeamPlan:
                        "the organiser's scoring jobs: admitted before any team's work"),
     ]
     scorer = event.scorer_namespace
-    plan.shared += [namespace(scorer, event, "scorer"), quota(scorer, event, 0),
+    cpu_only = replace(event, resources=replace(event.resources, gpu=0))  # the scorer needs no GPU
+    plan.shared += [namespace(scorer, event, "scorer"), quota(scorer, cpu_only, 0),
                     core.limit_range(scorer, "250m", "256Mi"), *scorer_network_policies(event),
                     *team_access(scorer, (), scorer_rules(), "hackathon-scorer", SCORER_ACCOUNT),
-                    cluster_queue(scorer, event, [scorer]),
+                    cluster_queue(scorer, cpu_only, [scorer]),
                     kueue.local_queue(versions.LOCAL_QUEUE, scorer, scorer)]
     for team in event.teams:
         ns = team.name
