@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import copy
 from pathlib import Path
 
@@ -236,3 +237,22 @@ def test_written_files_read_back_as_the_same_event(event_file, tmp_path):
     event = ev.Event.load(event_file)
     assert ev.Event.load(event.dump(tmp_path / "again.yaml")) == event
     assert Path(tmp_path / "again.yaml").read_text().startswith("# A hackathon event file")
+
+
+def test_the_guides_sizing_table_is_what_init_computes():
+    """Every row of HACKATHON.md's sizing table: the `init` flags it shows give the share it shows."""
+    guide = (Path(__file__).resolve().parent.parent / "HACKATHON.md").read_text()
+    table = guide.split("<!-- sizing table: rows checked by tests/test_hackathon_plan.py -->")[1]
+    rows = [line for line in table.split("<!-- end of sizing table -->")[0].splitlines()
+            if line.startswith("| ") and "`--teams" in line]
+    assert len(rows) >= 5
+    parser = argparse.ArgumentParser()
+    for flag, kind in (("--teams", int), ("--members", int), ("--capacity", str)):
+        parser.add_argument(flag, type=kind)
+    parser.add_argument("--cloud", action="store_true")
+    for row in rows:
+        _, flags, share = [cell.strip() for cell in row.strip("|").split("|")]
+        args = parser.parse_args(flags.strip("`").split())
+        capacity = sizing.parse_capacity(args.capacity) if args.capacity else sizing.DOCKER_DESKTOP
+        got = ev.team_share(args.teams, capacity, kind=not args.cloud, members=args.members)
+        assert share == f"{got.cpu} cpu, {got.memory} memory, {got.gpu} gpu", row
