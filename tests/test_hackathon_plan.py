@@ -256,3 +256,4 @@ def test_the_guides_sizing_table_is_what_init_computes():
         capacity = sizing.parse_capacity(args.capacity) if args.capacity else sizing.DOCKER_DESKTOP
         got = ev.team_share(args.teams, capacity, kind=not args.cloud, members=args.members)
         assert share == f"{got.cpu} cpu, {got.memory} memory, {got.gpu} gpu", row
+

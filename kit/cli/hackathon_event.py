@@ -12,7 +12,8 @@ from pathlib import Path
 from kit.cli import EXIT_OK, command_parser
 from kit.errors import KitError
 
-DEFAULT_EVENT = Path("hackathon/event.yaml")
+#: Under build/ (git-ignored): an event file names people; keep it somewhere private, not in the kit's repository.
+DEFAULT_EVENT = Path("build/hackathon/event.yaml")
 
 
 def _parser(action: str, doc: str) -> argparse.ArgumentParser:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from kit import versions
+from kit.deploy import layout
 from kit.hackathon.event import Event
 from kit.k8s.builders import core, kueue, pods, rbac
 from kit.k8s.requests import Requests
@@ -45,6 +46,7 @@ SCORER_ACCOUNT = "scorer"
 #: The Secret with the hidden test labels: only the scorer's account may read it, only in its namespace.
 LABELS_SECRET = "hidden-labels"
 TEAM_PRIORITY, SCORING_PRIORITY = "hackathon-team", "hackathon-scoring"
+GPU_FLAVOR = layout.GPU_FLAVOR  # the name clusters/ and `kit advise` give the GPU ResourceFlavor
 PRIORITIES = {TEAM_PRIORITY: 100, SCORING_PRIORITY: 1000}
 _NAME = "kubernetes.io/metadata.name"
 
@@ -182,8 +184,6 @@ def cluster_queue(name: str, event: Event, namespaces: list[str]) -> dict[str, A
                 resource["lendingLimit"] = lend[resource["name"]]
     return cq
 
-
-GPU_FLAVOR = "gpu-flavor"
 
 
 def priority_class(name: str, value: int, description: str) -> dict[str, Any]:
