@@ -173,6 +173,16 @@ def test_jupyterhub_values_put_each_user_in_their_team_with_cpu_and_gpu_profiles
                                   for p in pods)
 
 
+def test_a_gpu_event_plans_a_gpu_flavor_and_validates(gpu_event):
+    built = plan.build(gpu_event)
+    checked = plan.check(built)
+    assert checked.ok, checked.explain()
+    flavors = {d["metadata"]["name"] for d in built.shared if d["kind"] == "ResourceFlavor"}
+    assert flavors == {"default-flavor", teams.GPU_FLAVOR}
+    scorer_cq = next(d for d in built.shared if d["kind"] == "ClusterQueue")
+    assert [g["coveredResources"] for g in scorer_cq["spec"]["resourceGroups"]] == [["cpu", "memory"]]
+
+
 def test_cpu_only_events_get_no_gpu_profile(event_file):
     values = jupyterhub.values(ev.Event.load(event_file))
     assert [p["slug"] for p in values["singleuser"]["profileList"]] == ["cpu"]

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 from pathlib import Path
 
 from kit.cli import EXIT_OK, command_parser
@@ -17,7 +18,7 @@ DEFAULT_EVENT = Path("build/hackathon/event.yaml")
 
 
 def _parser(action: str, doc: str) -> argparse.ArgumentParser:
-    return command_parser(f"hackathon {action}", doc)
+    return command_parser(f"hackathon {action}", inspect.cleandoc(doc))
 
 
 def init(argv: list[str]) -> int:
