@@ -80,6 +80,10 @@ def test_a_team_without_its_network_policies_is_reported(docs, the_event):
     # a's egress still stops most of it (both ends must allow); its API-server rule (any address, port 443) does not
     assert f"{a}/notebook can connect to {b}/server on port 443" in found
     assert f"{a}/notebook can connect to {b}/server on port 8000" not in found
+    narrowed = ev.from_mapping({**the_event.to_mapping(), "api_server_cidr": "172.18.0.2/32"}, "narrowed")
+    docs = [d for d in plan.build(narrowed).documents()
+            if not (d["kind"] == "NetworkPolicy" and d["metadata"]["namespace"] == b)]
+    assert isolation.violations(docs, narrowed) == []  # with the API server's address, a's egress holds alone
 
 
 def test_scorer_rules_widened_to_every_port_are_reported(docs, the_event):

@@ -13,6 +13,7 @@
     jupyterhub: {image: ..., gpu_image: ..., storage: 1Gi, cull_idle_seconds: 3600,
                  cpu_guarantee: 100m, memory_guarantee: 512Mi}
     scorer_namespace: hackathon-scorer
+    api_server_cidr: 0.0.0.0/0     # where notebooks and Ray heads may open 443/6443: narrow it to the API server
 
 :func:`team_share` divides what the cluster leaves once the operators run (:mod:`kit.deploy.sizing`)
 between the teams: ``init``'s defaults for kind, a cloud cluster or a GPU pool.
@@ -20,6 +21,7 @@ between the teams: ``init``'s defaults for kind, a cloud cluster or a GPU pool.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timedelta, timezone
@@ -89,6 +91,10 @@ class Event:
     scoring: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
     jupyterhub: JupyterHub = field(default_factory=JupyterHub)
     scorer_namespace: str = DEFAULT_SCORER_NAMESPACE
+    #: The API server's address (``kubectl get endpointslices -n default -l kubernetes.io/service-name=kubernetes``):
+    #: pods that call the API may open ports 443 and 6443 there; the default, any address, also lets them reach
+    #: HTTPS sites outside the cluster.
+    api_server_cidr: str = "0.0.0.0/0"
 
     @classmethod
     def load(cls, path: Path | str) -> Event:
@@ -257,8 +263,15 @@ def from_mapping(data: Any, source: str = "<event>") -> Event:
     if hub.namespace in (scorer, *(t.name for t in teams)):
         raise EventError(f"{source}: jupyterhub.namespace {hub.namespace!r} is also a team's or the scorer's",
                          fix="install JupyterHub in a namespace of its own, e.g. jupyterhub")
+    cidr = str(data.get("api_server_cidr", "0.0.0.0/0"))
+    try:
+        ipaddress.ip_network(cidr)
+    except ValueError:
+        raise EventError(f"{source}: api_server_cidr {cidr!r} is not an address range",
+                         fix="write the API server's address as a CIDR, e.g. 172.18.0.2/32 (kubectl get "
+                             "endpointslices -n default -l kubernetes.io/service-name=kubernetes)") from None
     return Event(name, start.isoformat(), end.isoformat(), teams, _resources(data.get("resources"), source),
-                 _scoring(data.get("scoring"), source), hub, scorer)
+                 _scoring(data.get("scoring"), source), hub, scorer, cidr)
 
 
 # --------------------------------------------------------------------------- writing a new one

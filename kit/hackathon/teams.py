@@ -104,7 +104,7 @@ def team_network_policies(ns: str, event: Event) -> Docs:
     hub = event.jupyterhub.namespace
     return [
         default_deny(ns),
-        *core.network_policies(ns),
+        *core.network_policies(ns, api_server_cidr=event.api_server_cidr),
         _policy("ingress-scorer", ns, "Ingress", [{"from": [_in_namespace(event.scorer_namespace)],
                                                    "ports": _ports(*SERVING_PORTS)}]),
         _policy("ingress-jupyterhub", ns, "Ingress", [{"from": [_in_namespace(hub, JUPYTERHUB_TO_NOTEBOOKS)],
