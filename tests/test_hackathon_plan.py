@@ -268,3 +268,18 @@ def test_the_guides_sizing_table_is_what_init_computes():
         got = ev.team_share(args.teams, capacity, kind=not args.cloud, members=args.members)
         assert share == f"{got.cpu} cpu, {got.memory} memory, {got.gpu} gpu", row
 
+
+
+def test_plan_refuses_to_write_a_plan_that_breaks_isolation(event_file, tmp_path, monkeypatch, capsys):
+    built = plan.build
+
+    def leaky(event):
+        result = built(event)
+        result.teams["team-01"] = [d for d in result.teams["team-01"] if d["kind"] != "NetworkPolicy"]
+        return result
+
+    monkeypatch.setattr(plan, "build", leaky)
+    assert cli(["hackathon", "plan", "--event", str(event_file), "--out", str(tmp_path / "plan")]) == 1
+    err = capsys.readouterr().err
+    assert "isolation:\n" in err and "can connect to team-01/" in err and "nothing written" in err
+    assert not (tmp_path / "plan").exists()
