@@ -136,6 +136,7 @@ def _bad(data, key, value):
     ("scorer_namespace", "team-02", "scorer_namespace 'team-02' is also a team's name"),
     ("jupyterhub.cull_idle_seconds", "soon", "jupyterhub.cull_idle_seconds"),
     ("teams", [], "teams must be a non-empty list"),
+    ("jupyterhub.memory_guarantee", "64Gi", "a notebook server's guarantee (100m cpu, 64Gi) is more than"),
     ("api_server_cidr", "the-api-server", "api_server_cidr 'the-api-server' is not an address range"),
 ])
 def test_a_bad_event_file_names_the_field_and_the_fix(event_file, tmp_path, capsys, key, value, message):

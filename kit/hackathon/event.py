@@ -263,6 +263,11 @@ def from_mapping(data: Any, source: str = "<event>") -> Event:
     if hub.namespace in (scorer, *(t.name for t in teams)):
         raise EventError(f"{source}: jupyterhub.namespace {hub.namespace!r} is also a team's or the scorer's",
                          fix="install JupyterHub in a namespace of its own, e.g. jupyterhub")
+    share = _resources(data.get("resources"), source)
+    if not Requests.parse(hub.cpu_guarantee, hub.memory_guarantee).fits(share.requests):
+        raise EventError(f"{source}: a notebook server's guarantee ({hub.cpu_guarantee} cpu, {hub.memory_guarantee}) "
+                         f"is more than the team's share ({share.cpu} cpu, {share.memory}), its limit",
+                         fix="lower jupyterhub.cpu_guarantee / memory_guarantee or raise resources")
     cidr = str(data.get("api_server_cidr", "0.0.0.0/0"))
     try:
         ipaddress.ip_network(cidr)
@@ -270,8 +275,8 @@ def from_mapping(data: Any, source: str = "<event>") -> Event:
         raise EventError(f"{source}: api_server_cidr {cidr!r} is not an address range",
                          fix="write the API server's address as a CIDR, e.g. 172.18.0.2/32 (kubectl get "
                              "endpointslices -n default -l kubernetes.io/service-name=kubernetes)") from None
-    return Event(name, start.isoformat(), end.isoformat(), teams, _resources(data.get("resources"), source),
-                 _scoring(data.get("scoring"), source), hub, scorer, cidr)
+    return Event(name, start.isoformat(), end.isoformat(), teams, share, _scoring(data.get("scoring"), source), hub,
+                 scorer, cidr)
 
 
 # --------------------------------------------------------------------------- writing a new one

@@ -226,12 +226,13 @@ def implied_pods(user_values: dict[str, Any], namespace: str = "team") -> list[d
 
 
 def check(user_values: dict[str, Any], directory: Path | None = None) -> list[str]:
-    """Every problem of ``user_values``: the chart's schema (merged, as Helm does), then the kit's policy on the
-    pods they imply. Empty: Helm would install them and the team namespaces would admit the servers."""
-    from kit.k8s.validation.policy import check_policy
+    """Every problem of ``user_values``: the chart's schema (merged, as Helm does), then the pods they imply
+    through the kit's validator (Pod schema, admission rules, policy). Empty: Helm would install them and the
+    team namespaces would admit the servers."""
+    from kit.k8s.validation.validate import validate_documents
 
     found = schema_problems(user_values, directory)
-    found += [str(problem) for problem in check_policy(implied_pods(user_values), "jupyterhub single-user pod")]
+    found += [str(problem) for problem in validate_documents(implied_pods(user_values), "jupyterhub single-user pod")]
     return found
 
 
