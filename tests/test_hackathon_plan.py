@@ -65,8 +65,10 @@ def test_plan_writes_files_that_validate_strictly(event_file, tmp_path, capsys):
     names = sorted(p.name for p in (tmp_path / plan.MANIFESTS).iterdir())
     assert names == ["shared.yaml", "team-01.yaml", "team-02.yaml", "team-03.yaml"]
     assert validate_paths([tmp_path / plan.MANIFESTS]) == []
-    values = yaml.safe_load((tmp_path / plan.VALUES_FILE).read_text())
-    assert jupyterhub.check(values) == []
+    text = (tmp_path / plan.VALUES_FILE).read_text()
+    values = yaml.safe_load(text)
+    assert jupyterhub.check(values) == [] and values == jupyterhub.values(ev.Event.load(event_file))
+    assert "&id" not in text and "kit-team-namespaces: |" in text  # readable: no anchors, the hook as a block
 
 
 def test_each_team_gets_its_namespace_quota_policies_rbac_and_queues(event_file):

@@ -58,6 +58,20 @@ class ChartNotFoundError(KitError, FileNotFoundError):
     """The chart's values.yaml or values.schema.yaml is not where the kit looks."""
 
 
+class _ValuesDumper(yaml.SafeDumper):
+    """YAML an organiser can read: no anchors, multi-line strings (the hub's Python) as literal blocks."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def _string(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
+    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style="|" if "\n" in text else None)
+
+
+_ValuesDumper.add_representer(str, _string)
+
+
 def _memory(amount: Requests) -> str:
     """Memory as KubeSpawner reads it (its ``M`` is MiB)."""
     return f"{amount.memory_bytes // 2**20}M"
@@ -248,5 +262,5 @@ def write(event: Event, path: Path) -> Path:
               "`python -m kit hackathon plan`:\n# helm upgrade --install jupyterhub jupyterhub "
               f"--repo https://hub.jupyter.org/helm-chart/ --version {CHART_VERSION} "
               f"--namespace {event.jupyterhub.namespace} --create-namespace --values {path.name}\n")
-    path.write_text(header + yaml.safe_dump(rendered, sort_keys=False))
+    path.write_text(header + yaml.dump(rendered, Dumper=_ValuesDumper, sort_keys=False))
     return path
