@@ -142,7 +142,8 @@ def measure_energy(fn: Callable[[], Any], label: str, *, country_iso_code: str =
     countries = known_countries()
     if country_iso_code not in countries:
         raise KitError(f"codecarbon has no grid intensity for country {country_iso_code!r}",
-                       fix=f"use a 3-letter ISO code it knows, e.g. {', '.join(sorted(countries)[:8])} ...")
+                       fix=f"use a 3-letter ISO code from its table ({len(countries)} countries), e.g. "
+                           + ", ".join(c for c in ("FRA", "DEU", "GBR", "USA", "IND", "CHN") if c in countries))
     codecarbon, _ = _codecarbon()
     options: dict[str, Any] = {"save_to_file": output_dir is not None, "log_level": "error"}
     if output_dir is not None:
