@@ -82,3 +82,27 @@ def test_wrong_inputs_are_refused_with_a_fix(tmp_path):
     assert (tmp_path / "out" / "emissions.csv").is_file()  # written only when asked
     with pytest.raises(KitError, match="without a unit count"):
         reading.per(1000)
+
+
+def test_the_energy_bench_rows_carry_accuracy_p95_energy_and_its_label(model_dir):
+    """One inference row of ``python -m kit bench energy`` for real (the training rows run torchrun: the bench only)."""
+    from kit.bench import energy as bench
+    from kit.evaluate.model import held_out
+    from kit.serve.speed import quantize_dynamic
+    from kit.train.artifact import load_model
+
+    network, metadata = load_model(model_dir)
+    x, y = held_out(metadata)
+    rows = [bench._infer_row(name, net, x, y, 16, 0.05, "FRA")
+            for name, net in (("float32", network), ("int8 dynamic", quantize_dynamic(network)))]
+    for row in rows:
+        assert 0.5 < row["accuracy"] <= 1 and row["p95_ms"] > 0 and row["joules_per"] > 0
+        assert row["predictions"] % 16 == 0 and row["energy"] in ("measured", "estimated")
+        assert row["joules_per"] == pytest.approx(row["joules"] / row["predictions"] * 1000)
+    report = {"machine": {"cpus": 2, "cpu_model": "test CPU", "gpus": []}, "country": "FRA", "rows": rows,
+              "methods": sorted({row["method"] for row in rows}), "total_s": 1.0,
+              "estimated": any(row["energy"] == "estimated" for row in rows)}
+    table = bench.format_energy(report)
+    assert "predict int8 dynamic, batch 16" in table and "int8 vs float32 at batch 16: energy per 1,000 x" in table
+    assert f"energy method: {rows[0]['method']}" in table
+    assert ("ratios of wall time" in table) == report["estimated"]

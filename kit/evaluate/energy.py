@@ -18,8 +18,8 @@ read from its source (``codecarbon/emissions_tracker.py`` ``BaseEmissionsTracker
   children (``tracking_mode="process"``, the default here) or of the machine: ``estimated``.
 
 So on a machine without RAPL or a GPU, an "energy" comparison between two runs is a comparison of
-their wall times; :attr:`EnergyReading.cpu_seconds` (``time.process_time()`` over ``fn``) is shown
-beside it as the work actually done.
+their wall times; :attr:`EnergyReading.cpu_seconds` (user + system CPU time of this process and of the
+child processes it waited for, ``resource.getrusage``, over ``fn``) is shown beside it as the work done.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ class EnergyReading:
 
     label: str  # what ran, e.g. "training: 8 epochs"
     seconds: float  # wall time
-    cpu_seconds: float  # this process's CPU time (time.process_time) during the work
+    cpu_seconds: float  # CPU time of this process and its waited-for children during the work
     kwh: float  # CPU + GPU + RAM, as codecarbon sums them
     cpu_kwh: float
     gpu_kwh: float
@@ -122,6 +122,16 @@ def describe(components: list, tracking_mode: str = "process") -> tuple[str, str
     return kind, " + ".join(parts)
 
 
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process and of its children that have exited (torchrun's workers)."""
+    try:
+        import resource
+    except ImportError:  # Windows: this process only
+        return time.process_time()
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def known_countries() -> set[str]:
     """The ISO codes codecarbon's offline grid-intensity table knows."""
     _codecarbon()
@@ -156,11 +166,11 @@ def measure_energy(fn: Callable[[], Any], label: str, *, country_iso_code: str =
             measure_power_secs=measure_power_secs, **options)
         hardware = list(getattr(tracker, "_hardware", []))
         tracker.start()
-    wall, cpu = time.perf_counter(), time.process_time()
+    wall, cpu = time.perf_counter(), cpu_seconds()
     try:
         result = fn()
     finally:
-        cpu = time.process_time() - cpu
+        cpu = cpu_seconds() - cpu
         wall = time.perf_counter() - wall
         with contextlib.redirect_stdout(io.StringIO()):
             tracker.stop()

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +32,15 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     shifted = logits - logits.max(axis=1, keepdims=True)
     exp = np.exp(shifted)
     return exp / exp.sum(axis=1, keepdims=True)
+
+
+def predict_proba(network, x: np.ndarray) -> np.ndarray:
+    """Class probabilities of a torch network (float32 or quantized) for rows ``x`` in the model's space."""
+    import torch
+
+    with torch.inference_mode():
+        logits = network(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)))
+    return softmax(logits.double().numpy())
 
 
 @dataclass(frozen=True)
@@ -58,11 +67,7 @@ class Scorer:
         return cls(network, metadata)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        import torch
-
-        with torch.inference_mode():
-            logits = self.network(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)))
-        return softmax(logits.double().numpy())
+        return predict_proba(self.network, x)
 
 
 def held_out(metadata: ModelMetadata) -> tuple[np.ndarray, np.ndarray]:
@@ -97,7 +102,7 @@ def one_thread() -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
-def measure_cost(predict: Scorer, x: np.ndarray, batches: tuple[int, ...] = COST_BATCHES,
+def measure_cost(predict: Callable[[np.ndarray], np.ndarray], x: np.ndarray, batches: tuple[int, ...] = COST_BATCHES,
                  repeats: int = 50, min_rows: int = 2000) -> list[Cost]:
     """:class:`Cost` at each batch size (rows taken cyclically from ``x``)."""
     results = []
