@@ -70,7 +70,7 @@ class Evaluation:
                  f"  worst-class recall  {worst.recall:.4f} (class {worst.label}, "
                  f"precision {worst.precision:.3f}, F1 {worst.f1:.3f}, support {worst.support})",
                  f"  macro F1            {np.mean([c.f1 for c in self.classes]):.4f}",
-                 f"  ECE ({len(self.reliability)} bins)        {self.ece:.4f}",
+                 "  " + f"ECE ({len(self.reliability)} bins)".ljust(20) + f"{self.ece:.4f}",
                  "  noise robustness    " + ", ".join(f"{level:g}: {acc:.3f}" for level, acc in self.robustness.items())
                  + " (Gaussian noise std, share of the input range: accuracy)"]
         for check in self.checks:
