@@ -185,3 +185,18 @@ def test_cli_evaluate_bad_directories_exit_1_with_the_fix(tmp_path, model_dir, c
     err = capsys.readouterr().err
     assert "SHA-256" in err and str(damaged) in err and "Traceback" not in err
     assert cli.main(["evaluate"]) == 2
+
+
+def test_the_plots_draw_what_the_evaluation_holds(good):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from kit.evaluate import plot_confusion, plot_reliability
+
+    ax = plot_reliability(good)
+    assert len(ax.patches) == sum(1 for b in good.reliability if b.count) and f"{good.ece:.3f}" in ax.get_title()
+    ax = plot_confusion(good)
+    assert len(ax.texts) == int(np.count_nonzero(good.confusion)) and f"{good.accuracy:.3f}" in ax.get_title()
+    plt.close("all")
