@@ -37,6 +37,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("kit.cli.serve:main", "serve the trained model with Ray Serve, KServe or the FastAPI baseline"),
     "advise": ("kit.cli.advise:main", "recommendations for a workload, with reasons, sources and validated manifests"),
     "hackathon": ("kit.cli.hackathon:main", "organise a hackathon: event file, team namespaces and queues, JupyterHub"),
+    "evaluate": ("kit.cli.evaluate:main", "evaluate a model beyond accuracy; --against: the promotion gate"),
 }
 
 
