@@ -1,0 +1,1 @@
+"""The hackathon: challenge data, scorer, leaderboard, rehearsal (stage 11)."""
