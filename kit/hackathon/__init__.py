@@ -1,1 +1,1 @@
-"""The hackathon: challenge data, scorer, leaderboard, rehearsal (stage 11)."""
+"""The hackathon half of the kit: event file, team resources, JupyterHub values (organisers), scorer and board."""
