@@ -17,6 +17,9 @@ from kit.cli import EXIT_OK, EXIT_USAGE
 #: Add a subcommand with one line here.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "init": ("kit.cli.hackathon_event:init", "write an event file: teams, members, resources, dates, weights"),
+    "score": ("kit.cli.hackathon_board:score", "score a team's artifact or endpoint against the hidden labels"),
+    "board": ("kit.cli.hackathon_board:board", "serve the leaderboard page and its JSON API, or --export results"),
+    "rehearse": ("kit.cli.hackathon_board:rehearse", "play an event on this machine: teams, scorer, leaderboard"),
 }
 
 

@@ -48,12 +48,13 @@ class Centroids:
 class Endpoint:
     """A loopback v2 endpoint in ``mode`` (see :data:`MODES`); ``with Endpoint(...) as e: e.url``."""
 
-    def __init__(self, mode: str, model: Centroids | None = None, delay_s: float = 30.0) -> None:
+    def __init__(self, mode: str, model: Centroids | None = None, delay_s: float = 30.0, lag_s: float = 0.0) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}")
         if mode == "good" and model is None:
             raise ValueError("a good endpoint needs a model")
-        self.mode, self.model, self.delay_s = mode, model, delay_s
+        self.mode, self.model, self.delay_s, self.lag_s = mode, model, delay_s, lag_s
+        self.requests = 0
         self.stopping = threading.Event()
         self.port = free_port()
         self.server = _QuietServer((HOST, self.port), self._handler())
@@ -88,6 +89,9 @@ class Endpoint:
                 tensor = request["inputs"][0]
                 rows = np.asarray(tensor["data"], dtype=np.float32).reshape(tensor["shape"])
                 n, mode = len(rows), endpoint.mode
+                endpoint.requests += 1
+                if endpoint.lag_s:  # every answer this much later (a slow but correct server)
+                    endpoint.stopping.wait(endpoint.lag_s)
                 if mode == "good":
                     assert endpoint.model is not None
                     labels = endpoint.model.predict(rows)

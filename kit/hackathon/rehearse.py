@@ -69,13 +69,16 @@ class Report:
     problems: list[str] = field(default_factory=list)
     board_url: str = ""
     db: str = ""
+    #: seconds of each phase: data, training (child process), submitting, scoring
+    phases: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
 
     def summary(self) -> str:
         lines = [f"rehearsal: {self.teams} teams, {self.workers} scoring workers, {self.seconds:.1f} s, "
-                 f"peak memory {self.peak_pss_mib:.0f} MiB (PSS of the whole process tree, sampled)"]
+                 f"peak memory {self.peak_pss_mib:.0f} MiB (PSS of the whole process tree, sampled)",
+                 "  phases: " + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in self.phases.items())]
         for entry in self.ranking:
             best = entry["best"]
             shown = f"{best['score']:.2f}" if best else "FAILED: " + (entry["latest"]["reason"] or "").splitlines()[0]
@@ -147,12 +150,19 @@ def rehearse(teams: int = 8, workdir: str | Path | None = None, workers: int = 2
     root = Path(workdir or tempfile.mkdtemp(prefix="kit-rehearsal-"))
     roster = ROSTER[:teams]
     began = time.perf_counter()
+    phases: dict[str, float] = {}
+
+    def lap(name: str) -> None:
+        phases[name] = round(time.perf_counter() - began - sum(phases.values()), 1)
+
     with PeakMemory() as memory:
         hidden_dir = challenge.write_hidden(root / "organiser" / "hidden")
         data_dir = challenge.write_team_data(root / "team-data", with_split=False)
         wanted = sorted({what for _, kind, what, _ in roster if kind == "artifact" and what in ARTIFACTS}
                         | ({"medium"} if any(what == "tampered" for *_, what, _ in roster) else set()))
+        lap("data")
         artifacts = train(data_dir, root / "models", wanted) if wanted else {}
+        lap("training")
         if any(what == "tampered" for _, _, what, _ in roster):
             artifacts["tampered"] = tamper(artifacts["medium"], root / "models" / "tampered")
         with (data_dir / challenge.TEAM_FILE).open("rb") as handle, np.load(handle) as team_data:
@@ -172,9 +182,11 @@ def rehearse(teams: int = 8, workdir: str | Path | None = None, workers: int = 2
                 thread.start()
             for thread in threads:
                 thread.join()
+            lap("serving and submitting")
             pool = scorer.plan_workers(workers, MEMORY_BUDGET_MIB - memory.sample())
             for outcome in scorer.drain(store, config, workers=pool):
                 print(scorer.describe(outcome).splitlines()[0], flush=True)
+            lap("scoring")
             ranking = httpx.get(board.url + "/api/leaderboard", timeout=10).json()["teams"]
         finally:
             for endpoint in live.values():
@@ -183,7 +195,7 @@ def rehearse(teams: int = 8, workdir: str | Path | None = None, workers: int = 2
                 board.stop()
         seconds = time.perf_counter() - began
     report = Report(teams, pool, round(seconds, 1), round(memory.peak, 0), ranking, check(ranking, roster),
-                    board.url, str(db))
+                    board.url, str(db), phases)
     return report, board if keep_board else None
 
 
