@@ -62,7 +62,7 @@ def test_a_misbehaving_endpoint_is_recorded_failed_with_an_actionable_reason(tmp
 
 
 def test_an_unreachable_endpoint_fails_with_what_to_check(tmp_path, hidden):
-    outcome, row = _score(tmp_path, hidden, "endpoint", endpoints.refused_url())
+    _outcome, row = _score(tmp_path, hidden, "endpoint", endpoints.refused_url())
     assert row.status == "failed" and "cannot connect" in row.reason and "reachable" in row.reason
 
 

@@ -23,7 +23,7 @@ def test_same_seed_same_data_other_seed_other_data(tmp_path):
 
 
 def test_hidden_rows_are_never_team_rows_and_the_slice_is_half():
-    x, y, team, held = challenge._split(challenge.SEED)
+    _x, y, team, held = challenge._split(challenge.SEED)
     assert not set(team) & set(held) and len(team) + len(held) == len(y)
     hidden = challenge.hidden_arrays()
     assert hidden["shifted"].sum() == len(held) == len(hidden["y"]) // 2

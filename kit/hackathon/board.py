@@ -193,7 +193,11 @@ def app(db: str | Path, refresh_s: float = REFRESH_S):
     async def script(_):
         return Response(SCRIPT, media_type="text/javascript", headers=headers)
 
-    return Starlette(routes=[Route("/", index), Route("/api/leaderboard", api), Route("/board.js", script)])
+    async def no_icon(_):
+        return Response(status_code=204)
+
+    return Starlette(routes=[Route("/", index), Route("/api/leaderboard", api), Route("/board.js", script),
+                             Route("/favicon.ico", no_icon)])
 
 
 class BoardServer:
