@@ -9,6 +9,7 @@ instead). ``rehearse --teams 8`` plays an event on this machine and prints its t
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -22,7 +23,7 @@ def _default_db() -> Path:
     return work_dir("hackathon") / "results.sqlite"
 
 
-def _hidden_dir(args) -> Path:
+def _hidden_dir(args: argparse.Namespace) -> Path:
     from kit.hackathon import challenge
 
     directory = Path(args.hidden) if args.hidden else Path(args.db).parent / "hidden"
@@ -124,7 +125,7 @@ def rehearse(argv: list[str]) -> int:
     p.add_argument("--workdir", metavar="DIR", help="keep the data, models and results here (default: a temp dir)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
-    report, _ = rehearsal.rehearse(args.teams, args.workdir, args.workers)
+    report, _ = rehearsal.rehearse(args.teams, args.workdir, args.workers, progress=not args.json)
     print(json.dumps(report.as_dict(), indent=2) if args.json else report.summary())
     return EXIT_FAILED if report.problems else EXIT_OK
 

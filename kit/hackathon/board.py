@@ -16,6 +16,7 @@ import json
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from kit.hackathon.store import Store, Submission
 
@@ -36,7 +37,7 @@ def leaderboard(store: Store) -> dict:
     by_team: dict[str, list[Submission]] = {}
     for s in store.submissions():
         by_team.setdefault(s.team, []).append(s)
-    teams = []
+    teams: list[dict[str, Any]] = []
     for team, subs in by_team.items():
         scored = [s for s in subs if s.status == "scored" and s.score is not None]
         best = max(scored, key=lambda s: (s.score, -(s.finished_at or 0))) if scored else None

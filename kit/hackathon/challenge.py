@@ -121,7 +121,7 @@ def write_team_data(directory: str | Path, seed: int = SEED, with_split: bool = 
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     arrays = team_arrays(seed)
-    np.savez(out / TEAM_FILE, **arrays)
+    np.savez(out / TEAM_FILE, **arrays)  # type: ignore[arg-type]
     if with_split:
         write_split(out / SPLIT_FILE, arrays)
     return out
@@ -153,7 +153,7 @@ def write_hidden(directory: str | Path, seed: int = SEED) -> Path:
     out.chmod(0o700)  # the organiser's: teams never read the labels
     arrays = hidden_arrays(seed)
     path = out / HIDDEN_FILE
-    np.savez(path, **arrays)
+    np.savez(path, **arrays)  # type: ignore[arg-type]
     manifest = {"seed": seed, "rows": len(arrays["y"]), "shifted_rows": int(arrays["shifted"].sum()),
                 "train_corruptions": list(TRAIN_CORRUPTIONS), "shifted_corruption": SHIFTED_CORRUPTION,
                 "sha256": _sha256(path)}

@@ -143,7 +143,8 @@ def tamper(source: Path, target: Path) -> Path:
 
 
 def rehearse(teams: int = 8, workdir: str | Path | None = None, workers: int = 2, board_port: int | None = None,
-             config_overrides: dict | None = None, keep_board: bool = False) -> tuple[Report, BoardServer | None]:
+             config_overrides: dict | None = None, keep_board: bool = False,
+             progress: bool = True) -> tuple[Report, BoardServer | None]:
     """Play the event; returns the report (problems empty when it came out right) and the board if kept."""
     if not 1 <= teams <= len(ROSTER):
         raise KitError(f"--teams {teams}: the rehearsal has 1 to {len(ROSTER)} teams", fix="pass --teams 8")
@@ -185,7 +186,8 @@ def rehearse(teams: int = 8, workdir: str | Path | None = None, workers: int = 2
             lap("serving and submitting")
             pool = scorer.plan_workers(workers, MEMORY_BUDGET_MIB - memory.sample())
             for outcome in scorer.drain(store, config, workers=pool):
-                print(scorer.describe(outcome).splitlines()[0], flush=True)
+                if progress:
+                    print(scorer.describe(outcome).splitlines()[0], flush=True)
             lap("scoring")
             ranking = httpx.get(board.url + "/api/leaderboard", timeout=10).json()["teams"]
         finally:

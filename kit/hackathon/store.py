@@ -222,7 +222,7 @@ class Store:
             return self._get(self._db, submission_id)
 
     def submissions(self, team: str | None = None) -> list[Submission]:
-        query, args = "SELECT * FROM submissions", ()
+        query, args = "SELECT * FROM submissions", tuple[str, ...]()
         if team is not None:
             query, args = query + " WHERE team = ?", (team,)
         with self._lock:
