@@ -3,6 +3,7 @@ artifacts that do not load, a served artifact, and a scorer killed mid-run (SIGK
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -137,3 +138,28 @@ def test_the_pool_is_bounded_by_memory_and_cpus():
     assert scorer.plan_workers(8, memory_budget_mib=scorer.SERVER_MIB * 1.5) == 1
     assert scorer.plan_workers(8, memory_budget_mib=0) == 1
     assert scorer.plan_workers(2, memory_budget_mib=10_000) <= min(2, os.cpu_count() or 1)
+
+
+def test_a_server_a_killed_scorer_left_is_stopped_on_recovery(tmp_path):
+    import psutil
+
+    def orphan(model_dir) -> int:  # started through a shell that exits: re-parented, like a killed scorer's child
+        pid_file = tmp_path / f"{model_dir.name}.pid"
+        code = f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(60)"
+        subprocess.run(["sh", "-c", f'"{sys.executable}" -c "{code}" {scorer.SERVER_MODULE} --model-dir {model_dir} &'],
+                       check=True)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not pid_file.exists():
+            time.sleep(0.05)
+        time.sleep(0.1)
+        return int(pid_file.read_text())
+
+    ours, other = orphan(tmp_path / "ours"), orphan(tmp_path / "other")
+    try:
+        assert scorer.stop_orphaned_servers(str(tmp_path / "ours")) == [ours]
+        assert not psutil.pid_exists(ours) or psutil.Process(ours).status() == psutil.STATUS_ZOMBIE
+        assert psutil.Process(other).is_running()  # another directory's server is left alone
+    finally:
+        for pid in (ours, other):
+            with contextlib.suppress(psutil.Error):
+                psutil.Process(pid).kill()

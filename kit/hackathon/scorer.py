@@ -278,6 +278,37 @@ def score_one(store: Store, submission: Submission, hidden: dict[str, np.ndarray
                    figures={k: figures[k] for k in ("accuracy", "shifted_accuracy", "p95_ms", "cpu_s_per_1k")})
 
 
+SERVER_MODULE = "kit.serve.kserve_model"
+
+
+def stop_orphaned_servers(model_dir: str) -> list[int]:
+    """Stop model servers a killed scorer left behind for ``model_dir``: a KServe process of the kit serving
+    exactly that directory whose parent scorer is gone (it was re-parented). Returns their pids."""
+    import psutil
+
+    stopped = []
+    for process in psutil.process_iter(["pid", "cmdline", "ppid"]):
+        cmdline = process.info["cmdline"] or []
+        if SERVER_MODULE not in cmdline or "--model-dir" not in cmdline:
+            continue
+        at = cmdline.index("--model-dir") + 1
+        if at >= len(cmdline) or cmdline[at] != model_dir:
+            continue
+        try:
+            parent = psutil.Process(process.info["ppid"])
+            if "kit" in " ".join(parent.cmdline()) and parent.pid != 1:
+                continue  # a live scorer (or a learner's notebook) is using it
+        except psutil.Error:
+            pass
+        try:
+            process.kill()
+            process.wait(10)
+            stopped.append(process.info["pid"])
+        except psutil.Error:
+            continue
+    return stopped
+
+
 def plan_workers(requested: int, memory_budget_mib: float | None = None) -> int:
     """Workers for the pool: at most ``requested``, the CPU count, and as many servers as fit the memory budget
     (default: half of what the machine has available), never fewer than one."""
@@ -292,7 +323,10 @@ def drain(store: Store, config: ScorerConfig, workers: int = 1, only: int | None
     """Recover what a killed scorer left running, then score every queued submission (or only ``only``) with a
     pool of ``workers`` threads, each claiming the next one. Returns the outcomes in the order they finished."""
     hidden = challenge.load_hidden(config.hidden_dir)
-    store.recover()
+    for stale in store.recover():
+        submission = store.get(stale)
+        if submission.kind == "artifact":
+            stop_orphaned_servers(submission.target)
     outcomes: list[Outcome] = []
     lock = threading.Lock()
 
