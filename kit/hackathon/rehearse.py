@@ -198,6 +198,10 @@ def rehearse(teams: int = 8, workdir: str | Path | None = None, workers: int = 2
         seconds = time.perf_counter() - began
     report = Report(teams, pool, round(seconds, 1), round(memory.peak, 0), ranking, check(ranking, roster),
                     board.url, str(db), phases)
+    store.close()
+    if workdir is None and not keep_board:  # a temporary event: nothing of it stays on disk
+        shutil.rmtree(root, ignore_errors=True)
+        report.db = ""
     return report, board if keep_board else None
 
 
