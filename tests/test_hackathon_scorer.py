@@ -4,6 +4,7 @@ artifacts that do not load, a served artifact, and a scorer killed mid-run (SIGK
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -163,3 +164,17 @@ def test_a_server_a_killed_scorer_left_is_stopped_on_recovery(tmp_path):
         for pid in (ours, other):
             with contextlib.suppress(psutil.Error):
                 psutil.Process(pid).kill()
+
+
+def test_the_command_line_records_and_explains(tmp_path, hidden, capsys):
+    from kit.cli import main as cli
+
+    db = str(tmp_path / "r.sqlite")
+    base = ["hackathon", "score", "--db", db, "--hidden", str(hidden), "--smoke"]
+    assert cli([*base, "--endpoint", "http://127.0.0.1:9"]) == 2  # no --team: a usage error
+    assert cli([*base, "--team", "t", "--endpoint", endpoints.refused_url(), "--json"]) == 1
+    [outcome] = json.loads(capsys.readouterr().out)  # only JSON on stdout
+    assert outcome["status"] == "failed" and "cannot connect" in outcome["reason"]
+    assert cli([*base, "--drain"]) == 0 and "nothing queued" in capsys.readouterr().out
+    assert cli(["hackathon", "rehearse", "--teams", "0"]) == 1
+    assert "--teams 8" in capsys.readouterr().err

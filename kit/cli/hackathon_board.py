@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from kit.cli import EXIT_FAILED, EXIT_OK, command_parser
@@ -20,7 +21,7 @@ BOARD_PORT = 8095
 
 
 def _default_db() -> Path:
-    return work_dir("hackathon") / "results.sqlite"
+    return work_dir("hackathon", create=False) / "results.sqlite"
 
 
 def _hidden_dir(args: argparse.Namespace) -> Path:
@@ -29,7 +30,8 @@ def _hidden_dir(args: argparse.Namespace) -> Path:
     directory = Path(args.hidden) if args.hidden else Path(args.db).parent / "hidden"
     if not (directory / challenge.HIDDEN_FILE).is_file():
         challenge.write_hidden(directory, seed=args.seed)
-        print(f"wrote the hidden test set (seed {args.seed}) to {directory}: keep it out of the teams' reach")
+        print(f"wrote the hidden test set (seed {args.seed}) to {directory}: keep it out of the teams' reach",
+              file=sys.stderr if args.json else sys.stdout)
     return directory
 
 
@@ -70,7 +72,8 @@ def score(argv: list[str]) -> int:
             kind, target = ("artifact", str(Path(args.artifact).resolve())) if args.artifact else \
                 ("endpoint", args.endpoint)
             only = store.submit(args.team, kind, target)
-            print(f"submission {only} of {args.team} queued in {args.db}", flush=True)
+            print(f"submission {only} of {args.team} queued in {args.db}", flush=True,
+                  file=sys.stderr if args.json else sys.stdout)
         outcomes = scorer.drain(store, config, workers=args.workers if args.drain else 1, only=only)
     if args.json:
         print(json.dumps([o.as_dict() for o in outcomes], indent=2))
