@@ -51,7 +51,7 @@ def test_recover_requeues_what_a_dead_worker_held(tmp_path):
     with Store(tmp_path / "r.sqlite") as store:
         dead, alive = store.submit("a", "endpoint", "u"), store.submit("b", "endpoint", "u")
         store.claim(dead, worker=f"{results.socket.gethostname()}:999999999")
-        store.claim(alive, worker=results.worker_id())
+        store.claim(alive, worker=f"{results.worker_id()}:1")  # a live scorer's pool thread
         assert store.recover() == [dead]
         assert store.get(dead).status == "queued" and store.get(alive).status == "running"
         assert store.recover(lease_s=-1) == [alive]  # an expired lease: requeued too

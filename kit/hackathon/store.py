@@ -84,12 +84,14 @@ class Submission:
 
 
 def worker_id() -> str:
-    """``host:pid``: :meth:`Store.recover` can tell whether the worker that claimed a row is still alive."""
+    """``host:pid`` (a pool appends ``:thread``): :meth:`Store.recover` can tell whether the worker that claimed
+    a row is still alive."""
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def _alive(worker: str | None) -> bool:
-    host, _, pid = (worker or "").rpartition(":")
+    host, _, rest = (worker or "").partition(":")  # host:pid, or host:pid:thread for a pool's workers
+    pid = rest.partition(":")[0]
     if host != socket.gethostname() or not pid.isdigit():
         return False  # another machine's worker: only a lease could tell; treat as gone after recover(lease_s)
     try:
