@@ -40,6 +40,7 @@ PYTHON_PINS: dict[str, str] = {
     "kubernetes-validate": "1.37.0",
     "httpx": "0.28.1",
     "tqdm": "4.70.1",
+    "selenium": "4.30.0",  # the leaderboard's browser tests (Debian's chromium; newer ones pull odd packages here)
     "ruff": "0.17.5",
     "mypy": "2.4.1",  # `make test` type-checks the kit (tests/test_types.py)
     "types-PyYAML": "6.0.12.20261122",

@@ -20,6 +20,9 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "plan": ("kit.cli.hackathon_event:plan", "render and validate team namespaces, queues and JupyterHub values"),
     "apply": ("kit.cli.hackathon_event:apply", "apply a written plan to the cluster (kubectl)"),
     "delete": ("kit.cli.hackathon_event:delete", "delete what a written plan applied (kubectl)"),
+    "score": ("kit.cli.hackathon_board:score", "score a team's artifact or endpoint against the hidden labels"),
+    "board": ("kit.cli.hackathon_board:board", "serve the leaderboard page and its JSON API, or --export results"),
+    "rehearse": ("kit.cli.hackathon_board:rehearse", "play an event on this machine: teams, scorer, leaderboard"),
 }
 
 
