@@ -93,10 +93,58 @@ class ObserveLab:
         """Wait for ``scrapes`` more scrapes, so the last requests are in Prometheus."""
         time.sleep(scrapes * (self.prometheus.interval_s if self.prometheus else 1.0) + 0.2)
 
-    def figures(self, window: str = "10s") -> dict[str, float | None]:
-        """Every query of :data:`QUERIES` over the last ``window`` (instant queries)."""
+    def figures(self, window: str = "10s", at: float | None = None) -> dict[str, float | None]:
+        """Every query of :data:`QUERIES` over the ``window`` before ``at`` (default: now)."""
         assert self.prometheus is not None, "no Prometheus here: use kit.observe.textparse.window(before, after)"
-        return {name: self.prometheus.value(q.replace("W", window)) for name, q in QUERIES.items()}
+        return {name: self.prometheus.value(q.replace("W", window), at) for name, q in QUERIES.items()}
+
+    def measure(self, seconds: float, body: dict | None = None, label: str = "",
+                window: str | None = None) -> tuple[LoadResult, dict[str, float | None], str]:
+        """A burst, then its figures: from Prometheus (PromQL over ``window``, default the burst's length, ending
+        when the burst ended), or where there is none from two scrapes of ``/metrics`` around the burst. Returns
+        the load generator's result, the figures and where they came from."""
+        from kit.observe import textparse
+
+        before = textparse.scrape(self.metrics_url)
+        result = self.burst(seconds, body=body, label=label)
+        ended = time.time()
+        self.settle()
+        if self.prometheus is not None:
+            return result, self.figures(window or f"{max(2, round(seconds))}s", at=ended), "Prometheus (PromQL)"
+        parsed = textparse.window(before, textparse.scrape(self.metrics_url))
+        names = dict(zip(("throughput_rps", "error_rate", "p50_s", "p95_s", "p99_s"), QUERIES, strict=False))
+        return result, {names[k]: v for k, v in parsed.items()}, "the exporter's text (no Prometheus installed)"
+
+    def drift_score(self) -> float:
+        """The server's ``digits_input_drift_score`` as Prometheus last scraped it (else read from /metrics)."""
+        from kit.observe import textparse
+
+        if self.prometheus is not None:
+            return self.prometheus.value(rules.DRIFT) or 0.0
+        return textparse.scrape(self.metrics_url).total(rules.DRIFT)
+
+    def wait_for_alert(self, name: str, timeout: float = 30.0) -> float | None:
+        """Seconds until alert ``name`` fires; None (said) where there is no Prometheus to evaluate rules."""
+        if self.prometheus is None:
+            print(f"no Prometheus here, so no rule evaluation: {name} cannot fire (install prometheus to see it)")
+            return None
+        return self.prometheus.wait_for_alert(name, timeout)
+
+    def load_until_alert(self, name: str, timeout: float = 30.0, body: dict | None = None,
+                         label: str = "") -> tuple[float | None, LoadResult]:
+        """Keep the load on (one-second bursts, as a real fault persists until fixed) until alert ``name`` fires.
+
+        Returns the seconds it took (None where there is no Prometheus: then one burst is sent) and the first
+        burst's result. PrometheusError after ``timeout`` seconds without the alert."""
+        began = time.monotonic()
+        first = self.burst(1.0, body=body, label=label)
+        if self.prometheus is None:
+            return self.wait_for_alert(name), first
+        while name not in self.prometheus.firing():
+            if time.monotonic() - began > timeout:
+                return self.prometheus.wait_for_alert(name, 0.1), first  # raises, listing the active alerts
+            self.burst(1.0, body=body, label=label)
+        return time.monotonic() - began, first
 
     def request_log(self, request_id: str | None = None) -> list[dict]:
         return model.request_log(self.control, request_id)
@@ -128,6 +176,7 @@ def plot(prometheus: PrometheusServer, queries: dict[str, str], start: float, en
         for label, at in (marks or {}).items():
             ax.axvline(at - start, color="grey", ls="--", lw=1)
             ax.text(at - start, ax.get_ylim()[1], f" {label}", va="top", fontsize=8, color="grey")
+        ax.set_ylim(bottom=0)
         ax.set_ylabel(name, fontsize=8)
         ax.grid(alpha=0.3)
     axes[-1].set_xlabel("seconds")

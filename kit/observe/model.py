@@ -77,18 +77,27 @@ class RequestMetrics:
         given = dict(scope.get("headers", [])).get(b"x-request-id")
         request_id = given.decode("latin-1") if given else uuid.uuid4().hex[:16]
         scope = dict(scope, headers=[*headers, (b"x-request-id", request_id.encode("latin-1"))])
-        status = {"code": 500}
+        status: dict[str, int] = {"code": 500}
         began = time.perf_counter()
 
         async def send_with_id(message):
             if message["type"] == "http.response.start":
-                status["code"] = message["status"]
+                status["code"], status["started"] = message["status"], 1
                 message = dict(message, headers=[*message.get("headers", []),
                                                  (b"x-request-id", request_id.encode("latin-1"))])
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception as error:  # KServe's 500 handler sits outside this middleware: answer here, with the id
+            if "started" in status:
+                raise
+            from kit.serve import api
+
+            status["code"] = 500
+            await api.error(500, f"internal error ({type(error).__name__}); see the server log")(
+                scope, receive, send_with_id)
+            print(f"request {request_id}: {type(error).__name__}: {error}", file=sys.stderr, flush=True)
         finally:
             seconds = time.perf_counter() - began
             self.requests.labels(str(status["code"])).inc()

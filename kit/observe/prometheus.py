@@ -187,13 +187,13 @@ class PrometheusServer:
                                   fix="check the PromQL (metric names: /api/v1/label/__name__/values)")
         return body["data"]
 
-    def query(self, promql: str) -> list[dict]:
-        """An instant query: ``[{"metric": {...}, "value": [t, "v"]}, ...]``."""
-        return self._api("query", {"query": promql})["result"]
+    def query(self, promql: str, at: float | None = None) -> list[dict]:
+        """An instant query (now, or at unix time ``at``): ``[{"metric": {...}, "value": [t, "v"]}, ...]``."""
+        return self._api("query", {"query": promql, **({"time": at} if at is not None else {})})["result"]
 
-    def value(self, promql: str) -> float | None:
+    def value(self, promql: str, at: float | None = None) -> float | None:
         """The first series' value of an instant query as a float (None when it has no series)."""
-        result = self.query(promql)
+        result = self.query(promql, at)
         return float(result[0]["value"][1]) if result else None
 
     def query_range(self, promql: str, start: float, end: float, step_s: float = 1.0) -> list[dict]:

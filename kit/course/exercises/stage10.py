@@ -70,6 +70,11 @@ def _run_p95(query: str) -> None:
         reference = live.prometheus.value(REFERENCE_P95.replace("30s", _window(query)))
         client_p95 = result.p95
     else:
+        from kit.observe.prometheus import binary
+
+        if binary("prometheus") is None:
+            print("   Read, not run: no `prometheus` here to run the query against (install it to have it run).")
+            return
         yours, reference, client_p95 = _scratch_p95(query)
     if yours is None or yours != yours:  # no series, or NaN: no requests in the window
         raise NotYetRight("the query returned no value: is its window longer than the time since the last "
