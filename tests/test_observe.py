@@ -162,3 +162,12 @@ def test_monitoring_manifests_validate_strictly():
     broken = copy.deepcopy(docs)
     broken[1]["spec"]["podMetricsEndpoints"][0]["portName"] = "metrics"  # not a PodMonitor field
     assert validate.validate_documents(broken, "monitoring")
+
+
+def test_doctor_names_prometheus_and_how_to_install_it():
+    from kit.machine import doctor
+
+    missing = doctor.check_prometheus(which=lambda tool: None if tool == "promtool" else f"/usr/bin/{tool}")
+    assert missing.status == doctor.WARN and "promtool not found" in missing.detail
+    assert "apt-get install prometheus" in missing.fix and "conda-forge" in missing.fix and "brew" in missing.fix
+    assert doctor.check_prometheus(which=lambda tool: f"/usr/bin/{tool}").status == doctor.OK
