@@ -43,6 +43,8 @@ PYTHON_PINS: dict[str, str] = {
     "ruff": "0.17.5",
     "mypy": "2.4.1",  # `make test` type-checks the kit (tests/test_types.py)
     "types-PyYAML": "6.0.12.20261122",
+    # stage 10 energy (kit.evaluate.energy); 2.6.0 because >=2.7 needs psutil>=6 and kserve 0.20 needs psutil<6
+    "codecarbon": "2.6.0",
 }
 
 #: Extras requested for a pinned distribution.

@@ -36,6 +36,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("kit.cli.train:main", "train with one launcher (in-process, torchrun, ray-train, kubeflow-local)"),
     "serve": ("kit.cli.serve:main", "serve the trained model with Ray Serve, KServe or the FastAPI baseline"),
     "advise": ("kit.cli.advise:main", "recommendations for a workload, with reasons, sources and validated manifests"),
+    "evaluate": ("kit.cli.evaluate:main", "evaluate a model beyond accuracy; --against: the promotion gate"),
 }
 
 

@@ -1,4 +1,4 @@
-"""``python -m kit bench ray|train|serve [--json]``: benchmarks measured side by side in one run.
+"""``python -m kit bench ray|train|serve|energy [--json]``: benchmarks measured side by side in one run.
 
 Each prints the machine, a table of medians and the ratios the issues set goals for (``--json``:
 the figures as data), and saves ``build/bench/<name>.json`` (train also ``train.png``). Timings
@@ -16,7 +16,7 @@ from kit.cli import EXIT_OK, command_parser
 
 def _parser() -> argparse.ArgumentParser:
     parser = command_parser("bench", __doc__)
-    sub = parser.add_subparsers(dest="name", required=True, metavar="{ray,train,serve}")
+    sub = parser.add_subparsers(dest="name", required=True, metavar="{ray,train,serve,energy}")
     ray = sub.add_parser("ray", help="local Ray start-up: cold, warm and reuse")
     ray.add_argument("--repeat", type=int, default=2, help="runs per measurement (medians are reported)")
     train = sub.add_parser("train", help="Ray Train vs torchrun epoch time, launcher start-up, 1 vs 2 workers")
@@ -26,7 +26,11 @@ def _parser() -> argparse.ArgumentParser:
                                          "digits and a heavy model) vs KServe v1/v2")
     serve.add_argument("--repeat", type=int, default=2, help="alternating rounds (medians are reported)")
     serve.add_argument("--seconds", type=float, default=4.0, help="seconds per load run")
-    for command in (ray, train, serve):
+    energy = sub.add_parser("energy", help="energy trade-offs: 1 vs 2 training workers, fp32 vs int8, batch sizes "
+                                           "(accuracy, p95, energy measured or estimated)")
+    energy.add_argument("--quick", action="store_true", help="fewer epochs, shorter inference runs")
+    energy.add_argument("--country", default="FRA", help="ISO 3166 alpha-3 code for the grid's carbon intensity")
+    for command in (ray, train, serve, energy):
         command.add_argument("--json", action="store_true", help="print the figures as JSON instead of a table")
     return parser
 
@@ -43,6 +47,11 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
 
         data = train.bench_train(quick=args.quick, rounds=args.rounds)
         return data, train.format_train(data)
+    if args.name == "energy":
+        from kit.bench import energy
+
+        data = energy.bench_energy(quick=args.quick, country=args.country)
+        return data, energy.format_energy(data)
     from kit.bench import serve
 
     data = serve.bench_serve(args.repeat, args.seconds)
