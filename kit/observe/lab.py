@@ -130,20 +130,20 @@ class ObserveLab:
             return None
         return self.prometheus.wait_for_alert(name, timeout)
 
-    def load_until_alert(self, name: str, timeout: float = 30.0, body: dict | None = None,
-                         label: str = "") -> tuple[float | None, LoadResult]:
+    def load_until_alert(self, name: str, timeout: float = 30.0, body: dict | None = None, label: str = "",
+                         concurrency: int = 4) -> tuple[float | None, LoadResult]:
         """Keep the load on (one-second bursts, as a real fault persists until fixed) until alert ``name`` fires.
 
         Returns the seconds it took (None where there is no Prometheus: then one burst is sent) and the first
         burst's result. PrometheusError after ``timeout`` seconds without the alert."""
         began = time.monotonic()
-        first = self.burst(1.0, body=body, label=label)
+        first = self.burst(1.0, body=body, label=label, concurrency=concurrency)
         if self.prometheus is None:
             return self.wait_for_alert(name), first
         while name not in self.prometheus.firing():
             if time.monotonic() - began > timeout:
                 return self.prometheus.wait_for_alert(name, 0.1), first  # raises, listing the active alerts
-            self.burst(1.0, body=body, label=label)
+            self.burst(1.0, body=body, label=label, concurrency=concurrency)
         return time.monotonic() - began, first
 
     def request_log(self, request_id: str | None = None) -> list[dict]:
