@@ -215,6 +215,9 @@ API_RESOURCES: dict[str, APIResource] = {
     "ClusterServingRuntime": _resource(f"{KSERVE_GROUP}/v1alpha1", "clusterservingruntimes"),
     "JobSet": _resource("jobset.x-k8s.io/v1alpha2", "jobsets"),  # Kubeflow Trainer runs TrainJobs as JobSets
     "Job": _resource("batch/v1", "jobs"),
+    "PrometheusRule": _resource("monitoring.coreos.com/v1", "prometheusrules"),  # stage 10 (prometheus-operator)
+    "ServiceMonitor": _resource("monitoring.coreos.com/v1", "servicemonitors"),
+    "PodMonitor": _resource("monitoring.coreos.com/v1", "podmonitors"),
 }
 
 #: The label that puts a workload in a Kueue LocalQueue.

@@ -33,6 +33,7 @@ STAGE_MODULES = (
     "kit.course.exercises.stage07",
     "kit.course.exercises.stage08",
     "kit.course.exercises.stage09",
+    "kit.course.exercises.stage10",
 )
 
 
