@@ -43,7 +43,8 @@ STAGES: tuple[Stage, ...] = (
     Stage("09", "deploy_on_kubernetes", "Deploy on Kubernetes", 60,
           "RayJob, TrainJob, RayService and InferenceService on a cluster by switching PROFILE"),
     Stage("10", "observability_and_sustainability", "Observe, evaluate and measure energy", 40,
-          "Prometheus and PromQL, SLOs and tested burn-rate alerts, request-id logs, input drift"),
+          "Prometheus and PromQL, SLOs and tested burn-rate alerts, request-id logs, input drift, evaluation and a "
+          "promotion gate, energy measured or estimated"),
     Stage("11", "hackathon_capstone", "Hackathon capstone", 120, "an end-to-end challenge for teams"),
 )
 
