@@ -46,6 +46,9 @@ PYTHON_PINS: dict[str, str] = {
     "types-PyYAML": "6.0.12.20261122",
     # stage 10 energy (kit.evaluate.energy); 2.6.0 because >=2.7 needs psutil>=6 and kserve 0.20 needs psutil<6
     "codecarbon": "2.6.0",
+    # codecarbon's NVML binding: 12+ is a shim over nvidia-ml-py whose import warns (FutureWarning on stderr), and
+    # torch imports pynvml in every process: the warning reached notebook cells (03's ranks, 08's server)
+    "pynvml": "11.5.3",
 }
 
 #: Extras requested for a pinned distribution.
