@@ -8,10 +8,7 @@ queues and the JupyterHub values into a directory; ``apply`` / ``delete`` run ku
 
 from __future__ import annotations
 
-import importlib
-import sys
-
-from kit.cli import EXIT_OK, EXIT_USAGE
+from kit.cli import dispatch, listing
 
 #: subcommand -> ("module:function", help); the function takes argv (list[str]) and returns an exit code.
 #: Add a subcommand with one line here.
@@ -27,19 +24,9 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 
 
 def usage() -> str:
-    lines = ["usage: python -m kit hackathon <subcommand> [options]", "", "subcommands:"]
-    lines += [f"  {name:<8} {help_text}" for name, (_, help_text) in SUBCOMMANDS.items()]
-    return "\n".join(lines)
+    return listing("usage: python -m kit hackathon <subcommand> [options]", "subcommands", SUBCOMMANDS, 8)
 
 
 def main(argv: list[str]) -> int:
     """Dispatch to the subcommand's function; KitErrors and usage errors are handled by :mod:`kit.cli`."""
-    if not argv or argv[0] in ("-h", "--help"):
-        print(usage())
-        return EXIT_OK
-    name, rest = argv[0], argv[1:]
-    if name not in SUBCOMMANDS:
-        print(f"unknown subcommand {name!r}\n\n{usage()}", file=sys.stderr)
-        return EXIT_USAGE
-    module_name, _, function = SUBCOMMANDS[name][0].partition(":")
-    return int(getattr(importlib.import_module(module_name), function)(rest) or EXIT_OK)
+    return dispatch(SUBCOMMANDS, argv, usage(), "subcommand")
