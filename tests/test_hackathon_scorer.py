@@ -178,3 +178,13 @@ def test_the_command_line_records_and_explains(tmp_path, hidden, capsys):
     assert cli([*base, "--drain"]) == 0 and "nothing queued" in capsys.readouterr().out
     assert cli(["hackathon", "rehearse", "--teams", "0"]) == 1
     assert "--teams 8" in capsys.readouterr().err
+
+
+def test_the_hidden_set_the_command_writes_is_the_one_the_teams_data_leaves_out(tmp_path, capsys):
+    from kit.cli import main as cli
+
+    db = tmp_path / "organiser" / "r.sqlite"
+    assert cli(["hackathon", "score", "--db", str(db), "--smoke", "--seed", "5", "--team", "t",
+                "--endpoint", endpoints.refused_url()]) == 1
+    written = (db.parent / "hidden" / challenge.HIDDEN_FILE).read_bytes()
+    assert written == (challenge.write_hidden(tmp_path / "reference") / challenge.HIDDEN_FILE).read_bytes()

@@ -29,8 +29,9 @@ def _hidden_dir(args: argparse.Namespace) -> Path:
 
     directory = Path(args.hidden) if args.hidden else Path(args.db).parent / "hidden"
     if not (directory / challenge.HIDDEN_FILE).is_file():
-        challenge.write_hidden(directory, seed=args.seed)
-        print(f"wrote the hidden test set (seed {args.seed}) to {directory}: keep it out of the teams' reach",
+        challenge.write_hidden(directory)  # the challenge's seed: the rows the teams' data leaves out
+        print(f"wrote the hidden test set (challenge seed {challenge.SEED}) to {directory}: keep it out of the "
+              "teams' reach",
               file=sys.stderr if args.json else sys.stdout)
     return directory
 
@@ -48,7 +49,7 @@ def score(argv: list[str]) -> int:
     p.add_argument("--db", default=str(_default_db()), help="results database (default: %(default)s)")
     p.add_argument("--hidden", metavar="DIR", help="the organiser's hidden test set (default: DB's folder/hidden)")
     p.add_argument("--event", metavar="FILE", help="event file: its scoring weights, and its team names")
-    p.add_argument("--seed", type=int, default=0, help="seed of the fixed load (and of a new hidden set)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the fixed load")
     p.add_argument("--smoke", action="store_true", help="a lighter load (rehearsals, tests)")
     p.add_argument("--workers", type=int, default=1, help="with --drain: submissions scored at once")
     p.add_argument("--json", action="store_true")

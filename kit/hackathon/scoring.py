@@ -65,6 +65,8 @@ class ScoringBudget:
     #: CPU-seconds per 1,000 requests at which the cost term is 0.5; above ``max_cpu_s_per_1k`` it fails
     target_cpu_s_per_1k: float = 5.0
     max_cpu_s_per_1k: float = 200.0
+    #: CPU-seconds a team may spend training one candidate (stage 11 measures it in the notebook's process)
+    max_train_cpu_s: float = 30.0
 
 
 @dataclass(frozen=True)
