@@ -45,7 +45,10 @@ STAGES: tuple[Stage, ...] = (
     Stage("10", "observability_and_sustainability", "Observe, evaluate and measure energy", 40,
           "Prometheus and PromQL, SLOs and tested burn-rate alerts, request-id logs, input drift, evaluation and a "
           "promotion gate, energy measured or estimated"),
-    Stage("11", "hackathon_capstone", "Hackathon capstone", 120, "an end-to-end challenge for teams"),
+    Stage("11", "hackathon_capstone", "Hackathon capstone", 120,
+          "a team challenge: robust training under a compute budget, serving, a scorer with hidden labels"),
+    Stage("12", "serving_language_models", "Serve a language model", 60,
+          "vLLM's OpenAI-compatible server, streaming, continuous batching, LLMInferenceService"),
 )
 
 

@@ -1,13 +1,13 @@
 """A team's side of the capstone (stage 11): the data, training under the compute budget, submitting, the ranking.
 
-:meth:`Workspace.create` writes the team's data (:func:`kit.hackathon.challenge.write_team_data`). With the
-``local`` profile it also sets up a **practice organiser** next to it: the hidden test set and a results
-database, scored by the same :mod:`kit.hackathon.scorer` the organiser runs on event day (here the learner could
-read those labels: it is practice, not the event). :meth:`Workspace.train` runs the kit's in-process launcher on
-the team's data, optionally augmented by the team's own function, and measures the CPU-seconds it took; a
-candidate over the event's training budget is refused by :meth:`Workspace.submit`. On a cluster (``kind`` or
-``cluster``) the team serves its model in its own namespace and the organiser scores that endpoint:
-:meth:`Workspace.cluster_submission` renders the InferenceService and the organiser's command.
+:meth:`Workspace.create` writes the team's data (:func:`kit.hackathon.challenge.write_team_data`) and a
+**practice organiser** next to it: the hidden test set and a results database, scored by the same
+:mod:`kit.hackathon.scorer` the organiser runs on event day (the learner could read these labels: it is
+practice, not the event). :meth:`Workspace.train` runs the kit's in-process launcher on the team's data,
+optionally augmented by the team's own function, and measures the CPU-seconds it took; a candidate over the
+event's training budget is refused by :meth:`Workspace.submit`. On event day the team serves its model in its
+own namespace and the organiser scores that endpoint: :meth:`Workspace.cluster_submission` renders the
+InferenceService and the organiser's command.
 """
 
 from __future__ import annotations
@@ -30,8 +30,7 @@ Augment = Callable[[np.ndarray, np.random.Generator], np.ndarray]
 #: What a team may set when it trains (the rest of TrainConfig is fixed by the challenge).
 TEAM_FIELDS = ("model", "hidden", "epochs", "batch_size", "lr", "seed")
 #: The baseline submission: it scores, and any team that trains a little more or augments beats it.
-BASELINE = {"model": "mlp", "hidden": 16, "epochs": 3, "batch_size": 64, "lr": 0.01}
-PROFILES = ("local", "kind", "cluster")
+BASELINE: dict[str, Any] = {"model": "mlp", "hidden": 16, "epochs": 3, "batch_size": 64, "lr": 0.01}
 
 _current: Workspace | None = None
 
@@ -99,21 +98,17 @@ class Workspace:
 
     team: str
     root: Path
-    profile: str = "local"
     budget: scoring.ScoringBudget = field(default_factory=scoring.ScoringBudget)
     weights: scoring.ScoringWeights = field(default_factory=scoring.ScoringWeights)
     candidates: dict[str, Candidate] = field(default_factory=dict)
 
     @classmethod
-    def create(cls, team: str, root: str | Path, profile: str = "local") -> Workspace:
-        """Write the team's data (and, locally, the practice organiser's hidden set) under ``root``."""
+    def create(cls, team: str, root: str | Path) -> Workspace:
+        """Write the team's data and the practice organiser's hidden set under ``root``."""
         global _current
-        if profile not in PROFILES:
-            raise KitError(f"unknown PROFILE {profile!r}", fix=f"use one of {', '.join(PROFILES)}")
-        workspace = cls(team=team, root=Path(root), profile=profile)
+        workspace = cls(team=team, root=Path(root))
         challenge.write_team_data(workspace.data_dir)
-        if profile == "local":
-            challenge.write_hidden(workspace.hidden_dir)
+        challenge.write_hidden(workspace.hidden_dir)
         _current = workspace
         return workspace
 
@@ -162,13 +157,9 @@ class Workspace:
                            fix="fewer epochs, a smaller model, or less augmentation; then train it again")
 
     def submit(self, candidate: Candidate, smoke: bool = False) -> scorer.Outcome:
-        """Score ``candidate`` with the practice organiser (local profile): queued, measured, recorded."""
+        """Score ``candidate`` with the practice organiser: queued, measured, recorded."""
         from kit.hackathon.store import Store
 
-        if self.profile != "local":
-            raise KitError(f"PROFILE={self.profile!r}: the organiser scores your endpoint, not this notebook",
-                           fix="serve the model in your namespace and send the organiser "
-                               "`Workspace.cluster_submission(...)`")
         self._refuse_over_budget(candidate)
         hidden = str(self.hidden_dir)
         config = scorer.ScorerConfig.smoke(hidden, weights=self.weights, budget=self.budget) if smoke else \
@@ -202,6 +193,20 @@ class Workspace:
         host = f"http://{service['metadata']['name']}-predictor.{self.team}.svc.cluster.local"
         command = f"python -m kit hackathon score --event event.yaml --team {self.team} --endpoint {host}"
         return [service], command
+
+
+def plot_history(*candidates: Candidate):
+    """Validation accuracy per epoch of each candidate, on one axis."""
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(6, 3))
+    for candidate in candidates:
+        epochs = [row["epoch"] for row in candidate.history]
+        axis.plot(epochs, [row["test_accuracy"] for row in candidate.history], marker="o", label=candidate.name)
+    axis.set(xlabel="epoch", ylabel="validation accuracy")
+    axis.legend()
+    figure.tight_layout()
+    return figure
 
 
 def plot_examples(arrays: dict[str, np.ndarray], per_kind: int = 6):
