@@ -164,7 +164,7 @@ def test_jupyterhub_values_put_each_user_in_their_team_with_cpu_and_gpu_profiles
     assert values["custom"]["kit"]["teamNamespaces"] == {"alice@example.org": "team-01", "ann": "team-01",
                                                          "bob@example.org": "team-02"}
     single = values["singleuser"]
-    assert single["extraEnv"]["PROFILE"] == "cluster"
+    assert single["extraEnv"]["KIT_PROFILE"] == "cluster"
     assert f"{single['image']['name']}:{single['image']['tag']}" == gpu_event.jupyterhub.image
     assert [p["slug"] for p in single["profileList"]] == ["cpu", "gpu"]
     assert single["profileList"][1]["kubespawner_override"]["extra_resource_limits"] == {core.GPU_RESOURCE: "1"}

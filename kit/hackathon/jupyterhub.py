@@ -2,7 +2,7 @@
 
 :func:`values` renders them: the kit's image as the single-user image, a CPU profile (and a GPU profile when the
 event gives teams GPUs), a single-user pod that passes Pod Security ``restricted``, guarantees from the event's
-``jupyterhub`` settings and limits at the team's share, idle culling, a volume per user, ``PROFILE=cluster``
+``jupyterhub`` settings and limits at the team's share, idle culling, a volume per user, ``KIT_PROFILE=cluster``
 in the environment, and each user's server in their team's namespace (KubeSpawner's per-user namespaces, with a
 short ``pre_spawn_hook`` that reads the user -> namespace map from the values themselves).
 
@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from kit.config.profile import ENV_VAR as PROFILE_ENV
 from kit.errors import KitError
 from kit.hackathon import teams
 from kit.hackathon.event import Event
@@ -122,7 +123,7 @@ def values(event: Event) -> dict[str, Any]:
             "cpu": {"guarantee": guarantee.cpu_millis / 1000, "limit": share.cpu_millis / 1000},
             "memory": {"guarantee": _memory(guarantee), "limit": _memory(share)},
             "storage": {"type": "dynamic", "capacity": hub.storage, "homeMountPath": HOME},
-            "extraEnv": {"PROFILE": "cluster"},
+            "extraEnv": {PROFILE_ENV: "cluster"},  # the notebooks' default PROFILE
             "extraLabels": {"hub.jupyter.org/network-access-hub": "true", **teams.notebook_labels()},
             "profileList": profiles,
         },
