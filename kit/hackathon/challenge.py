@@ -46,6 +46,12 @@ def digits() -> tuple[np.ndarray, np.ndarray]:
     return digit_pixels()
 
 
+def box_blur(grid: np.ndarray) -> np.ndarray:
+    """Each pixel of ``grid`` (n, 8, 8) replaced by the mean of its 3x3 neighbourhood (edges repeated)."""
+    padded = np.pad(grid, ((0, 0), (1, 1), (1, 1)), mode="edge")
+    return np.mean([padded[:, dy:dy + 8, dx:dx + 8] for dy in range(3) for dx in range(3)], axis=0)
+
+
 def corrupt(images: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndarray:
     """``images`` (n, 64) with one corruption applied to each row, clipped to 0..16."""
     grid = images.reshape(-1, 8, 8).astype(np.float32).copy()
@@ -59,9 +65,7 @@ def corrupt(images: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndarr
         for i, (y, x) in enumerate(rng.integers(0, 6, size=(n, 2))):
             grid[i, y:y + 3, x:x + 3] = 0.0
     elif kind == "blur":
-        padded = np.pad(grid, ((0, 0), (1, 1), (1, 1)), mode="edge")
-        grid = sum(padded[:, dy:dy + 8, dx:dx + 8] for dy in range(3) for dx in range(3)) / 9.0
-        grid = grid * 1.6 - 3.0  # a washed-out, blurred scan: contrast no training row has
+        grid = box_blur(grid) * 1.6 - 3.0  # a washed-out, blurred scan: contrast no training row has
     elif kind != "clean":
         raise KitError(f"unknown corruption {kind!r}", fix=f"use one of clean, {', '.join(TRAIN_CORRUPTIONS)}, blur")
     return np.clip(grid, 0.0, PIXEL_MAX).reshape(n, 64).astype(np.float32)
