@@ -77,8 +77,10 @@ def test_each_team_gets_its_namespace_quota_policies_rbac_and_queues(event_file)
     for team in event.teams:
         docs = built.teams[team.name]
         kinds = sorted({d["kind"] for d in docs})
-        assert kinds == ["ClusterQueue", "LimitRange", "LocalQueue", "Namespace", "NetworkPolicy", "ResourceQuota",
-                         "Role", "RoleBinding", "ServiceAccount"]
+        assert kinds == ["ClusterQueue", "LimitRange", "LocalQueue", "Namespace", "NetworkPolicy",
+                         "PersistentVolumeClaim", "ResourceQuota", "Role", "RoleBinding", "ServiceAccount"]
+        claim = next(d for d in docs if d["kind"] == "PersistentVolumeClaim")  # stage 11 publishes models there
+        assert claim["metadata"]["name"] == "kit-models" and claim["spec"]["accessModes"] == ["ReadWriteMany"]
         labels = docs[0]["metadata"]["labels"]
         for mode in ("enforce", "audit", "warn"):
             assert labels[f"pod-security.kubernetes.io/{mode}"] == "restricted"
@@ -165,6 +167,8 @@ def test_jupyterhub_values_put_each_user_in_their_team_with_cpu_and_gpu_profiles
                                                          "bob@example.org": "team-02"}
     single = values["singleuser"]
     assert single["extraEnv"]["KIT_PROFILE"] == "cluster"
+    assert single["storage"]["extraVolumes"][0]["persistentVolumeClaim"]["claimName"] == "kit-models"
+    assert single["storage"]["extraVolumeMounts"][0]["mountPath"] == "/models"
     assert f"{single['image']['name']}:{single['image']['tag']}" == gpu_event.jupyterhub.image
     assert [p["slug"] for p in single["profileList"]] == ["cpu", "gpu"]
     assert single["profileList"][1]["kubespawner_override"]["extra_resource_limits"] == {core.GPU_RESOURCE: "1"}

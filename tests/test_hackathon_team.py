@@ -71,3 +71,13 @@ def test_on_a_cluster_the_team_serves_and_the_organiser_scores_the_endpoint(work
     assert docs[0]["metadata"]["namespace"] == "team-a"
     assert validate_documents(docs, "capstone") == []
     assert "--team team-a --endpoint http://" in command and ".team-a.svc.cluster.local" in command
+    uri = docs[0]["spec"]["predictor"]["containers"][0]["env"]
+    assert {"name": "STORAGE_URI", "value": "pvc://kit-models/baseline"} in uri
+
+
+def test_publishing_copies_the_artifact_to_the_models_volume(workspace, baseline, tmp_path):
+    with pytest.raises(KitError, match="models volume is not mounted"):
+        workspace.publish(baseline, tmp_path / "nowhere")
+    published = workspace.publish(baseline, tmp_path)
+    assert published == tmp_path / "baseline"
+    assert sorted(p.name for p in published.iterdir()) == sorted(p.name for p in baseline.model_dir.iterdir())

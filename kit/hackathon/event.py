@@ -79,6 +79,10 @@ class JupyterHub:
     memory_guarantee: str = "512Mi"
     #: Where the chart is installed (`helm install ... --namespace`): the hub and proxy pods run there.
     namespace: str = "jupyterhub"
+    #: Each team's models volume (ReadWriteMany: every member's server writes, the team's servers read).
+    models_storage: str = "2Gi"
+    #: A StorageClass that offers ReadWriteMany (README "Shared storage"); empty: the cluster's default.
+    storage_class: str = ""
 
 
 @dataclass(frozen=True)
@@ -206,12 +210,15 @@ def _jupyterhub(data: Any, source: str) -> JupyterHub:
     try:
         Requests.parse(merged["cpu_guarantee"], merged["memory_guarantee"])
         Requests.parse(0, merged["storage"])
+        Requests.parse(0, merged["models_storage"])
     except (QuantityError, ValueError) as error:
         raise EventError(f"{source}: jupyterhub: {error}", fix="write quantities like 100m, 512Mi, 1Gi") from None
     if not isinstance(merged["cull_idle_seconds"], int) or merged["cull_idle_seconds"] <= 0:
         raise EventError(f"{source}: jupyterhub.cull_idle_seconds {merged['cull_idle_seconds']!r} is not a positive "
                          "whole number", fix="write the idle time in seconds, e.g. 3600")
     _label(merged["namespace"], "jupyterhub.namespace", source)
+    if merged["storage_class"]:
+        _label(merged["storage_class"], "jupyterhub.storage_class", source)
     return JupyterHub(**{key: merged[key] for key in asdict(JupyterHub())})
 
 

@@ -25,7 +25,7 @@ from kit.config.profile import ENV_VAR as PROFILE_ENV
 from kit.errors import KitError
 from kit.hackathon import teams
 from kit.hackathon.event import Event
-from kit.k8s.builders import core
+from kit.k8s.builders import core, serving
 from kit.k8s.requests import Requests
 from kit.paths import REPO_ROOT
 
@@ -87,6 +87,7 @@ def values(event: Event) -> dict[str, Any]:
     """The chart values for ``event``."""
     hub, share = event.jupyterhub, event.resources.requests
     guarantee = Requests.parse(hub.cpu_guarantee, hub.memory_guarantee)
+    models_volume, models_mount = serving.models_volume()
     cpu_profile: dict[str, Any] = {"display_name": "CPU", "slug": "cpu", "default": True,
                                    "description": f"up to {share.cpu} cpu and {share.memory} memory",
                                    "kubespawner_override": {"image": hub.image}}
@@ -122,7 +123,9 @@ def values(event: Event) -> dict[str, Any]:
             "serviceAccountName": teams.TEAM_ACCOUNT,
             "cpu": {"guarantee": guarantee.cpu_millis / 1000, "limit": share.cpu_millis / 1000},
             "memory": {"guarantee": _memory(guarantee), "limit": _memory(share)},
-            "storage": {"type": "dynamic", "capacity": hub.storage, "homeMountPath": HOME},
+            # plus the team's models volume (kit.hackathon.teams.models_claim), where stage 11 publishes
+            "storage": {"type": "dynamic", "capacity": hub.storage, "homeMountPath": HOME,
+                        "extraVolumes": [models_volume], "extraVolumeMounts": [models_mount]},
             "extraEnv": {PROFILE_ENV: "cluster"},  # the notebooks' default PROFILE
             "extraLabels": {"hub.jupyter.org/network-access-hub": "true", **teams.notebook_labels()},
             "profileList": profiles,

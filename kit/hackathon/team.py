@@ -184,12 +184,29 @@ class Workspace:
                          "cpu_s_per_1k": best["cpu_s_per_1k"], "status": best["status"], "reason": best["reason"]})
         return rows
 
-    def cluster_submission(self, candidate: Candidate, claim: str = "models") -> tuple[list[dict], str]:
-        """The InferenceService that serves ``candidate`` in the team's namespace, and the organiser's command."""
+    def publish(self, candidate: Candidate, models_root: str | Path | None = None) -> Path:
+        """Copy ``candidate``'s artifact to the team's models volume (mounted at ``/models`` in its notebook
+        servers by the event's JupyterHub values), where its InferenceService reads it."""
+        import shutil
+
         from kit.k8s.builders import serving
 
         self._refuse_over_budget(candidate)
-        service = serving.inferenceservice(namespace=self.team, storage_uri=f"pvc://{claim}/{candidate.name}")
+        root = Path(models_root or serving.MODELS_MOUNT)
+        if not root.is_dir():
+            raise KitError(f"{root} does not exist: the team's models volume is not mounted here",
+                           fix="run this on the event's JupyterHub (its values mount the volume), or pass "
+                               "models_root=")
+        return Path(shutil.copytree(candidate.model_dir, root / candidate.name, dirs_exist_ok=True))
+
+    def cluster_submission(self, candidate: Candidate) -> tuple[list[dict], str]:
+        """The InferenceService that serves ``candidate`` from the team's models volume, and the organiser's
+        command to score it."""
+        from kit.k8s.builders import serving
+
+        self._refuse_over_budget(candidate)
+        service = serving.inferenceservice(namespace=self.team,
+                                           storage_uri=f"pvc://{serving.MODELS_CLAIM}/{candidate.name}")
         host = f"http://{service['metadata']['name']}-predictor.{self.team}.svc.cluster.local"
         command = f"python -m kit hackathon score --event event.yaml --team {self.team} --endpoint {host}"
         return [service], command

@@ -26,7 +26,7 @@ from typing import Any
 from kit import versions
 from kit.deploy import layout
 from kit.hackathon.event import Event
-from kit.k8s.builders import core, kueue, pods, rbac
+from kit.k8s.builders import core, kueue, pods, rbac, serving
 from kit.k8s.requests import Requests
 
 Docs = list[dict[str, Any]]
@@ -216,8 +216,15 @@ def render(event: Event) -> TeamPlan:
         plan.teams[ns] = [namespace(ns, event, "team"), quota(ns, event, len(team.members)),
                           core.limit_range(ns, "250m", "256Mi"), *team_network_policies(ns, event),
                           *team_access(ns, team.members), cluster_queue(ns, event, [ns]),
-                          kueue.local_queue(versions.LOCAL_QUEUE, ns, ns)]
+                          kueue.local_queue(versions.LOCAL_QUEUE, ns, ns), models_claim(ns, event)]
     return plan
+
+
+def models_claim(ns: str, event: Event) -> dict[str, Any]:
+    """The team's models volume: its notebooks write artifacts there, its InferenceService reads them."""
+    hub = event.jupyterhub
+    return serving.shared_claim(ns, serving.MODELS_CLAIM, hub.models_storage, "ReadWriteMany",
+                                storage_class=hub.storage_class or None)
 
 
 def notebook_labels() -> dict[str, str]:
