@@ -218,19 +218,21 @@ def quota_problems(spec: dict[str, Any]) -> Found:
     return found
 
 
-_ORDER = (  # (lower, higher, message) of ValidateLimitRange; the problem is reported on the first field
-    ("min", "max", "min value {0} is greater than max value {1}"),
-    ("defaultRequest", "min", "!min value {1} is greater than default request value {0}"),
-    ("defaultRequest", "max", "default request value {0} is greater than max value {1}"),
-    ("defaultRequest", "default", "default request value {0} is greater than default limit value {1}"),
-    ("default", "min", "!min value {1} is greater than default value {0}"),
-    ("default", "max", "default value {0} is greater than max value {1}"),
+_ORDER = (  # (field reported, smaller, larger, message) of ValidateLimitRange, in its order
+    ("min", "min", "max", "min value {0} is greater than max value {1}"),
+    ("defaultRequest", "min", "defaultRequest", "min value {0} is greater than default request value {1}"),
+    ("defaultRequest", "defaultRequest", "max", "default request value {0} is greater than max value {1}"),
+    ("defaultRequest", "defaultRequest", "default",
+     "default request value {0} is greater than default limit value {1}"),
+    ("default", "min", "default", "min value {0} is greater than default value {1}"),
+    ("default", "default", "max", "default value {0} is greater than max value {1}"),
 )
 
 
 def limit_range_problems(spec: dict[str, Any]) -> Found:
     """``ValidateLimitRange``: types, resource names and quantities, and per resource
-    min <= defaultRequest <= default <= max, min <= max, maxLimitRequestRatio >= 1."""
+    min <= defaultRequest <= default <= max, min <= max, maxLimitRequestRatio >= 1; a resource that cannot be
+    overcommitted (nvidia.com/gpu) has default equal to defaultRequest; a PersistentVolumeClaim limit bounds storage."""
     found: Found = []
     for i, limit in enumerate(dicts(spec.get("limits"))):
         base: PathParts = ("spec", "limits", i)
@@ -239,6 +241,9 @@ def limit_range_problems(spec: dict[str, Any]) -> Found:
         if not reasons and "/" not in kind and kind not in LIMIT_TYPES:
             reasons = [f"must be a standard limit type ({', '.join(LIMIT_TYPES)}) or fully qualified"]
         found += [((*base, "type"), f"type {kind!r}: {reason}") for reason in reasons]
+        bounded = "storage" in dig(limit, "min") or "storage" in dig(limit, "max")
+        if kind == "PersistentVolumeClaim" and not bounded:
+            found.append((base, "either minimum or maximum storage value is required, but neither was provided"))
         values: dict[str, dict[str, Decimal]] = {}
         for section in ("max", "min", "default", "defaultRequest", "maxLimitRequestRatio"):
             if kind == "Pod" and section in ("default", "defaultRequest") and dig(limit, section):
@@ -249,20 +254,26 @@ def limit_range_problems(spec: dict[str, Any]) -> Found:
                 where = (*base, section, str(name))
                 if kind in ("Pod", "Container"):
                     found += [(where, f"resource name {name!r}: {r}") for r in container_resource_name(str(name))]
-                parsed, reasons = amount(str(name), value)
-                found += [(where, reason) for reason in reasons]
-                if parsed is not None:
+                parsed = quantity(value)
+                if parsed is None:
+                    found.append((where, amount(str(name), value)[1][0]))
+                else:
                     values.setdefault(section, {})[str(name)] = parsed
-        for low, high, message in _ORDER:
+        for field, low, high, message in _ORDER:
             for name, small in values.get(low, {}).items():
                 big = values.get(high, {}).get(name)
-                inverted = message.startswith("!")
-                if big is not None and (big > small if inverted else small > big):
-                    text = message.lstrip("!").format(limit[low][name], limit[high][name])
-                    found.append(((*base, high if inverted else low, name), text))
+                if big is not None and small > big:
+                    found.append(((*base, field, name), message.format(limit[low][name], limit[high][name])))
         for name, ratio in values.get("maxLimitRequestRatio", {}).items():
             if ratio < 1:
-                found.append(((*base, "maxLimitRequestRatio", name), f"ratio {ratio} is less than 1"))
+                found.append(((*base, "maxLimitRequestRatio", name), f"ratio {limit['maxLimitRequestRatio'][name]} "
+                                                                     "is less than 1"))
+        for name, default in values.get("default", {}).items():
+            request = values.get("defaultRequest", {}).get(name)
+            if not _native(name) and request is not None and request != default:
+                found.append(((*base, "defaultRequest", name), f"default value {limit['default'][name]} must equal to "
+                                                               f"defaultRequest value {limit['defaultRequest'][name]} "
+                                                               f"in {name} (it cannot be overcommitted)"))
     return found
 
 
