@@ -85,6 +85,10 @@ CASES: list[tuple[str, Callable[[], Doc], str, str]] = [
      "(NameIsDNSSubdomain)"),
     ("generate-name-prefix", lambda: _doc("Job", api_version="batch/v1") | {"metadata": {"generateName": "Train-"}},
      "metadata.generateName", "RFC 1123 subdomain"),
+    ("job-name-63", lambda: _doc("Job", "j" * 64, api_version="batch/v1"), "metadata.name",
+     "Job name of 64 characters: the API server copies it into the label batch.kubernetes.io/job-name"),
+    ("template-label", lambda: _doc("Job", api_version="batch/v1", spec={"template": {"metadata": {
+        "labels": {"app": "web server"}}}}), "spec.template.metadata.labels.app", "label value 'web server'"),
     ("role-name-slash", lambda: _rbac("Role", "a/b"), "metadata.name", "may not contain '/' (ValidateRBACName)"),
     ("clusterrole-name-dots", lambda: _rbac("ClusterRole", ".."), "metadata.name", "may not be '..'"),
     ("namespace-field-label", lambda: _doc("ServiceAccount", namespace="Team.A"), "metadata.namespace",

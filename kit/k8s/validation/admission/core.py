@@ -49,6 +49,10 @@ NAME_RULES: dict[str, tuple[Callable[[str], list[str]], str]] = {
     "Service": (dns1035_label, "ValidateServiceName"),
     **{kind: (path_segment_name, "ValidateRBACName") for kind in _RBAC_KINDS},
 }
+#: Built-in kinds with a pod template (a CronJob's is under ``spec.jobTemplate``).
+WORKLOADS = frozenset({"Job", "CronJob", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet"})
+#: ``batch.JobNameLabel``: the Job's name, on its pods.
+JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
 #: ``TotalAnnotationSizeLimitB`` (objectmeta.go).
 ANNOTATIONS_LIMIT = 256 * 1024
 #: ``standardFinalizers`` (helpers.go): the finalizers that need no domain prefix.
@@ -75,6 +79,14 @@ def object_problems(body: dict[str, Any]) -> Found:
         return []
     kind, spec = str(body.get("kind")), dig(body, "spec")
     found = metadata_problems(kind, dig(body, "metadata"))
+    if kind in WORKLOADS:  # ValidatePodTemplateSpec: the template's labels and annotations
+        base = ("spec", "jobTemplate", "spec", "template") if kind == "CronJob" else ("spec", "template")
+        found += label_problems((*base, "metadata"), dig(body, *base, "metadata"))
+    name = str(dig(body, "metadata").get("name") or "")
+    if kind == "Job" and len(name) > 63 and spec.get("manualSelector") is not True:
+        found.append((("metadata", "name"), f"Job name of {len(name)} characters: the API server copies it into "
+                                            f"the label {JOB_NAME_LABEL} of spec.template, and a label value has "
+                                            "at most 63 (generateSelector, pkg/registry/batch/job/strategy.go)"))
     if kind == "ResourceQuota":
         found += quota_problems(spec)
     elif kind == "LimitRange":
@@ -100,24 +112,31 @@ def metadata_problems(kind: str, metadata: dict[str, Any]) -> Found:
     if isinstance(namespace, str) and namespace:
         found += [(("metadata", "namespace"), f"namespace {namespace!r}: {reason}")
                   for reason in dns1123_label(namespace)]
-    for key, value in dig(metadata, "labels").items():
-        path: PathParts = ("metadata", "labels", str(key))
-        found += [(path, f"label key {key!r}: {reason}") for reason in qualified_name(str(key))]
-        if isinstance(value, str):
-            found += [(path, f"label value {value!r}: {reason}") for reason in label_value(value)]
-    annotations = dig(metadata, "annotations")
-    for key in annotations:
-        found += [(("metadata", "annotations", str(key)), f"annotation key {key!r}: {reason}")
-                  for reason in qualified_name(str(key).lower())]
-    size = sum(len(str(k)) + len(str(v)) for k, v in annotations.items())
-    if size > ANNOTATIONS_LIMIT:
-        found.append((("metadata", "annotations"), f"annotations total {size} bytes: may not be more than "
-                                                   f"{ANNOTATIONS_LIMIT} bytes (256 KiB)"))
+    found += label_problems(("metadata",), metadata)
     for i, finalizer in enumerate(items(metadata.get("finalizers"))):
         reasons = qualified_name(str(finalizer))
         if not reasons and "/" not in str(finalizer) and finalizer not in STANDARD_FINALIZERS:
             reasons = ["name is neither a standard finalizer name nor is it fully qualified (e.g. 'example.com/x')"]
         found += [(("metadata", "finalizers", i), f"finalizer {finalizer!r}: {reason}") for reason in reasons]
+    return found
+
+
+def label_problems(base: PathParts, metadata: dict[str, Any]) -> Found:
+    """``ValidateLabels`` and ``ValidateAnnotations`` of the metadata at ``base``."""
+    found: Found = []
+    for key, value in dig(metadata, "labels").items():
+        path: PathParts = (*base, "labels", str(key))
+        found += [(path, f"label key {key!r}: {reason}") for reason in qualified_name(str(key))]
+        if isinstance(value, str):
+            found += [(path, f"label value {value!r}: {reason}") for reason in label_value(value)]
+    annotations = dig(metadata, "annotations")
+    for key in annotations:
+        found += [((*base, "annotations", str(key)), f"annotation key {key!r}: {reason}")
+                  for reason in qualified_name(str(key).lower())]
+    size = sum(len(str(k)) + len(str(v)) for k, v in annotations.items())
+    if size > ANNOTATIONS_LIMIT:
+        found.append(((*base, "annotations"), f"annotations total {size} bytes: may not be more than "
+                                              f"{ANNOTATIONS_LIMIT} bytes (256 KiB)"))
     return found
 
 
