@@ -25,8 +25,28 @@ def need(tool: str) -> str:
 def test_the_kits_rules_pass_their_promtool_tests():
     need("promtool")
     built = rules.rules_file(drift_threshold=rules.DRIFT_THRESHOLD)
-    result = rules.promtool_test(built, rules.availability_tests(built))
-    assert result.ok, result.output
+    for tests in (rules.availability_tests(built), rules.latency_tests(built)):
+        result = rules.promtool_test(built, tests)
+        assert result.ok, result.output
+
+
+@pytest.mark.parametrize("break_it", ["threshold", "bucket", "short window"])
+def test_promtool_fails_on_a_broken_latency_rule(break_it):
+    need("promtool")
+    good = rules.rules_file()
+    broken = copy.deepcopy(good)
+    rules_ = [r for g in broken["groups"] for r in g["rules"]]
+    if break_it == "threshold":  # 50x the budget: an hour with 20 % slow requests no longer pages
+        alert = next(r for r in rules_ if r.get("alert") == "DigitsLatencyBurnRatePage")
+        alert["expr"] = alert["expr"].replace("14.4", "50")
+    elif break_it == "bucket":  # the 1 s bucket instead of 100 ms: the slow requests count as fast
+        for rule in rules_:
+            rule["expr"] = rule["expr"].replace('le="0.1"', 'le="1"')
+    else:  # the short window only: 5 slow minutes page
+        alert = next(r for r in rules_ if r.get("alert") == "DigitsLatencyBurnRatePage")
+        alert["expr"] = "slo:digits_latency_bad:ratio_rate5m > (14.4 * 0.01)"
+    result = rules.promtool_test(broken, rules.latency_tests(good))
+    assert not result.ok, f"promtool passed a broken latency rule ({break_it}):\n{result.output}"
 
 
 @pytest.mark.parametrize("break_it", ["threshold", "metric", "window", "syntax"])

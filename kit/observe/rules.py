@@ -159,6 +159,29 @@ def availability_tests(rules: dict, alert: str = "DigitsAvailabilityBurnRatePage
     ]}
 
 
+def latency_tests(rules: dict, alert: str = "DigitsLatencyBurnRatePage") -> dict:
+    """A promtool test file for the latency page alert (cluster windows): every request within 100 ms stays quiet;
+    20 % slower than that for an hour pages; 5 slow minutes alone do not."""
+    expected = expected_alert(rules, alert)
+    per_min, fast_share = 600, 480  # requests per minute; of them, how many answer within the threshold when slow
+    bucket, count = f'{DURATION}_bucket{{le="0.1"}}', f"{DURATION}_count"
+
+    def series(fast_per_min: int, minutes: int = 90) -> list[dict]:
+        return [{"series": bucket, "values": f"0+{fast_per_min}x{minutes}"},
+                {"series": count, "values": f"0+{per_min}x{minutes}"}]
+
+    return {"evaluation_interval": "1m", "tests": [
+        {"name": "fast: every request within 100 ms stays quiet", "interval": "1m", "input_series": series(per_min),
+         "alert_rule_test": [{"eval_time": "80m", "alertname": alert, "exp_alerts": []}]},
+        {"name": "slow replica: 20 % over 100 ms pages", "interval": "1m", "input_series": series(fast_share),
+         "alert_rule_test": [{"eval_time": "70m", "alertname": alert, "exp_alerts": [expected]}]},
+        {"name": "5 slow minutes alone do not page", "interval": "1m", "input_series": [
+            {"series": bucket, "values": f"0+{per_min}x84 {84 * per_min}x5"},
+            {"series": count, "values": f"0+{per_min}x89"}],
+         "alert_rule_test": [{"eval_time": "89m", "alertname": alert, "exp_alerts": []}]},
+    ]}
+
+
 @dataclass(frozen=True)
 class PromtoolResult:
     ok: bool
