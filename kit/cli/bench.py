@@ -1,4 +1,4 @@
-"""``python -m kit bench ray|train|serve|energy [--json]``: benchmarks measured side by side in one run.
+"""``python -m kit bench ray|train|serve|energy|observe-ray [--json]``: benchmarks measured side by side in one run.
 
 Each prints the machine, a table of medians and the ratios the issues set goals for (``--json``:
 the figures as data), and saves ``build/bench/<name>.json`` (train also ``train.png``). Timings
@@ -16,7 +16,7 @@ from kit.cli import EXIT_OK, command_parser
 
 def _parser() -> argparse.ArgumentParser:
     parser = command_parser("bench", __doc__)
-    sub = parser.add_subparsers(dest="name", required=True, metavar="{ray,train,serve,energy}")
+    sub = parser.add_subparsers(dest="name", required=True, metavar="{ray,train,serve,energy,observe-ray}")
     ray = sub.add_parser("ray", help="local Ray start-up: cold, warm and reuse")
     ray.add_argument("--repeat", type=int, default=2, help="runs per measurement (medians are reported)")
     train = sub.add_parser("train", help="Ray Train vs torchrun epoch time, launcher start-up, 1 vs 2 workers")
@@ -30,7 +30,12 @@ def _parser() -> argparse.ArgumentParser:
                                            "(accuracy, p95, energy measured or estimated)")
     energy.add_argument("--quick", action="store_true", help="fewer epochs, shorter inference runs")
     energy.add_argument("--country", default="FRA", help="ISO 3166 alpha-3 code for the grid's carbon intensity")
-    for command in (ray, train, serve, energy):
+    observe = sub.add_parser("observe-ray", help="Ray's and Ray Serve's metrics in a real Prometheus (PromQL: request "
+                                                 "rate, p95, replicas, tasks/actors) and a failed task's state and log")
+    observe.add_argument("--seconds", type=float, default=3.0, help="seconds of load on the Serve application")
+    observe.add_argument("--concurrency", type=int, default=4, help="concurrent clients of the load")
+    observe.add_argument("--model-dir", default=None, help="a trained digits model (default: train a tiny one)")
+    for command in (ray, train, serve, energy, observe):
         command.add_argument("--json", action="store_true", help="print the figures as JSON instead of a table")
     return parser
 
@@ -52,6 +57,11 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
 
         data = energy.bench_energy(quick=args.quick, country=args.country)
         return data, energy.format_energy(data)
+    if args.name == "observe-ray":
+        from kit.bench import observe_ray
+
+        data = observe_ray.bench_observe_ray(args.seconds, args.concurrency, args.model_dir)
+        return data, observe_ray.format_observe_ray(data)
     from kit.bench import serve
 
     data = serve.bench_serve(args.repeat, args.seconds)

@@ -42,12 +42,50 @@ def failed_tasks(name: str | None = None, timeout: float = 15.0) -> list[dict[st
     return rows
 
 
-def task_log(task_id: str, tail: int = 20) -> list[str]:
-    """The last ``tail`` lines the task printed (stdout and stderr of its worker, for that task only)."""
-    from ray.util.state import get_log
+def task_log(task_id: str, tail: int = 20, timeout: float = 15.0) -> list[str]:
+    """The last ``tail`` lines the task printed (stdout and stderr of its worker, for that task only).
 
-    lines: list[str] = []
-    for suffix in ("out", "err"):
-        for chunk in get_log(task_id=task_id, suffix=suffix, tail=tail):
-            lines.extend(line for line in chunk.splitlines() if line.strip())
-    return lines[-tail:]
+    Where its output is logged reaches the state server with the task's events, sometimes after its FAILED state:
+    until then ``get_log`` answers "Could not find log file", so this polls (KitError after ``timeout``)."""
+    from ray.util.state import get_log
+    from ray.util.state.exception import RayStateApiException
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            lines: list[str] = []
+            for suffix in ("out", "err"):
+                for chunk in get_log(task_id=task_id, suffix=suffix, tail=tail):
+                    lines.extend(line for line in chunk.splitlines() if line.strip())
+            return lines[-tail:]
+        except RayStateApiException as error:
+            if "Could not find log file" not in str(error):
+                raise
+            if time.monotonic() > deadline:
+                raise KitError(f"Ray has no log of task {task_id} after {timeout:.0f} s: {str(error)[:200]}",
+                               fix="was the task's worker started with log recording? see ray.util.state.list_logs()"
+                               ) from None
+        time.sleep(0.5)
+
+
+#: The name :func:`fail_on_purpose` gives its task (``list_tasks`` filters on it).
+FAILING_TASK = "kit_fails_on_purpose"
+
+
+def fail_on_purpose(marker: str, name: str = FAILING_TASK) -> str:
+    """Run a Ray task that prints ``marker`` and raises ValueError; return its name once ``ray.get`` raised.
+
+    What a learner's failing task looks like from the driver: the exception comes back with the remote traceback;
+    :func:`failed_tasks` and :func:`task_log` then find it in Ray's state and log APIs."""
+    import ray
+
+    @ray.remote(max_retries=0)
+    def fails(text: str) -> None:
+        print(text, flush=True)
+        raise ValueError(f"{text} (raised in the task)")
+
+    try:
+        ray.get(fails.options(name=name).remote(marker))
+    except ray.exceptions.RayTaskError:
+        return name
+    raise KitError(f"task {name} did not fail", fix="it raises ValueError on purpose: is this Ray patched?")

@@ -200,6 +200,10 @@ class PrometheusServer:
         """A range query: ``[{"metric": {...}, "values": [[t, "v"], ...]}, ...]``."""
         return self._api("query_range", {"query": promql, "start": start, "end": end, "step": step_s})["result"]
 
+    def names(self) -> list[str]:
+        """Every metric name Prometheus has stored (``/api/v1/label/__name__/values``)."""
+        return list(self._api("label/__name__/values", {}))
+
     def alerts(self) -> list[dict]:
         """Active alerts (pending and firing), as ``/api/v1/alerts`` lists them."""
         return self._api("alerts", {})["alerts"]
