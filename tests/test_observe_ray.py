@@ -38,7 +38,7 @@ def run(model_dir, tmp_path_factory):
                            "--model-dir", str(model_dir)], capture_output=True, text=True, env=env, timeout=300,
                           check=False)
     assert done.returncode == 0, f"exit {done.returncode}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    data = json.loads(done.stdout[done.stdout.index("{"):])
+    data = json.loads(done.stdout[done.stdout.rfind("\n{\n") + 1:])  # the JSON is printed last
     data["ray_root"] = str(ray_root)
     yield data
     shutil.rmtree(ray_root, ignore_errors=True)
@@ -98,3 +98,17 @@ def test_queries_name_the_application_and_the_table_shows_the_figures(run):
     assert f'Name="{logs.FAILING_TASK}"' in promql["failed tasks"]
     table = ray_metrics.format_observation(run)
     assert "healthy replicas" in table and logs.FAILING_TASK in table and run["targets"][0] in table
+
+
+def test_without_prometheus_the_command_says_so_before_starting_anything(monkeypatch, capsys):
+    import ray
+
+    from kit.cli import main
+    from kit.observe import prometheus
+
+    monkeypatch.setattr(prometheus.shutil, "which", lambda name: None)
+    connected = ray.is_initialized()  # the other tests' shared Ray may be up in this process
+    assert main(["bench", "observe-ray", "--json"]) == 1
+    err = capsys.readouterr().err
+    assert "`prometheus` is not installed" in err and "apt-get install prometheus" in err, err
+    assert ray.is_initialized() == connected  # no Ray started (or stopped) by a command that cannot run

@@ -18,7 +18,9 @@ TINY_MODEL = {"dataset": "digits", "model": "mlp", "hidden": 32, "epochs": 2, "b
 
 def bench_observe_ray(seconds: float = 3.0, concurrency: int = 4, model_dir: str | None = None) -> dict[str, Any]:
     from kit.observe import ray_metrics
+    from kit.observe.prometheus import require
 
+    require("prometheus")  # before training a model for nothing
     began = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="kit-observe-ray-") as tmp:
         if model_dir is None:

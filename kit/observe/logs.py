@@ -72,11 +72,8 @@ def task_log(task_id: str, tail: int = 20, timeout: float = 15.0) -> list[str]:
 FAILING_TASK = "kit_fails_on_purpose"
 
 
-def fail_on_purpose(marker: str, name: str = FAILING_TASK) -> str:
-    """Run a Ray task that prints ``marker`` and raises ValueError; return its name once ``ray.get`` raised.
-
-    What a learner's failing task looks like from the driver: the exception comes back with the remote traceback;
-    :func:`failed_tasks` and :func:`task_log` then find it in Ray's state and log APIs."""
+def start_failing_task(marker: str, name: str = FAILING_TASK) -> Any:
+    """Submit a Ray task that prints ``marker`` and raises ValueError; return its ``ObjectRef`` (not waited for)."""
     import ray
 
     @ray.remote(max_retries=0)
@@ -84,8 +81,23 @@ def fail_on_purpose(marker: str, name: str = FAILING_TASK) -> str:
         print(text, flush=True)
         raise ValueError(f"{text} (raised in the task)")
 
+    return fails.options(name=name).remote(marker)
+
+
+def confirm_failed(ref: Any, name: str = FAILING_TASK) -> str:
+    """``ray.get`` the task of :func:`start_failing_task`: return its name once the exception came back."""
+    import ray
+
     try:
-        ray.get(fails.options(name=name).remote(marker))
+        ray.get(ref)
     except ray.exceptions.RayTaskError:
         return name
     raise KitError(f"task {name} did not fail", fix="it raises ValueError on purpose: is this Ray patched?")
+
+
+def fail_on_purpose(marker: str, name: str = FAILING_TASK) -> str:
+    """Run a Ray task that prints ``marker`` and raises ValueError; return its name once ``ray.get`` raised.
+
+    What a learner's failing task looks like from the driver: the exception comes back with the remote traceback;
+    :func:`failed_tasks` and :func:`task_log` then find it in Ray's state and log APIs."""
+    return confirm_failed(start_failing_task(marker, name), name)

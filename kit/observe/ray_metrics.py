@@ -4,7 +4,7 @@
 need it), deploys the digits application (:func:`kit.serve.rayserve.deploy`, one hop, the NumPy backend: the
 lightest replica), starts a :class:`~kit.observe.prometheus.PrometheusServer` on loopback that scrapes every
 Ray node's metrics export port (:func:`~kit.observe.prometheus.ray_targets`), drives load with
-:mod:`kit.serve.loadgen`, makes one task fail on purpose (:func:`kit.observe.logs.fail_on_purpose`), then asks
+:mod:`kit.serve.loadgen`, makes one task fail on purpose (:func:`kit.observe.logs.start_failing_task`), then asks
 Prometheus with PromQL (:func:`queries`) and tears everything down. ``python -m kit bench observe-ray`` runs it.
 
 Metric names, as Ray 2.60 exports them (its metrics agent prefixes every name with ``ray_``:
@@ -21,12 +21,14 @@ Metric names, as Ray 2.60 exports them (its metrics agent prefixes every name wi
   state gauges, what the dashboard's "Tasks"/"Actors" panels sum.
 
 How fast the figures arrive: every Ray process exports its metrics to its node's agent every
-``metrics_report_interval_ms`` (``ray_config_def.h``, 10 s by default, 1 s at least), and a gauge not re-set for
-two intervals is dropped (``ray/_private/telemetry/open_telemetry_metric_recorder.py``). The kit's
-:mod:`kit.machine.local_ray` does not expose these, but Ray reads any of its config as a ``RAY_<name>``
-environment variable, which the Ray processes inherit: when :func:`observe` starts the Ray itself it sets
-:data:`FAST_REPORTING` (1 s both), so a few seconds after the load the figures are in. Attached to a Ray started
-without them, it waits longer (:data:`WAIT_S`).
+``metrics_report_interval_ms`` (Ray's config, ``src/ray/common/ray_config_def.h``: 10000 by default, 1000 at
+least), and a gauge not re-set for two intervals is dropped (``ray/_private/telemetry/
+open_telemetry_metric_recorder.py``). The kit's :mod:`kit.machine.local_ray` does not expose Ray's config, but Ray
+reads each entry from a ``RAY_<name>`` environment variable, which the Ray processes inherit: when :func:`observe`
+starts the Ray itself, it sets :data:`FAST_REPORTING`, so the load is in Prometheus a second or two after it ends.
+Serve's own ``RAY_SERVE_STATUS_GAUGE_REPORT_INTERVAL_S`` (``ray/serve/_private/constants.py``) goes to 1 s with it:
+re-set every 10 s, the replica gauge would be dropped between two re-sets at a 1 s report interval (found by
+scraping: it was missing). Attached to a Ray started without them, :func:`observe` waits longer (:data:`WAIT_S`).
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ def queries(app: str, task: str = FAILING_TASK) -> dict[str, str]:
         "serve requests counted": f"sum({SERVE_REQUESTS}{{{serve}}})",
         "healthy replicas": f"sum({SERVE_REPLICAS}{{{serve}}})",
         # as Ray's dashboard: GCS-side actor states; a finished/failed task count is the max over the window
+        # (a failed task is counted once, by its owner: Source="owner")
         "actors alive": f'sum({RAY_ACTORS}{{Source="gcs",State="ALIVE"}})',
         "failed tasks": f'sum(max_over_time({RAY_TASKS}{{State="FAILED",IsRetry="0",Name="{task}"}}[W]))',
     }
@@ -102,13 +105,23 @@ def _wait_for(prometheus: PrometheusServer, promql: str, at_least: float, timeou
 
 
 def _tree_pss_mib(processes: list) -> float | None:
-    """PSS of this process and ``processes`` (Ray's), in MiB; None where PSS cannot be read."""
+    """PSS of this process, ``processes`` (Ray's) and all their children (Ray's workers rename themselves
+    ``ray::...``, so only the tree finds them), in MiB; None where PSS cannot be read."""
     import psutil
 
-    total = 0
+    tree: dict[int, Any] = {}
     for proc in [psutil.Process(), *processes]:
         try:
-            total += proc.memory_full_info().pss
+            for member in [proc, *proc.children(recursive=True)]:
+                tree[member.pid] = member
+        except psutil.NoSuchProcess:
+            continue
+    total = 0
+    for member in tree.values():
+        try:
+            total += member.memory_full_info().pss
+        except psutil.NoSuchProcess:
+            continue
         except (psutil.Error, AttributeError):
             return None
     return round(total / 2**20, 1)
@@ -144,6 +157,7 @@ def observe(model_dir: str | Path, seconds: float = 3.0, concurrency: int = 4, a
     serve_port = free_port()
     prometheus: PrometheusServer | None = None
     try:
+        failing = logs.start_failing_task(marker)  # its worker starts while Serve deploys
         mark = time.perf_counter()
         served = rayserve.deploy(ServeConfig(model_dir=str(model_dir), name=app, route_prefix=f"/{app}",
                                              max_batch_size=8, backend="auto"), port=serve_port, one_hop=True)
@@ -167,7 +181,7 @@ def observe(model_dir: str | Path, seconds: float = 3.0, concurrency: int = 4, a
                          for name, promql in q.items() if name.startswith(("serve", "healthy"))}
         times["load and Serve queries"] = round(time.perf_counter() - mark, 1)
         mark = time.perf_counter()
-        failed = logs.fail_on_purpose(marker)
+        failed = logs.confirm_failed(failing)
         rows = logs.failed_tasks(failed)
         lines = logs.task_log(rows[0]["task_id"])
         _wait_for(prometheus, q["failed tasks"].replace("W", "1m"), 1, WAIT_S)
@@ -210,5 +224,5 @@ def format_observation(data: dict[str, Any]) -> str:
     lines.extend(f"  log | {line}" for line in data["task_log"][-3:])
     lines.append("seconds: " + ", ".join(f"{k} {v}" for k, v in data["seconds"].items()))
     if data.get("memory_mib") is not None:
-        lines.append(f"memory (this process and Ray's, PSS): {data['memory_mib']:.0f} MiB")
+        lines.append(f"memory after the load (this process, Ray and its workers, PSS): {data['memory_mib']:.0f} MiB")
     return "\n".join(lines)
