@@ -27,7 +27,9 @@ SECONDS = 3.0
 
 
 @pytest.fixture(scope="module")
-def run(model_dir, tmp_path_factory):
+def run(model_dir, local_ray, tmp_path_factory):
+    """``local_ray``: the other tests' Ray runs meanwhile, so two local Rays are up, as with two Jupyter servers
+    (the state API must ask the command's own Ray, not fail on "multiple active Ray instances")."""
     if shutil.which("prometheus") is None:
         pytest.fail("`prometheus` is not on PATH: this test runs a real Prometheus (apt-get install prometheus)")
     ray_root = Path(tempfile.mkdtemp(prefix="kto-"))  # short: Ray's unix sockets live below it

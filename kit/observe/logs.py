@@ -9,6 +9,7 @@ dashboard, and ``python -m kit cluster diagnostics`` gathers pods' ``kubectl log
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 from kit.errors import KitError
@@ -17,16 +18,33 @@ from kit.errors import KitError
 FIELDS = ("task_id", "name", "state", "error_type", "node_id", "worker_id", "attempt_number")
 
 
+def api_address() -> str | None:
+    """The GCS address of the Ray this process is connected to (None: let Ray find one).
+
+    Without it the state API looks for "the" local Ray (``ray/_private/services.py``,
+    ``canonicalize_bootstrap_address_or_die``): the last ``ray start`` (the kit does not use it), else the one GCS
+    process on this machine, and fails with "Found multiple active Ray instances" when two local Rays run (another
+    Jupyter server's, a test's). With it, Ray reads this Ray's own dashboard URL from its GCS."""
+    import ray
+
+    from kit.machine import ray_cluster
+
+    if not ray.is_initialized() or ray_cluster.is_remote():
+        return None
+    return ray.get_runtime_context().gcs_address
+
+
 def failed_tasks(name: str | None = None, timeout: float = 15.0) -> list[dict[str, Any]]:
     """Failed tasks (of function ``name`` when given) as ``list_tasks`` reports them, once Ray has recorded one."""
     from ray.util.state import list_tasks
 
+    address = api_address()
     filters: list[tuple[str, str, Any]] = [("state", "=", "FAILED")]
     if name:
         filters.append(("name", "=", name))
     deadline = time.monotonic() + timeout
     while True:
-        tasks = list_tasks(filters=filters, detail=True, raise_on_missing_output=False)
+        tasks = list_tasks(address=address, filters=filters, detail=True, raise_on_missing_output=False)
         if tasks or time.monotonic() > deadline:
             break
         time.sleep(0.5)
@@ -50,15 +68,20 @@ def task_log(task_id: str, tail: int = 20, timeout: float = 15.0) -> list[str]:
     from ray.util.state import get_log
     from ray.util.state.exception import RayStateApiException
 
+    address = api_address()
     deadline = time.monotonic() + timeout
     while True:
         try:
             lines: list[str] = []
             for suffix in ("out", "err"):
-                for chunk in get_log(task_id=task_id, suffix=suffix, tail=tail):
+                for chunk in get_log(address=address, task_id=task_id, suffix=suffix, tail=tail):
                     lines.extend(line for line in chunk.splitlines() if line.strip())
             return lines[-tail:]
         except RayStateApiException as error:
+            if "doesn't exist" in str(error):  # the node's agent has no HTTP server: see _lines_from_files
+                from_files = _lines_from_files(task_id, address)
+                if from_files is not None:
+                    return from_files[-tail:]
             if "Could not find log file" not in str(error):
                 raise
             if time.monotonic() > deadline:
@@ -66,6 +89,34 @@ def task_log(task_id: str, tail: int = 20, timeout: float = 15.0) -> list[str]:
                                fix="was the task's worker started with log recording? see ray.util.state.list_logs()"
                                ) from None
         time.sleep(0.5)
+
+
+def _lines_from_files(task_id: str, address: str | None) -> list[str] | None:
+    """The task's output read from its worker's log files at the byte ranges the state API names (``task_log_info``):
+    what the node's dashboard agent would have served. Local Ray only (None elsewhere or before the range is known).
+
+    Why: the agent serves logs over HTTP on a fixed port (52365, ``ray_constants.DEFAULT_DASHBOARD_AGENT_LISTEN_PORT``);
+    when another local Ray holds it, this Ray's agent runs without it (``ray/dashboard/agent.py``: "the HTTP service
+    will be disabled"), and ``get_log`` answers "Agent for node id ... doesn't exist"."""
+    import ray
+    from ray.util.state import list_tasks
+
+    node = getattr(ray._private.worker, "_global_node", None)
+    if node is None:
+        return None
+    attempts = list_tasks(address=address, filters=[("task_id", "=", task_id)], detail=True,
+                          raise_on_missing_output=False)
+    info = (attempts[-1].task_log_info or {}) if attempts else {}
+    lines: list[str] = []
+    for stream in ("stdout", "stderr"):
+        name, start, end = info.get(f"{stream}_file"), info.get(f"{stream}_start"), info.get(f"{stream}_end")
+        if not name or start is None or end is None or int(end) < 0:
+            return None
+        with open(Path(node.get_logs_dir_path()) / name, "rb") as handle:
+            handle.seek(int(start))
+            text = handle.read(int(end) - int(start)).decode(errors="replace")
+        lines.extend(line for line in text.splitlines() if line.strip())
+    return lines
 
 
 #: The name :func:`fail_on_purpose` gives its task (``list_tasks`` filters on it).
