@@ -83,6 +83,13 @@ def test_the_failed_task_is_in_the_state_api_and_its_output_in_the_log_api(run):
     assert any(marker in line for line in run["task_log"]), run["task_log"]
 
 
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 def test_nothing_is_left_running(run):
     for name, port in run["ports"].items():
         assert port_is_free(port), f"{name}'s port {port} is still taken"
@@ -90,6 +97,9 @@ def test_nothing_is_left_running(run):
     left = [p.info["cmdline"] for p in psutil.process_iter(["cmdline"])
             if any(m in " ".join(p.info["cmdline"] or []) for m in markers)]
     assert not left, f"processes outlived the command: {left}"
+    assert len(run["ray_pids"]) >= 5  # GCS, raylet, agents, Serve's controller, proxy and replica, ...
+    alive = [pid for pid in run["ray_pids"] if _alive(pid)]
+    assert not alive, f"Ray processes outlived the command: {alive}"
     assert not Path(run["ray_temp_dir"]).exists(), "the Ray session's directory outlived local_ray.stop()"
     assert not Path(run["prometheus_dir"]).exists(), "Prometheus's data outlived stop()"
 

@@ -85,6 +85,8 @@ class Observation:
     prometheus_dir: str
     seconds: dict[str, float]
     memory_mib: float | None
+    #: Ray's processes (head, agents, workers) while it ran: none may outlive :func:`observe` when it started Ray
+    ray_pids: list[int]
 
     def summary(self) -> dict[str, Any]:
         return {key: getattr(self, key) for key in self.__dataclass_fields__}
@@ -104,20 +106,27 @@ def _wait_for(prometheus: PrometheusServer, promql: str, at_least: float, timeou
                        "and look for the name; Ray reports every metrics_report_interval_ms")
 
 
-def _tree_pss_mib(processes: list) -> float | None:
-    """PSS of this process, ``processes`` (Ray's) and all their children (Ray's workers rename themselves
-    ``ray::...``, so only the tree finds them), in MiB; None where PSS cannot be read."""
+def _tree(processes: list) -> dict[int, Any]:
+    """``processes`` (Ray's) and all their children: Ray's workers rename themselves ``ray::...``, so only the
+    process tree finds them."""
     import psutil
 
     tree: dict[int, Any] = {}
-    for proc in [psutil.Process(), *processes]:
+    for proc in processes:
         try:
             for member in [proc, *proc.children(recursive=True)]:
                 tree[member.pid] = member
         except psutil.NoSuchProcess:
             continue
+    return tree
+
+
+def _tree_pss_mib(tree: dict[int, Any]) -> float | None:
+    """PSS of this process and ``tree``, in MiB; None where PSS cannot be read."""
+    import psutil
+
     total = 0
-    for member in tree.values():
+    for member in [psutil.Process(), *tree.values()]:
         try:
             total += member.memory_full_info().pss
         except psutil.NoSuchProcess:
@@ -169,7 +178,8 @@ def observe(model_dir: str | Path, seconds: float = 3.0, concurrency: int = 4, a
         mark = time.perf_counter()
         load = loadgen.run_load(served.predict_url, {"instances": predictor.sample_instances(1)},
                                 concurrency=concurrency, duration_s=seconds, label=f"Ray Serve {app}")
-        memory = _tree_pss_mib(local_ray.ray_processes(info.temp_dir))
+        ray_tree = _tree(local_ray.ray_processes(info.temp_dir))
+        memory = _tree_pss_mib(ray_tree)
         sent = sum(load.statuses.values())
         q = queries(app)
         # Samples are stamped when Prometheus scrapes them, up to one report interval and one scrape after the
@@ -199,7 +209,7 @@ def observe(model_dir: str | Path, seconds: float = 3.0, concurrency: int = 4, a
             metric_names=sorted(n for n in names if n.startswith(("ray_serve_", "ray_tasks", "ray_actors"))),
             targets=targets, ports={"prometheus": prometheus.port, "serve": serve_port},
             ray_temp_dir=str(info.temp_dir), prometheus_dir=str(prometheus.directory), seconds=times,
-            memory_mib=memory)
+            memory_mib=memory, ray_pids=sorted(ray_tree))
     finally:
         if prometheus is not None:
             prometheus.stop()
