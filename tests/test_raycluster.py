@@ -22,6 +22,8 @@ from pathlib import Path
 import harness
 import pytest
 
+from kit.machine.processes import environment
+
 LANE = harness.REPO / "tests" / "raycluster" / "lane.sh"
 STATE = harness.BUILD / "ray-lane"
 SETTINGS = ("PROFILE", "RAY_ADDRESS", "KIT_SHARED_STORAGE", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN_PATH")
@@ -60,16 +62,10 @@ def ray_lane():
     up = subprocess.run([str(LANE), "up"], env=env, capture_output=True, text=True, timeout=900)
     if up.returncode:
         pytest.fail(f"the Ray lane did not come up:\n{up.stderr[-4000:]}")
-    saved = {key: os.environ.get(key) for key in SETTINGS}
-    os.environ.update(_lane_settings())
     try:
-        yield _lane_settings()
+        with environment(_lane_settings()):
+            yield _lane_settings()
     finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
         subprocess.run([str(LANE), "down"], env=env, capture_output=True, text=True, timeout=300)
 
 

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from kit.errors import KitError
+from kit.machine.processes import environment
 from kit.observe.logs import FAILING_TASK
 from kit.observe.prometheus import PrometheusServer, ray_targets, require
 
@@ -150,18 +151,10 @@ def observe(model_dir: str | Path, seconds: float = 3.0, concurrency: int = 4, a
     require("prometheus")
     times: dict[str, float] = {}
     began = time.perf_counter()
-    saved = {key: os.environ.get(key) for key in FAST_REPORTING}
-    if not ray.is_initialized():  # only the Ray started now reads them; the next one starts as it would
-        for key, value in FAST_REPORTING.items():
-            os.environ.setdefault(key, value)
-    try:
+    # only the Ray started now reads them (a value the user set wins); the next one starts as it would
+    fast = {} if ray.is_initialized() else {k: v for k, v in FAST_REPORTING.items() if k not in os.environ}
+    with environment(fast):
         info = local_ray.start(dashboard=True)
-    finally:
-        for key, old in saved.items():
-            if old is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = old
     times["ray start"] = round(time.perf_counter() - began, 1)
     serve_port = free_port()
     prometheus: PrometheusServer | None = None
