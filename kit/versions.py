@@ -40,9 +40,15 @@ PYTHON_PINS: dict[str, str] = {
     "kubernetes-validate": "1.37.0",
     "httpx": "0.28.1",
     "tqdm": "4.70.1",
+    "selenium": "4.30.0",  # the leaderboard's browser tests (Debian's chromium; newer ones pull odd packages here)
     "ruff": "0.17.5",
     "mypy": "2.4.1",  # `make test` type-checks the kit (tests/test_types.py)
     "types-PyYAML": "6.0.12.20261122",
+    # stage 10 energy (kit.evaluate.energy); 2.6.0 because >=2.7 needs psutil>=6 and kserve 0.20 needs psutil<6
+    "codecarbon": "2.6.0",
+    # codecarbon's NVML binding: 12+ is a shim over nvidia-ml-py whose import warns (FutureWarning on stderr), and
+    # torch imports pynvml in every process: the warning reached notebook cells (03's ranks, 08's server)
+    "pynvml": "11.5.3",
 }
 
 #: Extras requested for a pinned distribution.
@@ -233,6 +239,9 @@ API_RESOURCES: dict[str, APIResource] = {
     "ClusterServingRuntime": _resource(f"{KSERVE_GROUP}/v1alpha1", "clusterservingruntimes"),
     "JobSet": _resource("jobset.x-k8s.io/v1alpha2", "jobsets"),  # Kubeflow Trainer runs TrainJobs as JobSets
     "Job": _resource("batch/v1", "jobs"),
+    "PrometheusRule": _resource("monitoring.coreos.com/v1", "prometheusrules"),  # stage 10 (prometheus-operator)
+    "ServiceMonitor": _resource("monitoring.coreos.com/v1", "servicemonitors"),
+    "PodMonitor": _resource("monitoring.coreos.com/v1", "podmonitors"),
 }
 
 #: The label that puts a workload in a Kueue LocalQueue.

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import tempfile
 
 import harness
 import pytest
 from serving_cases import TINY_TRAINING
+
+from kit.machine.processes import environment
 
 
 def pytest_terminal_summary(terminalreporter) -> None:
@@ -39,20 +40,14 @@ def local_ray(tmp_path_factory):
     """
     from kit.machine import local_ray as raylocal
 
-    saved = {key: os.environ.get(key) for key in (raylocal.TOKEN_ENV, raylocal.TEMP_ENV)}
-    os.environ[raylocal.TOKEN_ENV] = str(tmp_path_factory.mktemp("ray-auth") / "auth_token")
-    os.environ[raylocal.TEMP_ENV] = tempfile.mkdtemp(prefix="kt-")  # short: Ray's sockets live here
-    info = raylocal.start()
-    yield info
-    raylocal.stop()
-    leftover = raylocal.ray_processes(info.temp_dir)
-    assert not leftover, f"Ray processes outlived kit.machine.local_ray.stop(): {leftover}"
-    assert not info.temp_dir.exists(), f"{info.temp_dir} outlived kit.machine.local_ray.stop()"
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    with environment({raylocal.TOKEN_ENV: str(tmp_path_factory.mktemp("ray-auth") / "auth_token"),
+                      raylocal.TEMP_ENV: tempfile.mkdtemp(prefix="kt-")}):  # short: Ray's sockets live there
+        info = raylocal.start()
+        yield info
+        raylocal.stop()
+        leftover = raylocal.ray_processes(info.temp_dir)
+        assert not leftover, f"Ray processes outlived kit.machine.local_ray.stop(): {leftover}"
+        assert not info.temp_dir.exists(), f"{info.temp_dir} outlived kit.machine.local_ray.stop()"
 
 
 @pytest.fixture(scope="session")

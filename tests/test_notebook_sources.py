@@ -68,7 +68,7 @@ def test_stage_follows_the_notebook_conventions(path):
     code = [c for c in nb.cells if c.cell_type == "code"]
     first = code[0]
     assert "parameters" in first.metadata.get("tags", []), "first code cell must be tagged `parameters`"
-    assert 'PROFILE = "local"' in first.source and "SMOKE = False" in first.source
+    assert 'PROFILE = os.environ.get("KIT_PROFILE", "local")' in first.source and "SMOKE = False" in first.source
     checked = [c for c in code if "NBVAL_CHECK_OUTPUT" in c.source]
     assert checked and all(c.outputs for c in checked), "checked cells need recorded outputs for nbval"
     if "kit.machine.local_ray" in "\n".join(c.source for c in code):

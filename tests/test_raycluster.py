@@ -17,11 +17,12 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import harness
 import pytest
+
+from kit.machine.processes import environment
 
 LANE = harness.REPO / "tests" / "raycluster" / "lane.sh"
 STATE = harness.BUILD / "ray-lane"
@@ -61,16 +62,10 @@ def ray_lane():
     up = subprocess.run([str(LANE), "up"], env=env, capture_output=True, text=True, timeout=900)
     if up.returncode:
         pytest.fail(f"the Ray lane did not come up:\n{up.stderr[-4000:]}")
-    saved = {key: os.environ.get(key) for key in SETTINGS}
-    os.environ.update(_lane_settings())
     try:
-        yield _lane_settings()
+        with environment(_lane_settings()):
+            yield _lane_settings()
     finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
         subprocess.run([str(LANE), "down"], env=env, capture_output=True, text=True, timeout=300)
 
 
@@ -120,60 +115,6 @@ def test_a_second_lane_refuses_to_start_and_leaves_the_first_alone(ray_lane):
     namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
     assert {"kitrl-head", "kitrl-w1", "kitrl-w2"} <= {line.split()[0] for line in namespaces.splitlines() if line}
     assert Path(ray_lane["RAY_AUTH_TOKEN_PATH"]).exists()
-
-
-OUTSIDE_LANE = pytest.mark.skipif(IN_LANE, reason="makes its own kitrl- objects: runs in make test, outside a lane")
-
-
-@pytest.fixture
-def lane_objects():
-    """A bridge and a namespace named as the lane's (no Ray): what a killed run leaves behind."""
-    missing = _missing_prerequisite()
-    if missing:
-        pytest.fail(missing)
-    subprocess.run(["ip", "link", "add", "kitrl-br", "type", "bridge"], check=True)
-    subprocess.run(["ip", "netns", "add", "kitrl-w1"], check=True)
-    yield
-    subprocess.run(["ip", "netns", "delete", "kitrl-w1"], capture_output=True)
-    subprocess.run(["ip", "link", "delete", "kitrl-br"], capture_output=True)
-
-
-def _check() -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(LANE), "check"], env=dict(os.environ, PY=sys.executable), capture_output=True,
-                          text=True, timeout=60)
-
-
-def _exists(name: str) -> bool:
-    """Whether the interface or network namespace `name` exists."""
-    command = ["ip", "netns", "pids", name] if name.startswith("kitrl-w") else ["ip", "link", "show", name]
-    return subprocess.run(command, capture_output=True).returncode == 0
-
-
-@OUTSIDE_LANE
-def test_an_abandoned_lane_is_removed_before_a_new_one_starts(lane_objects):
-    """A run killed before `lane.sh down` must not block every later run (it failed CI once)."""
-    check = _check()
-    assert check.returncode == 0, check.stderr
-    assert "abandoned lane" in check.stderr and "kitrl-br" in check.stderr
-    assert not _exists("kitrl-br") and not _exists("kitrl-w1")
-
-
-@OUTSIDE_LANE
-def test_a_lane_with_a_running_process_is_left_alone(lane_objects):
-    """A process in one of the namespaces means a lane (maybe another checkout's) is up: refuse, remove nothing."""
-    sleeper = subprocess.Popen(["ip", "netns", "exec", "kitrl-w1", "sleep", "60"])
-    try:
-        for _ in range(50):
-            if subprocess.run(["ip", "netns", "pids", "kitrl-w1"], capture_output=True, text=True).stdout.strip():
-                break
-            time.sleep(0.1)
-        check = _check()
-        assert check.returncode != 0
-        assert "another lane is up" in check.stderr and "kitrl-w1" in check.stderr
-        assert _exists("kitrl-br") and _exists("kitrl-w1")
-    finally:
-        sleeper.kill()
-        sleeper.wait()
 
 
 # --- the settings of kit.machine.ray_cluster, without a cluster ----------------------------------------------

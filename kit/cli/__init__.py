@@ -36,13 +36,34 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("kit.cli.train:main", "train with one launcher (in-process, torchrun, ray-train, kubeflow-local)"),
     "serve": ("kit.cli.serve:main", "serve the trained model with Ray Serve, KServe or the FastAPI baseline"),
     "advise": ("kit.cli.advise:main", "recommendations for a workload, with reasons, sources and validated manifests"),
+    "hackathon": ("kit.cli.hackathon:main", "organise a hackathon: event file, team namespaces and queues, JupyterHub"),
+    "evaluate": ("kit.cli.evaluate:main", "evaluate a model beyond accuracy; --against: the promotion gate"),
 }
 
 
-def usage() -> str:
-    lines = ["usage: python -m kit <command> [options]", "", "commands:"]
-    lines += [f"  {name:<10} {help_text}" for name, (_, help_text) in COMMANDS.items()]
+def listing(usage_line: str, heading: str, table: dict[str, tuple[str, str]], width: int) -> str:
+    """A usage text: the usage line, then each entry of ``table`` with its help."""
+    lines = [usage_line, "", f"{heading}:"]
+    lines += [f"  {name:<{width}} {help_text}" for name, (_, help_text) in table.items()]
     return "\n".join(lines)
+
+
+def usage() -> str:
+    return listing("usage: python -m kit <command> [options]", "commands", COMMANDS, 10)
+
+
+def dispatch(table: dict[str, tuple[str, str]], argv: list[str], usage_text: str, noun: str) -> int:
+    """``--help`` (exit 0), an unknown name (exit 2), or the named entry's function called with the rest of argv;
+    its module is imported only then."""
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage_text)
+        return EXIT_OK
+    name, rest = argv[0], argv[1:]
+    if name not in table:
+        print(f"unknown {noun} {name!r}\n\n{usage_text}", file=sys.stderr)
+        return EXIT_USAGE
+    module_name, _, function = table[name][0].partition(":")
+    return int(getattr(importlib.import_module(module_name), function)(rest) or EXIT_OK)
 
 
 def command_parser(command: str, doc: str | None) -> argparse.ArgumentParser:
@@ -77,17 +98,10 @@ def main(argv: list[str] | None = None) -> int:
     """Run one command; a :class:`KitError` becomes its message and fix on stderr and exit code 1;
     a usage error (argparse) exits 2, ``--help`` 0, also when called in-process."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help"):
-        print(usage())
-        return EXIT_OK
-    name, rest = argv[0], argv[1:]
-    if name not in COMMANDS:
-        print(f"unknown command {name!r}\n\n{usage()}", file=sys.stderr)
-        return EXIT_USAGE
-    module_name, _, function = COMMANDS[name][0].partition(":")
+    name = argv[0] if argv else ""
     try:
         with logging_to_stderr():
-            return int(getattr(importlib.import_module(module_name), function)(rest) or EXIT_OK)
+            return dispatch(COMMANDS, argv, usage(), "command")
     except KitError as error:
         print(f"kit {name}: {error.explain()}", file=sys.stderr)
         return EXIT_FAILED

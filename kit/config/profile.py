@@ -4,6 +4,8 @@ Every notebook has one parameter, ``PROFILE``. ``local`` runs everything on this
 machine with real engines (local Ray, the Kubeflow SDK's local backend, Serve and
 the KServe model server on loopback). ``kind`` and ``cluster`` send the same work
 to Kubernetes: a throw-away kind cluster or the cluster of your kube context.
+The parameter cell reads its default from the environment variable :data:`ENV_VAR`
+(a hackathon's JupyterHub sets it to ``cluster``); papermill and the learner override it.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from dataclasses import dataclass
 from kit.errors import KitError
 
 PROFILES = ("local", "kind", "cluster")
+#: The environment variable every notebook's parameter cell takes its default PROFILE from.
+ENV_VAR = "KIT_PROFILE"
 
 
 class ProfileError(KitError, ValueError):

@@ -42,9 +42,13 @@ STAGES: tuple[Stage, ...] = (
           "v1 and v2 protocols, your own kserve.Model, InferenceService, canary in Standard mode, inference speed"),
     Stage("09", "deploy_on_kubernetes", "Deploy on Kubernetes", 60,
           "RayJob, TrainJob, RayService and InferenceService on a cluster by switching PROFILE"),
-    Stage("10", "observability_and_sustainability", "Observability and sustainability", 40,
-          "metrics, dashboards, logs, energy and utilisation"),
-    Stage("11", "hackathon_capstone", "Hackathon capstone", 120, "an end-to-end challenge for teams"),
+    Stage("10", "observability_and_sustainability", "Observe, evaluate and measure energy", 40,
+          "Prometheus and PromQL, SLOs and tested burn-rate alerts, request-id logs, input drift, evaluation and a "
+          "promotion gate, energy measured or estimated"),
+    Stage("11", "hackathon_capstone", "Hackathon capstone", 120,
+          "a team challenge: robust training under a compute budget, serving, a scorer with hidden labels"),
+    Stage("12", "serving_language_models", "Serve a language model", 60,
+          "vLLM's OpenAI-compatible server, streaming, continuous batching, LLMInferenceService"),
 )
 
 

@@ -35,7 +35,7 @@ from kit.config.train import TrainConfig
 from kit.deploy import operators, sizing
 from kit.errors import KitError
 from kit.k8s import requests
-from kit.k8s.builders import core, kueue, llm, pods, ray, rbac, runtime, serving, to_yaml, training
+from kit.k8s.builders import core, kueue, llm, monitoring, pods, ray, rbac, runtime, serving, to_yaml, training
 from kit.paths import REPO_ROOT as REPO
 from kit.versions import CLUSTER_QUEUE, KIND_CLUSTER, LOCAL_QUEUE, NAMESPACE, RAY_CLUSTER
 
@@ -243,6 +243,8 @@ STANDALONE: dict[str, Builder] = {
         head_cpu=BASE_SIZE.head_cpu, head_memory=BASE_SIZE.head_memory),
     # Legacy training-operator v1 (kubeflow.org/v1): install-operators.sh does not install it.
     "pytorchjob-legacy.yaml": lambda size: training.pytorchjob(TrainConfig(workers=2), namespace=NAMESPACE),
+    # Stage 10: scrape targets and SLO alerts for the Prometheus Operator (install-operators.sh does not install it).
+    "monitoring.yaml": lambda size: monitoring.monitoring(NAMESPACE),
     # Stage 12: a language model on GPUs (vLLM), its volume, KServe's LLMInferenceService and a RayService.
     "llm-serving.yaml": lambda size: [llm.llm_models_claim(NAMESPACE), llm.llm_inference_service(NAMESPACE),
                                       llm.rayservice_vllm(NAMESPACE)],

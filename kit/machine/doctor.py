@@ -251,6 +251,17 @@ def check_helm(which: Callable[[str], str | None] = shutil.which,
     return Check("helm", OK, f"{helm} {found.group()}")
 
 
+def check_prometheus(which: Callable[[str], str | None] = shutil.which) -> Check:
+    """prometheus and promtool (one package): stage 10's live Prometheus and `promtool test rules` in make test."""
+    from kit.observe.prometheus import INSTALL_FIX
+
+    missing = [tool for tool in ("prometheus", "promtool") if not which(tool)]
+    if missing:
+        return Check("prometheus", WARN, f"{' and '.join(missing)} not found: stage 10 falls back to parsing the "
+                     "exporters' text, and `make test` cannot test the alert rules", INSTALL_FIX)
+    return Check("prometheus", OK, f"{which('prometheus')} and promtool")
+
+
 #: Where to get each tool the kind lane needs.
 KIND_LANE_TOOLS: dict[str, str] = {
     "docker": "https://docs.docker.com/get-docker/ (or Podman with KIND_EXPERIMENTAL_PROVIDER=podman)",
@@ -369,6 +380,7 @@ def run_checks() -> list[Check]:
         check_crds(),
         check_kubectl(),
         check_helm(),
+        check_prometheus(),
         check_kind_lane(),
         *check_cluster(),
     ]

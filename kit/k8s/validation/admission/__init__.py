@@ -7,6 +7,9 @@ citing the upstream repository, tag, file and function it ports:
 - :mod:`.kserve`, :mod:`.servingruntime` — KServe v0.20.0 (InferenceService, ServingRuntime,
   ClusterServingRuntime);
 - :mod:`.llmisvc` — KServe's LLMInferenceService webhook (v1alpha2);
+- :mod:`.core` — the API server's own field validation of built-in kinds (Kubernetes
+  :data:`kit.versions.KUBERNETES_VERSION`: names, labels, quantities, quotas, limit ranges), and of every
+  pod spec's container resources;
 - :mod:`.names` — Kubernetes' name, label and quantity formats they share.
 
 "Valid" means "would be admitted": a webhook's rejection and a controller's ``ValidationFailed`` both count.
@@ -18,7 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from kit.k8s import traverse
-from kit.k8s.validation.admission import kserve, kuberay, kueue, llmisvc, servingruntime, trainer
+from kit.k8s.validation.admission import core, kserve, kuberay, kueue, llmisvc, servingruntime, trainer
 from kit.k8s.validation.admission.fields import dig
 from kit.k8s.validation.loading import Document
 from kit.k8s.validation.problems import PathParts, Problem
@@ -35,7 +38,8 @@ def document_problems(body: dict[str, Any]) -> Found:
     """The rules that need only this document (a TrainJob's need its runtime: :func:`set_problems`)."""
     group, kind = _group_kind(body)
     spec = dig(body, "spec")
-    found = kueue.job_problems(body) if group != KUEUE_GROUP else []
+    found = core.object_problems(body) + core.pod_problems(body)
+    found += kueue.job_problems(body) if group != KUEUE_GROUP else []
     if group == RAY_GROUP and kind in kuberay.MAX_NAME_LENGTH:
         found += kuberay.metadata_problems(body)
         for base, cluster in traverse.ray_cluster_specs(body):

@@ -1,9 +1,9 @@
 """Kubernetes' name, label and quantity formats, as the operators' webhooks call them.
 
 Ported from k8s.io/apimachinery ``pkg/util/validation/validation.go`` (``IsDNS1123Subdomain``,
-``IsDNS1035Label``, ``IsQualifiedName``, ``IsValidLabelValue``, ``IsDomainPrefixedPath``) and
-``pkg/api/resource/quantity.go`` (``ParseQuantity``); each function returns the reasons a value
-is invalid, empty when it is valid.
+``IsDNS1035Label``, ``IsDNS1123Label``, ``IsQualifiedName``, ``IsValidLabelValue``, ``IsDomainPrefixedPath``),
+``pkg/api/validation/path/name.go`` (``IsValidPathSegmentName``) and ``pkg/api/resource/quantity.go``
+(``ParseQuantity``); each function returns the reasons a value is invalid, empty when it is valid.
 """
 
 from __future__ import annotations
@@ -27,6 +27,22 @@ def dns1123_subdomain(value: str) -> list[str]:
         found.append("a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, "
                      "'-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com')")
     return found
+
+
+def dns1123_label(value: str) -> list[str]:
+    """Lower case alphanumerics and '-', at most 63 characters (a Namespace name)."""
+    found = [] if len(value) <= 63 else ["must be no more than 63 characters"]
+    if not re.match(rf"^{_DNS1123_LABEL}$", value):
+        found.append("a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and "
+                     "must start and end with an alphanumeric character (e.g. 'my-name', or '123-abc')")
+    return found
+
+
+def path_segment_name(value: str) -> list[str]:
+    """Anything but '.' and '..', without '/' or '%' (the name of an RBAC object)."""
+    if value in (".", ".."):
+        return [f"may not be {value!r}"]
+    return [f"may not contain {bad!r}" for bad in ("/", "%") if bad in value]
 
 
 def dns1035_label(value: str) -> list[str]:

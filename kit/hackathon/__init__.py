@@ -1,0 +1,1 @@
+"""The hackathon half of the kit: event file, team resources, JupyterHub values (organisers), scorer and board."""
