@@ -174,7 +174,8 @@ def test_the_small_path_streams_greedy_tokens_and_refuses_what_does_not_fit(tiny
 
 
 def test_bench_helpers_read_the_engine_and_do_the_kv_arithmetic():
-    from kit.bench import llm as bench
+    from kit.llm import metrics
+    from kit.llm import sizing as bench
 
     per_token = bench.kv_bytes_per_token(layers=2, kv_heads=2, head_dim=64)
     assert per_token == 2048  # key + value, 2 layers, 2 heads of 64 floats (4 bytes)
@@ -184,8 +185,8 @@ def test_bench_helpers_read_the_engine_and_do_the_kv_arithmetic():
     text = ('vllm:num_requests_running{model_name="m",engine="0"} 3.0\n'
             'vllm:num_requests_running{model_name="m",engine="1"} 1.0\n'
             "# HELP vllm:num_preemptions_total x\nvllm:num_preemptions_total 7.0\n")
-    assert bench.metric(text, "vllm:num_requests_running") == 4.0
-    assert bench.metric(text, "vllm:num_preemptions_total") == 7.0 and bench.metric(text, "nope") is None
+    assert metrics.metric(text, "vllm:num_requests_running") == 4.0
+    assert metrics.metric(text, "vllm:num_preemptions_total") == 7.0 and metrics.metric(text, "nope") is None
 
 
 def test_bench_llm_without_the_extra_says_how_to_install_it(monkeypatch, capsys):

@@ -26,7 +26,9 @@ from typing import Any
 
 from kit.bench import machine
 from kit.llm import client
+from kit.llm.metrics import PREEMPTIONS, MetricsSampler, metric
 from kit.llm.server import EngineOptions, cpu_supports_bf16, vllm_server
+from kit.llm.sizing import admitted, engine_reported_concurrency, kv_bytes_per_token
 
 CONCURRENCY = (1, 2, 4, 8, 16)
 GOAL_RATIO = 4.0
@@ -80,61 +82,6 @@ class PeakPSS:
         self._thread.join()
 
 
-def kv_bytes_per_token(layers: int, kv_heads: int, head_dim: int, dtype_bytes: int = 4) -> int:
-    """Bytes of KV cache one token occupies: a key and a value vector per layer and KV head."""
-    return 2 * layers * kv_heads * head_dim * dtype_bytes
-
-
-def admitted(kv_gib: int, per_token: int, tokens_per_request: int) -> int:
-    """How many requests of ``tokens_per_request`` tokens a KV cache of ``kv_gib`` GiB holds at once."""
-    return (kv_gib * 2**30) // (per_token * tokens_per_request)
-
-
-def engine_reported_concurrency(log_text: str) -> float | None:
-    """vLLM's ``Maximum concurrency for N tokens per request: X`` from its log, or None."""
-    import re
-
-    found = re.findall(r"Maximum concurrency for [\d,]+ tokens per request: ([\d.,]+)x", log_text)
-    return float(found[-1].replace(",", "")) if found else None
-
-
-def metric(text: str, name: str) -> float | None:
-    """The sum of a Prometheus metric's samples (any labels) in ``/metrics`` text, or None when absent."""
-    import re
-
-    values = re.findall(rf"^{re.escape(name)}(?:{{[^}}]*}})? ([0-9.eE+-]+)$", text, re.MULTILINE)
-    return sum(float(v) for v in values) if values else None
-
-
-class RunningPeak:
-    """Polls the engine's ``/metrics`` in a thread: the most requests seen running and waiting at once."""
-
-    def __init__(self, url: str) -> None:
-        self.url, self.running, self.waiting = url, 0.0, 0.0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        import httpx
-
-        while not self._stop.is_set():
-            try:
-                text = httpx.get(self.url + "/metrics", timeout=2).text
-            except httpx.HTTPError:
-                continue
-            self.running = max(self.running, metric(text, "vllm:num_requests_running") or 0.0)
-            self.waiting = max(self.waiting, metric(text, "vllm:num_requests_waiting") or 0.0)
-            self._stop.wait(0.05)
-
-    def __enter__(self) -> RunningPeak:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
 def small_cache_run(model_dir: str | Path, kv_cache_bytes: int, streams: int, tokens: int,
                     watched: list | None = None) -> dict[str, Any]:
     """``streams`` streams against an engine whose KV cache holds only a few sequences: what it admits.
@@ -147,15 +94,15 @@ def small_cache_run(model_dir: str | Path, kv_cache_bytes: int, streams: int, to
         watched.append(server)
     try:
         server.start(timeout=300)
-        with RunningPeak(server.url) as peak:
+        with MetricsSampler(server.url) as peak:
             result = client.concurrent_streams(server.url, options.served_name,
                                                [PROMPTS[i % len(PROMPTS)] for i in range(streams)], tokens)
         text = httpx.get(server.url + "/metrics", timeout=10).text
         log = server.log_path.read_text(errors="replace") if server.log_path else ""
         return {"kv_cache_bytes": kv_cache_bytes, "streams": streams, "tokens_per_stream": tokens,
                 "engine_reported_concurrency": engine_reported_concurrency(log),
-                "peak_running": peak.running, "peak_waiting": peak.waiting,
-                "preemptions": metric(text, "vllm:num_preemptions_total"), "tokens_per_s": result.tokens_per_s,
+                "peak_running": peak.peak("running"), "peak_waiting": peak.peak("waiting"),
+                "preemptions": metric(text, PREEMPTIONS), "tokens_per_s": result.tokens_per_s,
                 "ttft_median": result.ttft_median}
     finally:
         server.stop()
@@ -185,13 +132,8 @@ def bench_llm(model_dir: str | Path, tokens: int = 32, repeat: int = 3) -> dict[
         data["engine_start_s"] = round(time.perf_counter() - started, 1)
         try:
             client.concurrent_streams(server.url, options.served_name, list(PROMPTS[:4]), tokens)  # warm-up
-            rows = []
-            for n in CONCURRENCY:
-                runs = [client.concurrent_streams(server.url, options.served_name,
-                                                  [PROMPTS[i % len(PROMPTS)] for i in range(n)], tokens)
-                        for _ in range(repeat)]
-                best = sorted(runs, key=lambda r: r.tokens_per_s)[len(runs) // 2]  # the median run
-                rows.append(best.to_dict())
+            rows = client.sweep(server.url, options.served_name, list(PROMPTS), CONCURRENCY, tokens, repeat,
+                                progress=False)
             data["concurrency"] = rows
             data["prefix_on_ttft_s"] = round(_ttft_repeat(server.url, options.served_name, long_prompt, repeat), 5)
             data["engine_reported_concurrency"] = engine_reported_concurrency(

@@ -13,12 +13,12 @@ import csv
 import html
 import io
 import json
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from kit.hackathon.store import Store, Submission
+from kit.serve.threaded import ThreadedServer
 
 REFRESH_S = 3.0
 COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
@@ -201,35 +201,11 @@ def app(db: str | Path, refresh_s: float = REFRESH_S):
                              Route("/favicon.ico", no_icon)])
 
 
-class BoardServer:
+class BoardServer(ThreadedServer):
     """The board on ``host:port`` in a thread of this process (for the rehearsal and tests)."""
 
     def __init__(self, db: str | Path, port: int, host: str = "127.0.0.1", refresh_s: float = REFRESH_S) -> None:
-        import uvicorn
-
-        self.url = f"http://{host}:{port}"
-        config = uvicorn.Config(app(db, refresh_s), host=host, port=port, log_level="warning", access_log=False)
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, name="kit-board", daemon=True)
-
-    def start(self, timeout_s: float = 20.0) -> BoardServer:
-        self.thread.start()
-        deadline = time.monotonic() + timeout_s
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError(f"the leaderboard did not start on {self.url}")
-            time.sleep(0.05)
-        return self
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-
-    def __enter__(self) -> BoardServer:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+        super().__init__(app(db, refresh_s), port, host, name="leaderboard")
 
 
 EXPORT_FIELDS = ("id", "team", "kind", "target", "status", "score", "accuracy", "shifted_accuracy", "p95_ms",

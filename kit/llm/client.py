@@ -89,15 +89,16 @@ def completion_body(model: str, prompt: str, max_tokens: int, **extra: Any) -> d
 
 def stream_completion(base_url: str, model: str, prompt: str, max_tokens: int = 32, **extra: Any) -> StreamTiming:
     """One streamed completion from ``{base_url}/v1/completions``, timed."""
-    started = time.perf_counter()
     events: list[tuple[float, str]] = []
-    with httpx.stream("POST", f"{base_url}/v1/completions", json=completion_body(model, prompt, max_tokens, **extra),
-                      timeout=120.0) as response:
-        if response.status_code != 200:
-            response.read()
-            raise ValueError(f"HTTP {response.status_code}: {response.text[:300]}")
-        for line in response.iter_lines():
-            events.append((time.perf_counter() - started, line))
+    body = completion_body(model, prompt, max_tokens, **extra)
+    with httpx.Client(timeout=120.0) as http:  # made before the clock starts: its set-up is not the server's time
+        started = time.perf_counter()
+        with http.stream("POST", f"{base_url}/v1/completions", json=body) as response:
+            if response.status_code != 200:
+                response.read()
+                raise ValueError(f"HTTP {response.status_code}: {response.text[:300]}")
+            for line in response.iter_lines():
+                events.append((time.perf_counter() - started, line))
     return timing_from_events(events)
 
 
@@ -151,3 +152,42 @@ def concurrent_streams(base_url: str, model: str, prompts: list[str], max_tokens
     bodies = [completion_body(model, prompt, max_tokens, **extra) for prompt in prompts]
     timings, seconds = asyncio.run(_load(base_url, bodies))
     return summarise(len(prompts), timings, seconds)
+
+
+def sweep(base_url: str, model: str, prompts: list[str], levels: tuple[int, ...] = (1, 2, 4, 8, 16),
+          max_tokens: int = 32, repeat: int = 1, progress: bool = True) -> list[dict[str, Any]]:
+    """:func:`concurrent_streams` at each number of streams in ``levels`` (prompts reused in turn); with
+    ``repeat`` > 1 the median run by tokens/s. One row (:meth:`LoadResult.to_dict`) per level."""
+    import os
+
+    from kit.serve.loadgen import PROGRESS_ENV
+
+    bar = None
+    if progress and os.environ.get(PROGRESS_ENV) != "0":
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(levels) * repeat, desc="streams", unit="run", leave=False)
+    rows = []
+    for n in levels:
+        runs = []
+        for _ in range(repeat):
+            runs.append(concurrent_streams(base_url, model, [prompts[i % len(prompts)] for i in range(n)], max_tokens))
+            if bar is not None:
+                bar.update(1)
+        rows.append(sorted(runs, key=lambda r: r.tokens_per_s)[len(runs) // 2].to_dict())
+    if bar is not None:
+        bar.close()
+    return rows
+
+
+def refusal(base_url: str, body: dict[str, Any] | bytes, path: str = "/v1/completions") -> tuple[int, str]:
+    """Send a request the server should refuse; return its HTTP status and the error message it gave."""
+    content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    answer = httpx.post(base_url + path, content=content, headers={"content-type": "application/json"}, timeout=30)
+    try:
+        data = answer.json()
+        error = (data.get("error") or data) if isinstance(data, dict) else data  # {"error": {...}} or flat
+        message = str(error.get("message") or error.get("detail") or error) if isinstance(error, dict) else str(error)
+    except ValueError:
+        message = answer.text
+    return answer.status_code, " ".join(message.split())[:160]

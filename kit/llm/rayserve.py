@@ -4,7 +4,7 @@
   ``/v1/chat/completions`` to a vLLM server and streams its server-sent events back chunk by chunk
   (``StreamingResponse``), errors passed through with their status. Serve adds what the engine lacks:
   replicas, autoscaling, one HTTP entry for several models; the engine keeps continuous batching.
-- :class:`TinyLM` (:func:`tiny_app`): the 2 GiB path — the model in the replica with ``transformers``,
+- :class:`TinyLM` (:func:`tiny_app`): the small path (:mod:`kit.llm.small`) in a Serve replica — ``transformers``,
   one request at a time, tokens streamed from :func:`kit.llm.generate.stream_tokens`.
 
 Why not Ray Serve LLM (``ray.serve.llm``) here: it drives vLLM's engine inside Ray actors with its own
@@ -14,15 +14,12 @@ On a GPU cluster it is what the RayService of :mod:`kit.k8s.builders.llm` runs.
 
 from __future__ import annotations
 
-import json
-import time
-import uuid
-from typing import Any
-
 import httpx
 from fastapi import FastAPI, Request
 from ray import serve
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import Response, StreamingResponse
+
+from kit.llm.small import completion_response
 
 proxy_api = FastAPI()
 tiny_api = FastAPI()
@@ -70,10 +67,6 @@ def proxy_app(engine_url: str):
     return EngineProxy.bind(engine_url)  # type: ignore[attr-defined]  # serve.ingress hides the Deployment type
 
 
-def _error(status: int, message: str, kind: str = "invalid_request_error") -> JSONResponse:
-    return JSONResponse({"error": {"message": message, "type": kind, "code": status}}, status_code=status)
-
-
 @serve.deployment(max_ongoing_requests=4)
 @serve.ingress(tiny_api)
 class TinyLM:
@@ -90,44 +83,7 @@ class TinyLM:
 
     @tiny_api.post("/v1/completions")
     async def completions(self, request: Request) -> Response:
-        from kit.llm.generate import stream_tokens
-
-        try:
-            body: dict[str, Any] = json.loads(await request.body())
-        except ValueError as error:
-            return _error(400, f"the body is not JSON: {error}")
-        if body.get("model") != self.name:
-            return _error(404, f"The model `{body.get('model')}` does not exist.", "NotFoundError")
-        prompt, max_tokens = body.get("prompt"), body.get("max_tokens", 16)
-        if not isinstance(prompt, str) or not isinstance(max_tokens, int):
-            return _error(400, "prompt must be a string and max_tokens an integer")
-        try:
-            chunks = stream_tokens(self.model, self.tokenizer, prompt, max_tokens,
-                                   float(body.get("temperature", 0.0)), ignore_eos=bool(body.get("ignore_eos")))
-            first = next(chunks, None)  # errors in the arguments surface here, before any byte is sent
-        except ValueError as error:
-            return _error(400, str(error))
-        ident, created = f"cmpl-{uuid.uuid4().hex[:12]}", int(time.time())
-
-        def event(text: str, finish: str | None) -> str:
-            choice = {"index": 0, "text": text, "finish_reason": finish}
-            return "data: " + json.dumps({"id": ident, "object": "text_completion", "created": created,
-                                          "model": self.name, "choices": [choice]}) + "\n\n"
-
-        if not body.get("stream"):
-            text = (first or "") + "".join(chunks)
-            return JSONResponse({"id": ident, "object": "text_completion", "created": created, "model": self.name,
-                                 "choices": [{"index": 0, "text": text, "finish_reason": "length"}]})
-
-        def events():
-            if first is not None:
-                yield event(first, None)
-            for text in chunks:
-                yield event(text, None)
-            yield event("", "length")
-            yield "data: [DONE]\n\n"
-
-        return StreamingResponse(events(), media_type="text/event-stream")
+        return completion_response(self.model, self.tokenizer, self.name, await request.body())
 
 
 def tiny_app(model_dir: str):

@@ -77,6 +77,9 @@ class EngineOptions:
     #: a KV cache below a GiB, in bytes (``--kv-cache-memory-bytes``; replaces ``kv_cache_gib``): small enough
     #: that the cache, not ``max_num_seqs``, limits how many sequences run at once
     kv_cache_bytes: int | None = None
+    #: seconds between the engine's stats lines in its log (``Running: N reqs, Waiting: M reqs, ... KV cache
+    #: usage: X%``; vLLM's default is 10)
+    log_stats_s: float = 10.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.kv_cache_gib, int) or isinstance(self.kv_cache_gib, bool) or self.kv_cache_gib < 1:
@@ -88,6 +91,9 @@ class EngineOptions:
         if self.max_num_seqs < 1:
             raise KitError(f"max_num_seqs={self.max_num_seqs}: the engine needs room for one sequence at least",
                            fix="pass max_num_seqs >= 1")
+        if self.log_stats_s <= 0:
+            raise KitError(f"log_stats_s={self.log_stats_s}: vLLM logs its stats only at a positive interval",
+                           fix="pass a number of seconds above 0 (e.g. 1.0)")
         if self.dtype not in ("float32", "bfloat16"):
             raise KitError(f"dtype={self.dtype!r} is not one stage 12 measures", fix="use 'float32' or 'bfloat16'")
 
@@ -104,7 +110,7 @@ class EngineOptions:
         # VLLM_CPU_KVCACHE_SPACE, when set, overrides --kv-cache-memory-bytes (and an empty value makes the
         # worker fail on int("")): leave it out when the cache is given in bytes
         space = {} if self.kv_cache_bytes else {"VLLM_CPU_KVCACHE_SPACE": str(self.kv_cache_gib)}
-        return {**space, "VLLM_NO_USAGE_STATS": "1",
+        return {**space, "VLLM_LOG_STATS_INTERVAL": str(self.log_stats_s), "VLLM_NO_USAGE_STATS": "1",
                 "VLLM_DO_NOT_TRACK": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
                 "VLLM_CPU_OMP_THREADS_BIND": "nobind"}
 

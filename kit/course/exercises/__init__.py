@@ -35,6 +35,7 @@ STAGE_MODULES = (
     "kit.course.exercises.stage09",
     "kit.course.exercises.stage10",
     "kit.course.exercises.stage11",
+    "kit.course.exercises.stage12",
 )
 
 
