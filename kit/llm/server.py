@@ -110,7 +110,11 @@ class EngineOptions:
         # VLLM_CPU_KVCACHE_SPACE, when set, overrides --kv-cache-memory-bytes (and an empty value makes the
         # worker fail on int("")): leave it out when the cache is given in bytes
         space = {} if self.kv_cache_bytes else {"VLLM_CPU_KVCACHE_SPACE": str(self.kv_cache_gib)}
-        return {**space, "VLLM_LOG_STATS_INTERVAL": str(self.log_stats_s), "VLLM_NO_USAGE_STATS": "1",
+        # the engine's torch.compile cache: in the kit's work directory (build/), not the user's ~/.cache
+        from kit.paths import work_dir
+
+        return {**space, "VLLM_CACHE_ROOT": str(work_dir("vllm-cache")),
+                "VLLM_LOG_STATS_INTERVAL": str(self.log_stats_s), "VLLM_NO_USAGE_STATS": "1",
                 "VLLM_DO_NOT_TRACK": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
                 "VLLM_CPU_OMP_THREADS_BIND": "nobind"}
 
