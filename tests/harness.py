@@ -299,7 +299,9 @@ def notice() -> str:
         return _NOTICES[0]
     if memory is None and cpus is None:
         return f"no cgroup limit ({MEMORY_LIMIT_ENV}=off)"
-    return f"each notebook ran in its own cgroup: {describe_limit(memory, cpus)} (Binder's limits)"
+    own = "".join(f"; {stage} {runner}: {describe_limit(b.memory_limit, cpus)} (its declared budget)"
+                  for (stage, runner), b in OWN_BUDGETS.items() if memory is not None and b.memory_limit)
+    return f"each notebook ran in its own cgroup: {describe_limit(memory, cpus)} (Binder's limits){own}"
 
 
 def describe_limit(memory: int | None, cpus: float | None) -> str:
@@ -475,7 +477,9 @@ def report_table(runs: list[NotebookRun]) -> str:
         )
     total = sum(r.seconds for r in runs)
     lines.append(f"total {total:.0f} s for {len(runs)} notebook runs "
-                 f"(budgets: ≤{BUDGET_SECONDS} s and ≤1.5 GiB each, ≤600 s all together; over 1.8 GiB fails)")
+                 f"(budgets: ≤{BUDGET_SECONDS} s and ≤1.5 GiB each, ≤600 s all together; over 1.8 GiB fails; "
+                 + "; ".join(f"{stage} {runner}: ≤{b.seconds:g} s, over {b.fail_bytes / 2**30:.2f} GiB fails"
+                             for (stage, runner), b in OWN_BUDGETS.items()) + ")")
     lines.append(notice())
     for run in runs:
         if run.peak_pss_bytes > BUDGET_BYTES and run.peak_processes:

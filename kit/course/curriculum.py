@@ -48,7 +48,8 @@ STAGES: tuple[Stage, ...] = (
     Stage("11", "hackathon_capstone", "Hackathon capstone", 120,
           "a team challenge: robust training under a compute budget, serving, a scorer with hidden labels"),
     Stage("12", "serving_language_models", "Serve a language model", 60,
-          "vLLM's OpenAI-compatible server, streaming, continuous batching, LLMInferenceService"),
+          "a language model trained here, vLLM's OpenAI server, token streaming, TTFT/TPOT, continuous batching, "
+          "KV-cache sizing, LLMInferenceService and Ray Serve LLM"),
 )
 
 

@@ -46,7 +46,8 @@ class MetricsSampler:
     """Polls ``{url}/metrics`` every ``every_s`` in a thread (``with``); ``samples`` is the timeline."""
 
     def __init__(self, url: str, every_s: float = 0.05) -> None:
-        self.url, self.every_s, self.samples = url.rstrip("/"), every_s, []  # type: list[EngineSample]
+        self.url, self.every_s = url.rstrip("/"), every_s
+        self.samples: list[EngineSample] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="kit-llm-metrics", daemon=True)
 

@@ -107,7 +107,8 @@ def serve_llm_app(model_dir: str, options: EngineOptions | None = None):
         model_loading_config={"model_id": options.served_name, "model_source": str(model_dir)},
         engine_kwargs={"dtype": options.dtype, "max_model_len": options.max_model_len,
                        "max_num_seqs": options.max_num_seqs, "enable_prefix_caching": options.prefix_caching},
-        accelerator_config={"kind": "cpu"},
+        # pydantic turns the dict into ray.llm's CPUConfig, which ray.serve.llm does not export
+        accelerator_config={"kind": "cpu"},  # type: ignore[arg-type]
         runtime_env={"env_vars": options.env()},
         deployment_config={"autoscaling_config": {"min_replicas": 1, "max_replicas": 1},
                            "ray_actor_options": {"num_cpus": 0}},

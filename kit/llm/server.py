@@ -129,4 +129,4 @@ def vllm_server(model_dir: str | Path, options: EngineOptions | None = None, por
     options = options or EngineOptions()
     port = port or free_port()
     return ServerProcess(ENGINE_MODULE, options.args(model_dir, port), port=port, ready_path="/health",
-                         name="vllm", env=options.env())
+                         name="vllm", env=options.env(), own_tmp=True)

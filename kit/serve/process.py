@@ -53,6 +53,9 @@ class ServerProcess:
     name: str = "server"
     #: extra environment variables for the child (e.g. vLLM's ``VLLM_CPU_KVCACHE_SPACE``)
     env: dict[str, str] = field(default_factory=dict)
+    #: give the child a TMPDIR of its own, removed by :meth:`stop` (vLLM leaves IPC sockets, a compile cache and
+    #: its process-group files in the temp directory)
+    own_tmp: bool = False
     process: subprocess.Popen | None = field(default=None, repr=False)
     _log_dir: Path | None = field(default=None, repr=False)
 
@@ -79,6 +82,9 @@ class ServerProcess:
         self._log_dir = self._log_dir or Path(tempfile.mkdtemp(prefix=f"kit-{self.name}-"))
         log_path = self._log_dir / f"{self.name}.log"
         env = dict(os.environ, PYTHONPATH=kit_pythonpath(), PYTHONUNBUFFERED="1", **self.env)
+        if self.own_tmp:
+            (self._log_dir / "tmp").mkdir(exist_ok=True)
+            env["TMPDIR"] = str(self._log_dir / "tmp")
         with log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", self.module, *self.args], stdout=log, stderr=subprocess.STDOUT,
@@ -133,7 +139,7 @@ class ServerProcess:
         return self.start(timeout)
 
     def stop(self) -> None:
-        """Stop the process, free the port and remove the log directory."""
+        """Stop the process, free the port and remove the log directory (and the child's own TMPDIR in it)."""
         self.terminate()
         self.process = None
         if self._log_dir is not None:
