@@ -146,7 +146,7 @@ def test_nightly_batch_inference_is_a_queued_job_sized_to_the_window(plans, rend
 def test_small_llm_service_points_to_stage_12_and_writes_no_server(plans, rendered):
     plan = plans["small-llm-service"]
     serving = _only(plan, "serving")
-    assert plan.server == "llm" and "stage 12, not in the kit yet" in serving.choice
+    assert plan.server == "llm" and "stage 12" in serving.choice and "LLMInferenceService" in serving.choice
     assert plan.replicas == 2 and plan.server_pod.gpus == 1
     files = rendered["small-llm-service"]
     assert "serving.yaml" not in files

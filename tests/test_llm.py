@@ -199,3 +199,14 @@ def test_bench_llm_without_the_extra_says_how_to_install_it(monkeypatch, capsys)
     err = capsys.readouterr().err
     assert "the LLM extra is not installed: missing vllm" in err and "make lab LLM=1" in err
     assert "Traceback" not in err
+
+
+def test_bench_llm_plots_its_sweep(tmp_path):
+    from kit.bench import llm as bench
+
+    rows = [{"concurrency": n, "tokens_per_s": 100.0 * n**0.7, "ttft_median": 0.02 * n, "tpot_median": 0.004 + n / 1e3}
+            for n in (1, 2, 4, 8, 16)]
+    data = {"machine": {"cpus": 2.0}, "tokens_per_stream": 32, "concurrency": rows,
+            "ratios": {"tokens_per_s_16_vs_1": round(rows[-1]["tokens_per_s"] / rows[0]["tokens_per_s"], 2)}}
+    bench.plot_llm(data, tmp_path / "llm.png")
+    assert (tmp_path / "llm.png").stat().st_size > 10_000

@@ -303,12 +303,12 @@ def _serve(plan: Plan) -> None:
             raise Contradiction(f"the LLM's weights take {weights_gb:.0f} GB in bf16, more than one "
                                 f"{w.gpu_memory_gb:g} GB GPU holds (the KV cache needs room on top)",
                                 fix="use GPUs with more memory, a smaller or quantised model, or tensor parallelism "
-                                    "over several GPUs (vLLM's, stage 12: not in the kit yet)")
+                                    "over several GPUs (vLLM's --tensor-parallel-size; stage 12 serves on one)")
         room = node_room(w)  # one replica per GPU: a GPU's share of its node's CPUs
         plan.server_pod = Requests(room.cpu_millis // max(room.gpus, 1),
                                    _mib(w.params * F.SERVE_BYTES_PER_PARAM["gpu"] + 2**30), 1 if w.gpus else 0)
-        plan.add("serving", "KServe InferenceService with an LLM runtime (vLLM backend); vLLM: stage 12, not in "
-                 "the kit yet (no server manifest is written)",
+        plan.add("serving", "KServe with vLLM (an LLMInferenceService, as stage 12 writes with "
+                 "kit.k8s.builders.llm; no server manifest is written here: the model is yours)",
                  f"token streaming and KV-cache paging belong in an LLM server; weights alone take "
                  f"{w.params * F.SERVE_BYTES_PER_PARAM['gpu'] / 1e9:.1f} GB in bf16", F.KSERVE.source)
         if w.online:

@@ -131,9 +131,8 @@ def bench_llm(model_dir: str | Path, tokens: int = 32, repeat: int = 3) -> dict[
         server.start(timeout=300)
         data["engine_start_s"] = round(time.perf_counter() - started, 1)
         try:
-            client.concurrent_streams(server.url, options.served_name, list(PROMPTS[:4]), tokens)  # warm-up
             rows = client.sweep(server.url, options.served_name, list(PROMPTS), CONCURRENCY, tokens, repeat,
-                                progress=False)
+                                progress=False, warm_up=True)
             data["concurrency"] = rows
             data["prefix_on_ttft_s"] = round(_ttft_repeat(server.url, options.served_name, long_prompt, repeat), 5)
             data["engine_reported_concurrency"] = engine_reported_concurrency(
@@ -193,3 +192,20 @@ def format_llm(data: dict[str, Any]) -> str:
         f"engine process tree peak PSS: {data['engine_peak_pss_gib']} GiB",
     ]
     return "\n".join(lines)
+
+
+def plot_llm(data: dict[str, Any], path: str | Path) -> None:
+    """Tokens/s and TTFT/TPOT against concurrent streams (:func:`kit.llm.plots.plot_sweep`), saved to ``path``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from kit.llm.plots import plot_sweep
+
+    m = data["machine"]
+    fig = plot_sweep(data["concurrency"], f"vLLM {data['tokens_per_stream']} tokens per stream, {m['cpus']} CPU(s): "
+                                          f"16 vs 1 stream {data['ratios']['tokens_per_s_16_vs_1']}x tokens/s")
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+

@@ -93,6 +93,11 @@ def main(argv: list[str]) -> int:
 
         saved.append(saved[0].with_suffix(".png"))
         train.plot_train(data, saved[-1])
+    if args.name == "llm":
+        from kit.bench import llm
+
+        saved.append(saved[0].with_suffix(".png"))
+        llm.plot_llm(data, saved[-1])
     if args.json:
         print(json.dumps(data, indent=2))
     else:

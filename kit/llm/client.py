@@ -157,9 +157,11 @@ def concurrent_streams(base_url: str, model: str, prompts: list[str], max_tokens
 
 
 def sweep(base_url: str, model: str, prompts: list[str], levels: tuple[int, ...] = (1, 2, 4, 8, 16),
-          max_tokens: int = 32, repeat: int = 1, progress: bool = True) -> list[dict[str, Any]]:
+          max_tokens: int = 32, repeat: int = 1, progress: bool = True, warm_up: bool = False
+          ) -> list[dict[str, Any]]:
     """:func:`concurrent_streams` at each number of streams in ``levels`` (prompts reused in turn); with
-    ``repeat`` > 1 the median run by tokens/s. One row (:meth:`LoadResult.to_dict`) per level."""
+    ``repeat`` > 1 the median run by tokens/s; with ``warm_up`` one unmeasured run first at each level (the
+    engine's first batch of a new size can pay for compiling it). One row (:meth:`LoadResult.to_dict`) per level."""
     import os
 
     from kit.serve.loadgen import PROGRESS_ENV
@@ -172,6 +174,8 @@ def sweep(base_url: str, model: str, prompts: list[str], levels: tuple[int, ...]
     rows = []
     for n in levels:
         runs = []
+        if warm_up:
+            concurrent_streams(base_url, model, [prompts[i % len(prompts)] for i in range(n)], max_tokens)
         for _ in range(repeat):
             runs.append(concurrent_streams(base_url, model, [prompts[i % len(prompts)] for i in range(n)], max_tokens))
             if bar is not None:
