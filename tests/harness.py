@@ -74,7 +74,7 @@ DEFAULT_BUDGET = Budget()
 #: stage declares (kit.llm.paths.ENGINE_BUDGET_BYTES, issue 15); its learner version keeps Binder's 2 GiB, where the
 #: stage must take its small in-process path by itself.
 OWN_BUDGETS: dict[tuple[str, str], Budget] = {
-    ("12", "nbval"): Budget(ENGINE_BUDGET_BYTES, ENGINE_BUDGET_BYTES - 2**28, int(3.5 * 2**30), 240),
+    ("12", "nbval"): Budget(ENGINE_BUDGET_BYTES, ENGINE_BUDGET_BYTES - 2**28, int(3.5 * 2**30), 300),
 }
 
 
