@@ -61,7 +61,8 @@ def llm_inference_service(namespace: str, *, name: str = "kit-llm", gpus: int = 
             "model": {"uri": f"pvc://{claim}/{MODEL_DIR}", "name": SERVED_NAME},
             "replicas": replicas,
             "template": {"securityContext": pods.restricted_pod_security_context(), "containers": [main],
-                         "volumes": [{"name": "home", "emptyDir": {}}], **core.gpu_scheduling(gpus)},
+                         "volumes": [{"name": "home", "emptyDir": {}}], **core.gpu_scheduling(gpus),
+                         **pods.api_access()},  # the engine never calls the Kubernetes API
             "router": {"route": {}, "gateway": {}},
         },
     }
